@@ -1,0 +1,98 @@
+"""Anchor tokens: key positions that receive outlier-high attention, found per layer.
+
+Received attention is measured from a fixed set of queries that can all see every candidate
+key (the queries after the prompt range, or the second half of the sequence), so early and late
+keys are compared fairly under the causal mask. A key is an anchor when it receives at least
+``ratio`` times the mean received by the candidate keys: most of the later text's attention stays
+local, so the yardstick is the prompt's own average, not a uniform share of the whole row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from interp.interventions import pattern_hook_name
+
+
+def received_attention(
+    pattern: Float[Tensor, "batch head query key"], query_start: int, key_stop: int
+) -> Float[Tensor, " key"]:
+    """Mean attention (over batch, heads and queries at positions >= ``query_start``) that
+    each key before ``key_stop`` receives."""
+    n_query, n_key = pattern.shape[-2:]
+    first = query_start - (n_key - n_query)
+    if not 0 <= first < n_query or not 0 < key_stop <= query_start:
+        raise ValueError(
+            f"need keys [0, {key_stop}) before queries from {query_start} within a sequence of "
+            f"{n_key} tokens; give a prompt range that ends before the last token"
+        )
+    return pattern[:, :, first:, :key_stop].float().mean(dim=(0, 1, 2))
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """Per-layer anchor positions, their token strings and the attention they receive."""
+
+    tokens: tuple[str, ...]
+    received: Float[Tensor, "layer key"]
+    ratio: float
+    key_range: tuple[int, int]
+
+    def layer(self, layer: int) -> list[int]:
+        start, stop = self.key_range
+        candidates = self.received[layer, start:stop]
+        outlier = candidates >= self.ratio * candidates.mean()
+        return [start + int(i) for i in torch.nonzero(outlier).flatten()]
+
+    def positions(self, layers: Sequence[int] | None = None) -> tuple[int, ...]:
+        """The union of anchor positions over ``layers`` (all layers by default)."""
+        layers = range(self.received.shape[0]) if layers is None else layers
+        return tuple(sorted({p for layer in layers for p in self.layer(layer)}))
+
+    def strings(self, positions: Sequence[int]) -> list[str]:
+        return [self.tokens[p] for p in positions]
+
+    def share(self, positions: Sequence[int] | None = None) -> Float[Tensor, " layer"]:
+        """Per layer, the share of the measured queries' attention that lands on ``positions``."""
+        chosen = list(self.positions() if positions is None else positions)
+        return self.received[:, chosen].sum(dim=-1)
+
+
+@torch.no_grad()
+def detect_anchors(
+    model: Any,
+    tokens: str | Int[Tensor, "1 pos"],
+    *,
+    prompt_range: tuple[int, int] | None = None,
+    ratio: float = 3.0,
+) -> Anchors:
+    """Find the anchor tokens of one sequence, per layer.
+
+    With ``prompt_range=(start, stop)`` the keys are the prompt's and the queries all later
+    tokens; without it, keys are the first half of the sequence and queries the second half.
+    """
+    ids = model.to_tokens(tokens) if isinstance(tokens, str) else tokens
+    if ids.ndim != 2 or ids.shape[0] != 1:
+        raise ValueError(f"detect_anchors takes one sequence, got shape {tuple(ids.shape)}")
+    n = ids.shape[1]
+    if prompt_range is None:
+        start, stop = 0, n // 2
+    else:
+        start, stop = prompt_range
+    if not 0 <= start < stop < n:
+        raise ValueError(
+            f"prompt_range={(start, stop)} does not fit a sequence of {n} tokens; it must satisfy "
+            f"0 <= start < stop < {n} so that some tokens follow it"
+        )
+    names = {pattern_hook_name(layer) for layer in range(model.cfg.n_layers)}
+    _, cache = model.run_with_cache(ids, names_filter=lambda name: name in names)
+    received = torch.stack([
+        received_attention(cache[pattern_hook_name(layer)], stop, stop)
+        for layer in range(model.cfg.n_layers)
+    ])
+    return Anchors(tuple(model.to_str_tokens(ids[0])), received.cpu(), ratio, (start, stop))

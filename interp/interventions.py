@@ -1,0 +1,223 @@
+"""The paper's attention interventions as small values that produce TransformerLens hooks.
+
+Each intervention is a frozen dataclass (it describes itself, so a report can say exactly what
+was done) with one method, ``hooks(n_layers, left_pad)``, returning ``(hook_name, fn)`` pairs on
+``blocks.{l}.attn.hook_pattern``. The edits themselves live in :mod:`interp.patterns`.
+
+``with intervene(model, *interventions): ...`` attaches them for forward passes and generation
+alike and always detaches them on exit. Interventions compose in the order given; hooks on the
+same layer run in that order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Literal, Protocol, Sequence
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from interp import patterns
+
+HookFn = Callable[..., Tensor]
+Hook = tuple[str, HookFn]
+
+
+def pattern_hook_name(layer: int) -> str:
+    return f"blocks.{layer}.attn.hook_pattern"
+
+
+class Intervention(Protocol):
+    def hooks(self, n_layers: int, left_pad: Int[Tensor, " batch"] | None = None) -> list[Hook]: ...
+
+
+def describe(intervention: Any) -> dict[str, Any]:
+    """A JSON-ready record of an intervention: its class and its parameters."""
+    return {"intervention": type(intervention).__name__, **dataclasses.asdict(intervention)}
+
+
+def alternating_layers(first: int = 4, last: int = 8, step: int = 2) -> tuple[int, ...]:
+    """Every other layer from ``first`` to ``last`` inclusive (the paper's 4, 6, 8)."""
+    return tuple(range(first, last + 1, step))
+
+
+def _check_layers(layers: Sequence[int], n_layers: int, what: str) -> None:
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad:
+        raise ValueError(
+            f"{what}: layers {bad} do not exist in a model with {n_layers} layers "
+            f"(valid: 0 to {n_layers - 1}); pass layers= within that range"
+        )
+
+
+def _check_range(prompt_range: tuple[int, int], what: str) -> None:
+    start, stop = prompt_range
+    if not 0 <= start < stop:
+        raise ValueError(
+            f"{what}: prompt_range={prompt_range} is empty or negative; give (start, stop) "
+            "token positions with 0 <= start < stop, counted from each row's first real token"
+        )
+
+
+def _row_offsets(left_pad: Tensor | None, pattern: Tensor) -> Tensor:
+    if left_pad is None:
+        return torch.zeros(pattern.shape[0], dtype=torch.long, device=pattern.device)
+    if left_pad.shape[0] != pattern.shape[0]:
+        raise ValueError(
+            f"left_pad has {left_pad.shape[0]} rows but the batch has {pattern.shape[0]}; "
+            "pass one left-padding count per row"
+        )
+    return left_pad.to(pattern.device)
+
+
+def _edited_queries(
+    offsets: Tensor, pattern: Tensor, stop: int, queries: Literal["after", "all"]
+) -> Tensor:
+    n_query, n_key = pattern.shape[-2:]
+    q_pos = patterns.query_positions(n_query, n_key, pattern.device)
+    if queries == "all":
+        return torch.ones(pattern.shape[0], n_query, dtype=torch.bool, device=pattern.device)
+    return (q_pos[None, :] - offsets[:, None]) >= stop
+
+
+@dataclass(frozen=True)
+class TopLayerEmulation:
+    """The paper's depth-scaled top-layer emulation.
+
+    Layer 0's pattern defines ``M = A_0 > threshold`` per row and head, each query's own key
+    position excluded; every later layer ``l`` scales the masked entries by
+    ``1 + alpha * (1 - l / h)``, ``h = last_layer`` (default: the model's last layer index; the
+    released code hard-codes 31, right for 7B only). No renormalisation unless asked. The mask is
+    recomputed on every forward, so at each KV-cached decoding step it is the new query's row.
+    ``boost_all`` scales every entry instead of the masked ones (the released code's
+    ``boosting_self``).
+    """
+
+    alpha: float = 0.2
+    threshold: float = 0.01
+    last_layer: int | None = None
+    renormalise: bool = False
+    boost_all: bool = False
+
+    def scale(self, layer: int, n_layers: int) -> float:
+        return patterns.depth_scale(layer, self.alpha, self.last_layer or n_layers - 1)
+
+    def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
+        if n_layers < 2:
+            raise ValueError("TopLayerEmulation needs a model with at least 2 layers")
+        if self.last_layer is not None and self.last_layer <= 0:
+            raise ValueError(f"last_layer must be a positive layer index, got {self.last_layer}")
+        state: dict[str, Tensor] = {}
+
+        def record_mask(pattern: Tensor, hook: Any) -> Tensor:
+            state["mask"] = patterns.emulation_mask(pattern, self.threshold)
+            return pattern
+
+        def make_scaler(layer: int) -> HookFn:
+            factor = self.scale(layer, n_layers)
+
+            def scale(pattern: Tensor, hook: Any) -> Tensor:
+                mask = torch.ones_like(pattern, dtype=torch.bool) if self.boost_all else state["mask"]
+                edited = patterns.scale_masked(pattern, mask, factor)
+                return patterns.renormalise(edited) if self.renormalise else edited
+
+            return scale
+
+        return [(pattern_hook_name(0), record_mask)] + [
+            (pattern_hook_name(layer), make_scaler(layer)) for layer in range(1, n_layers)
+        ]
+
+
+@dataclass(frozen=True)
+class PromptRangeRemoval:
+    """Remove attention to the prompt token range in chosen layers (default: 4, 6 and 8).
+
+    ``prompt_range = (start, stop)`` counts from each row's first real token. By default only
+    queries after the range lose it (``queries="after"``): the prompt is still read while it is
+    being encoded, and what is measured is what the later text takes from it.
+    """
+
+    prompt_range: tuple[int, int]
+    layers: tuple[int, ...] = field(default_factory=alternating_layers)
+    renormalise: bool = False
+    queries: Literal["after", "all"] = "after"
+
+    def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
+        _check_range(self.prompt_range, type(self).__name__)
+        _check_layers(self.layers, n_layers, type(self).__name__)
+        start, stop = self.prompt_range
+
+        def remove(pattern: Tensor, hook: Any) -> Tensor:
+            offsets = _row_offsets(left_pad, pattern)
+            keys = patterns.positions_in_range(
+                offsets, torch.arange(pattern.shape[-1], device=pattern.device), start, stop
+            )
+            queries = _edited_queries(offsets, pattern, stop, self.queries)
+            return patterns.remove_keys(pattern, keys, queries, self.renormalise)
+
+        return [(pattern_hook_name(layer), remove) for layer in self.layers]
+
+
+@dataclass(frozen=True)
+class AnchorAblation:
+    """Within the prompt range, remove attention to the anchor tokens, or keep only them.
+
+    ``anchors`` are row-relative token positions (e.g. from :func:`interp.detect_anchors`).
+    ``keep_only=False`` removes them; ``keep_only=True`` is the counter-experiment: every other
+    prompt-range key is removed and only the anchors stay. ``layers=None`` means all layers.
+    """
+
+    prompt_range: tuple[int, int]
+    anchors: tuple[int, ...]
+    keep_only: bool = False
+    layers: tuple[int, ...] | None = None
+    renormalise: bool = False
+    queries: Literal["after", "all"] = "after"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "anchors", tuple(int(a) for a in self.anchors))
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(layer) for layer in self.layers))
+
+    def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
+        name = type(self).__name__
+        _check_range(self.prompt_range, name)
+        start, stop = self.prompt_range
+        outside = [a for a in self.anchors if not start <= a < stop]
+        if outside:
+            raise ValueError(
+                f"{name}: anchors {outside} lie outside prompt_range={self.prompt_range}; "
+                "pass anchor positions inside the range"
+            )
+        layers = tuple(range(n_layers)) if self.layers is None else self.layers
+        _check_layers(layers, n_layers, name)
+        anchors = torch.tensor(self.anchors, dtype=torch.long)
+
+        def ablate(pattern: Tensor, hook: Any) -> Tensor:
+            offsets = _row_offsets(left_pad, pattern)
+            key_pos = torch.arange(pattern.shape[-1], device=pattern.device)
+            in_range = patterns.positions_in_range(offsets, key_pos, start, stop)
+            is_anchor = patterns.positions_in_set(offsets, key_pos, anchors)
+            keys = in_range & ~is_anchor if self.keep_only else in_range & is_anchor
+            queries = _edited_queries(offsets, pattern, stop, self.queries)
+            return patterns.remove_keys(pattern, keys, queries, self.renormalise)
+
+        return [(pattern_hook_name(layer), ablate) for layer in layers]
+
+
+@contextmanager
+def intervene(
+    model: Any, *interventions: Intervention, left_pad: Int[Tensor, " batch"] | None = None
+) -> Iterator[Any]:
+    """Attach the interventions' hooks for the duration of the block; always detach on exit.
+
+    ``left_pad`` gives, per batch row, how many padding tokens precede its first real token,
+    so that row-relative ranges land on the right positions in a left-padded batch.
+    """
+    n_layers = model.cfg.n_layers
+    fwd_hooks = [hook for iv in interventions for hook in iv.hooks(n_layers, left_pad)]
+    with model.hooks(fwd_hooks=fwd_hooks):
+        yield model

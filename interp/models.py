@@ -1,0 +1,258 @@
+"""Load a LLaMA-architecture model into a TransformerLens hooked model.
+
+TransformerLens 4 replaced ``HookedTransformer`` with ``TransformerBridge``. We boot the bridge
+around the Hugging Face model and enable compatibility mode *without* weight processing: the
+hook names are the classic ones (``blocks.{l}.attn.hook_pattern``, ``run_with_hooks``,
+``hooks()``) and the logits equal the Hugging Face model's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaTokenizer
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformer_lens.model_bridge import TransformerBridge
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+LLAMA2C_HEADER = struct.Struct("<7i")
+
+
+class ModelLoadError(ValueError):
+    """A model or tokenizer could not be loaded; the message names the fix."""
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ModelLoadError(f"unsupported dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+
+
+def sentencepiece_tokenizer(model_file: str | Path) -> PreTrainedTokenizerBase:
+    """A LLaMA tokenizer (BOS added, as LLaMA-2 does) from a SentencePiece ``.model`` file."""
+    model_file = Path(model_file)
+    if not model_file.is_file():
+        raise ModelLoadError(f"tokenizer file {model_file} does not exist; pass the path of a SentencePiece .model")
+    # transformers 5 builds LLaMA tokenizers from a directory holding ``tokenizer.model``.
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copyfile(model_file, Path(tmp) / "tokenizer.model")
+        return _finish_tokenizer(LlamaTokenizer.from_pretrained(tmp, add_bos_token=True, add_eos_token=False))
+
+
+def _finish_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    # LLaMA-2 ships no pad token; generation masks padding, so any id will do.
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def _tokenizer_for(tokenizer: Any, default: Path | None, what: str) -> PreTrainedTokenizerBase:
+    """``tokenizer`` as given (an object, a directory or a .model file), else ``default``."""
+    if isinstance(tokenizer, PreTrainedTokenizerBase):
+        return _finish_tokenizer(tokenizer)
+    path = Path(tokenizer) if tokenizer is not None else default
+    if path is not None and path.is_dir():
+        if (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
+            return _finish_tokenizer(AutoTokenizer.from_pretrained(path))
+        if (path / "tokenizer.model").is_file():
+            return sentencepiece_tokenizer(path / "tokenizer.model")
+    elif path is not None:
+        return sentencepiece_tokenizer(path)
+    raise ModelLoadError(
+        f"no tokenizer found for {what}; pass tokenizer= (a SentencePiece .model file, a "
+        "tokenizer directory, or a transformers tokenizer)"
+    )
+
+
+def _check_llama(config: Any, what: str) -> None:
+    if getattr(config, "model_type", None) != "llama":
+        raise ModelLoadError(
+            f"{what} is a {getattr(config, 'model_type', 'unknown')!r} model; interp supports "
+            "LLaMA-architecture models (config model_type 'llama'), such as Llama-2-7b-chat-hf"
+        )
+
+
+def load_model(
+    source: str | Path | PreTrainedModel,
+    *,
+    tokenizer: str | Path | PreTrainedTokenizerBase | None = None,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    n_devices: int | None = None,
+    device_map: str | dict | None = None,
+) -> TransformerBridge:
+    """A TransformerLens hooked model for a LLaMA-architecture model.
+
+    ``source`` is one of: a local Hugging Face LLaMA directory (``config.json``, safetensors or
+    ``.bin`` shards, tokenizer files), a hub name such as ``meta-llama/Llama-2-7b-chat-hf``
+    (online, or already in the local cache), a llama2.c checkpoint (``.bin``; its SentencePiece
+    ``.model`` is taken from ``tokenizer=`` or from beside it), or an in-memory
+    ``LlamaForCausalLM`` (``tokenizer=`` required; the bridge rewires that model in place, so
+    keep a copy if you need the original). ``n_devices`` / ``device_map`` place large
+    models over several GPUs and are passed through to TransformerLens.
+    """
+    torch_dtype = resolve_dtype(dtype)
+    placement = {"n_devices": n_devices, "device_map": device_map}
+    if isinstance(source, PreTrainedModel):
+        _check_llama(source.config, "the given model")
+        return _bridge(source, _tokenizer_for(tokenizer, None, "the given model"), torch_dtype, device)
+    path = Path(source).expanduser()
+    if path.is_file():
+        if path.suffix != ".bin":
+            raise ModelLoadError(
+                f"{path} is a file but not a llama2.c checkpoint (.bin); pass a Hugging Face "
+                "model directory, a hub name, or a llama2.c .bin file"
+            )
+        hf = llama2c_to_hf(path).to(torch_dtype)
+        return _bridge(hf, _tokenizer_for(tokenizer, _single_sp_model(path.parent), str(path)), torch_dtype, device)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(
+                f"{path} has no config.json; pass a Hugging Face model directory (as written by "
+                "save_pretrained) or a llama2.c .bin file"
+            )
+        _check_llama(AutoConfig.from_pretrained(path), str(path))
+        return _boot_named(str(path), _tokenizer_for(tokenizer, path, str(path)), torch_dtype, device, placement)
+    if _looks_like_path(str(source)):
+        raise ModelLoadError(f"{path} does not exist; check the path to the model directory or checkpoint")
+    return _boot_hub(str(source), tokenizer, torch_dtype, device, placement)
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith((".", "/", "~")) or text.count("/") != 1 or text.endswith(".bin")
+
+
+def _single_sp_model(folder: Path) -> Path | None:
+    found = sorted(folder.glob("*.model"))
+    return folder / found[0].name if len(found) == 1 else None
+
+
+def _boot_hub(name: str, tokenizer: Any, dtype: torch.dtype, device: Any, placement: dict) -> TransformerBridge:
+    try:
+        config = AutoConfig.from_pretrained(name)
+        tok = _tokenizer_for(tokenizer, None, name) if tokenizer is not None else _finish_tokenizer(AutoTokenizer.from_pretrained(name))
+    except OSError as err:
+        raise ModelLoadError(
+            f"could not load {name!r} from the Hugging Face hub or the local cache ({err.__class__.__name__}). "
+            f"Download it once while online (`huggingface-cli download {name}`; gated models need "
+            "`huggingface-cli login`) or pass the path of a local model directory"
+        ) from err
+    _check_llama(config, name)
+    return _boot_named(name, tok, dtype, device, placement)
+
+
+def _boot_named(name: str, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype, device: Any, placement: dict) -> TransformerBridge:
+    if placement["n_devices"] is None and placement["device_map"] is None:
+        hf = LlamaForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="eager")
+        return _bridge(hf, tokenizer, dtype, device)
+    bridge = TransformerBridge.boot_transformers(name, tokenizer=tokenizer, dtype=dtype, **placement)
+    return _compat(bridge)
+
+
+def _bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype, device: Any) -> TransformerBridge:
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    hf = hf.to(device=device, dtype=dtype).eval()
+    hf.config.pad_token_id = tokenizer.pad_token_id
+    name = getattr(hf.config, "name_or_path", "") or "llama"
+    bridge = TransformerBridge.boot_transformers(name, hf_model=hf, tokenizer=tokenizer, device=device, dtype=dtype)
+    return _compat(bridge)
+
+
+def _compat(bridge: TransformerBridge) -> TransformerBridge:
+    bridge.enable_compatibility_mode(no_processing=True, disable_warnings=True)
+    return bridge.eval()
+
+
+def llama2c_to_hf(checkpoint: str | Path) -> LlamaForCausalLM:
+    """Convert a legacy llama2.c checkpoint into a Hugging Face ``LlamaForCausalLM``.
+
+    llama2.c rotates interleaved pairs (0,1), (2,3), ... of each head; Hugging Face rotates the
+    two halves of each head. The query and key rows are permuted so both compute the same thing.
+    """
+    raw = Path(checkpoint).read_bytes()
+    if len(raw) < LLAMA2C_HEADER.size:
+        raise ModelLoadError(f"{checkpoint} is too short to be a llama2.c checkpoint")
+    dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len = LLAMA2C_HEADER.unpack_from(raw)
+    shared = vocab > 0
+    vocab = abs(vocab)
+    if min(dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len) <= 0 or dim % n_heads:
+        raise ModelLoadError(f"{checkpoint} has no valid llama2.c header (got {dim=}, {n_heads=}, {n_layers=})")
+    head = dim // n_heads
+    kv_dim = n_kv_heads * head
+    sizes = {
+        "embed": vocab * dim, "attn_norm": n_layers * dim, "wq": n_layers * dim * dim,
+        "wk": n_layers * kv_dim * dim, "wv": n_layers * kv_dim * dim, "wo": n_layers * dim * dim,
+        "ffn_norm": n_layers * dim, "w1": n_layers * hidden * dim, "w2": n_layers * dim * hidden,
+        "w3": n_layers * hidden * dim, "norm": dim, "freq": seq_len * head,
+    }
+    expected = sum(sizes.values()) + (0 if shared else vocab * dim)
+    floats = np.frombuffer(raw, dtype="<f4", offset=LLAMA2C_HEADER.size)
+    if floats.size != expected:
+        raise ModelLoadError(
+            f"{checkpoint}: header says {expected} weights but the file holds {floats.size}; "
+            "only the legacy (version 0, float32) llama2.c format is supported"
+        )
+    chunks, at = {}, 0
+    for key, size in sizes.items():
+        chunks[key] = torch.from_numpy(floats[at : at + size].copy())
+        at += size
+    classifier = chunks["embed"] if shared else torch.from_numpy(floats[at:].copy())
+
+    config = LlamaConfig(
+        vocab_size=vocab, hidden_size=dim, intermediate_size=hidden, num_hidden_layers=n_layers,
+        num_attention_heads=n_heads, num_key_value_heads=n_kv_heads, max_position_embeddings=seq_len,
+        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=shared,
+        bos_token_id=1, eos_token_id=2, attn_implementation="eager",
+    )
+    model = LlamaForCausalLM(config)
+
+    def per_layer(key: str, rows: int, cols: int) -> torch.Tensor:
+        return chunks[key].view(n_layers, rows, cols)
+
+    def halves(w: torch.Tensor, heads: int) -> torch.Tensor:
+        return w.view(heads, head // 2, 2, w.shape[-1]).transpose(1, 2).reshape(w.shape)
+
+    state = {
+        "model.embed_tokens.weight": chunks["embed"].view(vocab, dim),
+        "model.norm.weight": chunks["norm"],
+        "lm_head.weight": classifier.view(vocab, dim),
+    }
+    for i in range(n_layers):
+        prefix = f"model.layers.{i}."
+        state |= {
+            prefix + "input_layernorm.weight": chunks["attn_norm"].view(n_layers, dim)[i],
+            prefix + "post_attention_layernorm.weight": chunks["ffn_norm"].view(n_layers, dim)[i],
+            prefix + "self_attn.q_proj.weight": halves(per_layer("wq", dim, dim)[i], n_heads),
+            prefix + "self_attn.k_proj.weight": halves(per_layer("wk", kv_dim, dim)[i], n_kv_heads),
+            prefix + "self_attn.v_proj.weight": per_layer("wv", kv_dim, dim)[i],
+            prefix + "self_attn.o_proj.weight": per_layer("wo", dim, dim)[i],
+            prefix + "mlp.gate_proj.weight": per_layer("w1", hidden, dim)[i],
+            prefix + "mlp.down_proj.weight": per_layer("w2", dim, hidden)[i],
+            prefix + "mlp.up_proj.weight": per_layer("w3", hidden, dim)[i],
+        }
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def describe_model(model: TransformerBridge) -> dict[str, Any]:
+    """What a report records about the model it ran on."""
+    cfg = model.cfg
+    return json.loads(json.dumps({
+        "name": getattr(cfg, "model_name", None), "n_layers": cfg.n_layers, "n_heads": cfg.n_heads,
+        "d_model": cfg.d_model, "d_vocab": cfg.d_vocab, "dtype": str(cfg.dtype),
+        "device": str(cfg.device), "parameters": sum(p.numel() for p in model.parameters()),
+    }, default=str))
+
+

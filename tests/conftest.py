@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import itertools
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+import interp
+from interp.tiny import random_llama, train_sentencepiece
+from tests.reference import reference_copy
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+STORIES = SHARED / "models" / "stories260K" / "stories260K.bin"
+
+
+def corpus(n: int = 400, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    names = ["Ann", "Bob", "Cy", "Dee", "Eve"]
+    things = ["red hat", "blue cup", "green box", "big dog", "small cat"]
+    return [
+        f"Question: {rng.choice(names)} has a {rng.choice(things)}.\nAnalysis: step {i}; {rng.randint(0, 99)} + {rng.randint(0, 99)}.\nResponse: ({'ABCD'[i % 4]})"
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="session")
+def sp_model(tmp_path_factory) -> Path:
+    return train_sentencepiece(corpus(), tmp_path_factory.mktemp("tok") / "tiny.model", vocab_size=400)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(sp_model):
+    """(reference HF model, hooked model) pairs of tiny random LLaMAs, keyed by depth
+    (32 layers exercises h = 31; 7 is another depth)."""
+    built = {}
+
+    def build(n_layers: int):
+        if n_layers not in built:
+            hf = random_llama(n_layers=n_layers, d_model=64, n_heads=4, n_kv_heads=2,
+                              vocab_size=400, init_std=0.2, seed=n_layers)
+            # The reference is copied first: the bridge rewires the model it wraps in place.
+            built[n_layers] = (reference_copy(hf), interp.load_model(hf, tokenizer=sp_model))
+        return built[n_layers]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def stories():
+    if not STORIES.is_file():
+        pytest.skip(f"stories260K checkpoint not found at {STORIES} (needs ../shared beside the project)")
+    return interp.load_model(STORIES)

@@ -1,0 +1,110 @@
+"""An independent reference: plain Hugging Face LLaMA with a hand-written eager attention.
+
+It shares no code with ``interp``: the paper's edits are written again here, element by element,
+inside an attention function registered with transformers' ``AttentionInterface``. Tests compare
+the hooked model against it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from transformers import AttentionInterface, LlamaForCausalLM
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+NAME = "interp_reference"
+
+
+@dataclass
+class Edit:
+    """What the reference attention does: one of 'none', 'emulation', 'remove', 'anchors'."""
+
+    kind: str = "none"
+    alpha: float = 0.2
+    threshold: float = 0.01
+    last_layer: int = 31
+    prompt_range: tuple[int, int] = (0, 0)
+    layers: tuple[int, ...] = ()
+    anchors: tuple[int, ...] = ()
+    keep_only: bool = False
+    left_pad: list[int] = field(default_factory=list)
+    state: dict = field(default_factory=dict)
+
+
+EDIT = Edit()
+
+
+def _repeat(x: torch.Tensor, groups: int) -> torch.Tensor:
+    return x.repeat_interleave(groups, dim=1)
+
+
+def reference_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    groups = query.shape[1] // key.shape[1]
+    key, value = _repeat(key, groups), _repeat(value, groups)
+    scores = (query @ key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = torch.softmax(scores.float(), dim=-1).to(query.dtype)
+    batch, heads, n_query, n_key = weights.shape
+    layer = module.layer_idx
+    e = EDIT
+    pad = e.left_pad or [0] * batch
+    if e.kind == "emulation":
+        if layer == 0:
+            mask = weights > e.threshold
+            for i in range(n_query):
+                mask[:, :, i, n_key - n_query + i] = False
+            e.state["mask"] = mask
+        else:
+            factor = 1 + e.alpha * (1 - layer / e.last_layer)
+            weights = torch.where(e.state["mask"], weights * factor, weights)
+    elif e.kind in ("remove", "anchors") and (e.kind == "anchors" or layer in e.layers):
+        start, stop = e.prompt_range
+        weights = weights.clone()
+        for b in range(batch):
+            for i in range(n_query):
+                if n_key - n_query + i - pad[b] < stop:
+                    continue
+                for j in range(n_key):
+                    own = j - pad[b]
+                    if not start <= own < stop:
+                        continue
+                    if e.kind == "anchors" and (own in e.anchors) == e.keep_only:
+                        continue
+                    weights[b, :, i, j] = 0.0
+    out = (weights @ value).transpose(1, 2).contiguous()
+    return out, weights
+
+
+AttentionInterface.register(NAME, reference_attention)
+# The additive causal-and-padding mask that eager attention gets.
+AttentionMaskInterface.register(NAME, eager_mask)
+
+
+def reference_copy(model: LlamaForCausalLM) -> LlamaForCausalLM:
+    """A separate copy of ``model`` running the reference attention."""
+    ref = copy.deepcopy(model)
+    ref.config._attn_implementation = NAME
+    for layer in ref.model.layers:
+        layer.self_attn.config._attn_implementation = NAME
+    return ref.eval()
+
+
+@torch.no_grad()
+def reference_greedy(model: LlamaForCausalLM, ids: torch.Tensor, pad: list[int], steps: int) -> torch.Tensor:
+    """Greedy decoding with Hugging Face's own KV cache, one token per step (no EOS stop)."""
+    EDIT.left_pad = pad
+    mask = torch.tensor([[0] * p + [1] * (ids.shape[1] - p) for p in pad])
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    out = model(ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    new = []
+    for _ in range(steps):
+        nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+        new.append(nxt)
+        mask = torch.cat([mask, torch.ones_like(nxt)], dim=1)
+        positions = positions[:, -1:] + 1
+        out = model(nxt, attention_mask=mask, position_ids=positions,
+                    past_key_values=out.past_key_values, use_cache=True)
+    return torch.cat(new, dim=1)

@@ -1,0 +1,85 @@
+"""The hooked model with each intervention against a plain Hugging Face LLaMA whose attention is
+written independently in tests/reference.py (no interp code)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import interp
+from interp.generation import generate_ids, left_pad
+from tests.reference import EDIT, Edit, reference_greedy
+
+DEPTHS = [32, 7]
+
+
+def cases(n_layers: int):
+    last = n_layers - 1
+    yield "none", (), Edit("none")
+    yield "emulation", (interp.TopLayerEmulation(),), Edit("emulation", last_layer=last)
+    yield "emulation-alpha", (interp.TopLayerEmulation(alpha=0.6, threshold=0.05),), Edit(
+        "emulation", alpha=0.6, threshold=0.05, last_layer=last)
+    layers = (4, 6) if n_layers < 9 else (4, 6, 8)
+    yield "prompt-removal", (interp.PromptRangeRemoval((1, 9), layers=layers),), Edit(
+        "remove", prompt_range=(1, 9), layers=layers)
+    yield "anchor-removal", (interp.AnchorAblation((0, 9), anchors=(0, 4, 8)),), Edit(
+        "anchors", prompt_range=(0, 9), anchors=(0, 4, 8))
+    yield "anchor-keep-only", (interp.AnchorAblation((0, 9), anchors=(0, 4, 8), keep_only=True),), Edit(
+        "anchors", prompt_range=(0, 9), anchors=(0, 4, 8), keep_only=True)
+
+
+def set_edit(edit: Edit, pad: list[int]) -> None:
+    for name, value in vars(edit).items():
+        setattr(EDIT, name, value)
+    EDIT.left_pad = pad
+    EDIT.state = {}
+
+
+@pytest.fixture(scope="module", params=DEPTHS)
+def pair(request, tiny_models):
+    ref, model = tiny_models(request.param)
+    return model, ref, request.param
+
+
+def batch():
+    torch.manual_seed(1)
+    rows = [torch.randint(3, 400, (n,)).tolist() for n in (20, 14, 17)]
+    return left_pad(rows, 0)
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_logits_match_reference(pair, case):
+    model, ref, n_layers = pair
+    name, interventions, edit = list(cases(n_layers))[case]
+    ids, pad = batch()
+    mask = (torch.arange(ids.shape[1])[None] >= pad[:, None]).long()
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    set_edit(edit, pad.tolist())
+    with torch.no_grad():
+        expected = ref(ids, attention_mask=mask, position_ids=positions).logits
+        with interp.intervene(model, *interventions, left_pad=pad):
+            got = model(ids, attention_mask=mask, position_ids=positions)
+        plain = model(ids, attention_mask=mask, position_ids=positions)
+    real = mask.bool()
+    assert (got - expected)[real].abs().max() < 1e-4, name
+    if name != "none":  # the edit must matter, or the comparison proves nothing
+        assert (plain - expected)[real].abs().max() > 1e-3, name
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_greedy_tokens_match_reference_with_kv_cache(pair, case):
+    model, ref, n_layers = pair
+    name, interventions, edit = list(cases(n_layers))[case]
+    ids, pad = batch()
+    set_edit(edit, pad.tolist())
+    expected = reference_greedy(ref, ids, pad.tolist(), steps=12)
+    got = generate_ids(model, ids, max_new_tokens=12, pad=pad, interventions=interventions, eos_token_id=-1)
+    assert torch.equal(got, expected), name
+
+
+def test_emulation_uses_the_models_last_layer(tiny_models):
+    _, model = tiny_models(7)
+    hooks = interp.TopLayerEmulation().hooks(model.cfg.n_layers)
+    assert len(hooks) == 7
+    assert interp.TopLayerEmulation().scale(6, 7) == pytest.approx(1.0)
+    assert interp.TopLayerEmulation().scale(3, 7) == pytest.approx(1.1)
