@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine:
+#   make report   creates .venv on first use, installs interp, runs every study -> reports/index.html
+#   make test     creates .venv on first use, installs interp with test extras, runs the tests
+# torch is installed first and pinned, so that pip does not pull a multi-GB CUDA build; on a GPU
+# machine use e.g. `make report TORCH=torch==2.13.0 TORCH_INDEX=https://download.pytorch.org/whl/cu126`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+PY := $(VENV)/bin/python
+
+.PHONY: report test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+report: $(VENV)/.installed
+	$(PY) -m interp run --out reports
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/core.py
+
+clean:
+	rm -rf $(VENV) reports/*.html

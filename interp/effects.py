@@ -1,0 +1,60 @@
+"""What an intervention does to the model's predictions on one prompt-plus-dialogue sequence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Int
+from torch import Tensor
+
+from interp.generation import decode_until_eos, generate_ids
+from interp.interventions import Intervention, intervene
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One intervention's effect, measured on the dialogue positions (after the prompt)."""
+
+    name: str
+    kl: float  # mean KL(original || intervened) of the next-token distributions
+    top1_agreement: float  # share of positions whose argmax is unchanged
+    loss: float  # mean next-token cross-entropy on the dialogue tokens
+    continuation: str
+
+
+@torch.no_grad()
+def intervention_effects(
+    model: Any,
+    ids: Int[Tensor, "1 pos"],
+    prompt_stop: int,
+    variants: Mapping[str, Sequence[Intervention]],
+    *,
+    max_new_tokens: int = 32,
+) -> list[Effect]:
+    """Compare each variant (a list of interventions; an empty list is the original model)
+    against the original: KL and top-1 agreement on the dialogue positions, the dialogue loss,
+    and the greedy continuation."""
+    n = ids.shape[1]
+    if not 0 < prompt_stop < n - 1:
+        raise ValueError(
+            f"the prompt must end before the last two tokens (prompt_stop={prompt_stop}, {n} tokens); "
+            "give a sequence with dialogue after the prompt"
+        )
+    base = model(ids)[0, prompt_stop - 1 : -1].float().log_softmax(-1)
+    targets = ids[0, prompt_stop:].to(base.device)
+    effects = []
+    for name, interventions in variants.items():
+        with intervene(model, *interventions):
+            logp = model(ids)[0, prompt_stop - 1 : -1].float().log_softmax(-1)
+        new = generate_ids(model, ids, max_new_tokens=max_new_tokens, interventions=interventions)[0]
+        effects.append(Effect(
+            name=name,
+            kl=F.kl_div(logp, base, log_target=True, reduction="batchmean").item(),
+            top1_agreement=(logp.argmax(-1) == base.argmax(-1)).float().mean().item(),
+            loss=F.nll_loss(logp, targets).item(),
+            continuation=decode_until_eos(model, new),
+        ))
+    return effects

@@ -1,0 +1,117 @@
+"""Plotly figures for attention studies. Large sequences are average-pooled to ``max_tokens``
+bins so that a 32-layer model on a prompt of several hundred tokens still gives a light page."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from jaxtyping import Float
+from torch import Tensor
+
+MAX_TOKENS = 192
+
+
+def pool(matrix: np.ndarray, labels: Sequence[str], max_tokens: int = MAX_TOKENS) -> tuple[np.ndarray, list[str], int]:
+    """Average-pool the last two axes into at most ``max_tokens`` bins; returns the bin width."""
+    n = matrix.shape[-1]
+    width = max(1, -(-n // max_tokens))
+    if width == 1:
+        return matrix, list(labels), 1
+    bins = -(-n // width)
+    padded = np.zeros(matrix.shape[:-2] + (bins * width, bins * width), dtype=matrix.dtype)
+    padded[..., :n, :n] = matrix
+    pooled = padded.reshape(matrix.shape[:-2] + (bins, width, bins, width)).mean(axis=(-3, -1))
+    return pooled, [f"{labels[i]}…" for i in range(0, n, width)], width
+
+
+def token_labels(tokens: Sequence[str]) -> list[str]:
+    return [f"{i} {tok!r}"[:24] for i, tok in enumerate(tokens)]
+
+
+def _boundary(fig: go.Figure, at: float, row: int | None = None, col: int | None = None) -> None:
+    kwargs = {"row": row, "col": col} if row else {}
+    fig.add_vline(x=at, line=dict(color="red", width=1, dash="dot"), **kwargs)
+    fig.add_hline(y=at, line=dict(color="red", width=1, dash="dot"), **kwargs)
+
+
+def layer_heatmaps(
+    patterns: Float[Tensor, "layer query key"], tokens: Sequence[str], title: str,
+    boundary: int | None = None, layer_names: Sequence[str] | None = None, zmax: float | None = None,
+) -> go.Figure:
+    """One attention matrix per layer, chosen with a slider; the prompt/dialogue boundary in red."""
+    data, labels, width = pool(patterns.numpy(), token_labels(tokens))
+    names = list(layer_names or [f"layer {i}" for i in range(len(data))])
+    fig = go.Figure()
+    for i, matrix in enumerate(data):
+        fig.add_trace(go.Heatmap(
+            z=matrix.astype(np.float32), x=labels, y=labels, visible=i == 0, coloraxis="coloraxis",
+            hovertemplate="query %{y}<br>key %{x}<br>attention %{z:.4f}<extra></extra>",
+        ))
+    steps = [dict(method="update", label=name, args=[{"visible": [j == i for j in range(len(data))]},
+                                                     {"title": f"{title}: {name}"}])
+             for i, name in enumerate(names)]
+    fig.update_layout(
+        title=f"{title}: {names[0]}", height=720, sliders=[dict(steps=steps, currentvalue={"prefix": ""})],
+        yaxis=dict(autorange="reversed", title="query"), xaxis=dict(title="key"),
+        coloraxis=dict(colorscale="Viridis", cmin=0, cmax=zmax or float(data.max() or 1)),
+    )
+    if boundary is not None:
+        _boundary(fig, boundary / width - 0.5)
+    return fig
+
+
+def head_grid(
+    patterns: Float[Tensor, "head query key"], tokens: Sequence[str], title: str, boundary: int | None = None,
+    max_tokens: int = 96,
+) -> go.Figure:
+    """Every head of one layer side by side."""
+    data, labels, width = pool(patterns.numpy(), token_labels(tokens), max_tokens)
+    heads = len(data)
+    cols = min(4, heads)
+    rows = -(-heads // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in range(heads)],
+                        horizontal_spacing=0.03, vertical_spacing=0.06)
+    for h, matrix in enumerate(data):
+        r, c = h // cols + 1, h % cols + 1
+        fig.add_trace(go.Heatmap(z=matrix.astype(np.float32), x=labels, y=labels, coloraxis="coloraxis",
+                                 hovertemplate="query %{y}<br>key %{x}<br>%{z:.4f}<extra></extra>"), row=r, col=c)
+        fig.update_yaxes(autorange="reversed", showticklabels=False, row=r, col=c)
+        fig.update_xaxes(showticklabels=False, row=r, col=c)
+        if boundary is not None:
+            _boundary(fig, boundary / width - 0.5, r, c)
+    fig.update_layout(title=title, height=300 * rows, coloraxis=dict(colorscale="Viridis", cmin=0))
+    return fig
+
+
+def received_lines(received: Float[Tensor, "layer key"], tokens: Sequence[str], anchors: Sequence[Sequence[int]]) -> go.Figure:
+    """Attention received by each prompt key, one line per layer; detected anchors as markers."""
+    labels = token_labels(tokens)[: received.shape[-1]]
+    fig = go.Figure()
+    for layer, row in enumerate(received.numpy()):
+        fig.add_trace(go.Scatter(x=labels, y=row, mode="lines", name=f"layer {layer}",
+                                 visible=True if layer < 8 else "legendonly"))
+        if anchors[layer]:
+            fig.add_trace(go.Scatter(x=[labels[p] for p in anchors[layer]], y=row[list(anchors[layer])],
+                                     mode="markers", marker=dict(size=9, symbol="star"),
+                                     name=f"anchors, layer {layer}", showlegend=False))
+    fig.update_layout(title="Attention received by each prompt token (mean over later queries and heads)",
+                      xaxis_title="key token", yaxis_title="mean attention", height=480)
+    return fig
+
+
+def per_layer_bars(values: dict[str, Sequence[float]], title: str, y_title: str) -> go.Figure:
+    fig = go.Figure()
+    for name, ys in values.items():
+        fig.add_trace(go.Bar(x=list(range(len(ys))), y=list(ys), name=name))
+    fig.update_layout(title=title, xaxis_title="layer", yaxis_title=y_title, barmode="group", height=380)
+    return fig
+
+
+def layer_head_heatmap(values: Float[Tensor, "layer head"], title: str, colorbar: str) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=values.numpy(), colorbar=dict(title=colorbar),
+                               hovertemplate="layer %{y}<br>head %{x}<br>%{z:.4f}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="head", yaxis_title="layer", height=420)
+    return fig

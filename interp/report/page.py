@@ -1,0 +1,105 @@
+"""Self-contained HTML pages: plotly.js embedded once per page, no network needed to open them."""
+
+from __future__ import annotations
+
+import html
+import json
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+import plotly.graph_objects as go
+
+PACKAGES = ("interp", "torch", "transformer-lens", "transformers", "plotly")
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } pre { background: #f7f7f7; padding: 8px; white-space: pre-wrap; }
+.meta { font-size: 0.85em; color: #555; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+"""
+
+
+@dataclass
+class Section:
+    """A titled block of a page: plain text, then figures and tables, in that order."""
+
+    title: str
+    text: str = ""
+    raw_html: str = ""
+    figures: list[go.Figure] = field(default_factory=list)
+    tables: list[tuple[Sequence[str], Sequence[Sequence[Any]]]] = field(default_factory=list)
+    preformatted: str = ""
+
+
+def run_metadata(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Versions, commit and time, recorded on every page."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": _commit(), "packages": versions, **(extra or {}),
+    }
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(cell))}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(cell: Any) -> str:
+    return f"{cell:.4g}" if isinstance(cell, float) else str(cell)
+
+
+def write_page(path: Path, title: str, sections: Sequence[Section], meta: dict[str, Any], back: str | None = "index.html") -> Path:
+    """Write one page; the first figure carries plotly.js inline, the rest reuse it."""
+    parts, embedded = [], False
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        if section.text:
+            parts.append(f"<p>{html.escape(section.text)}</p>")
+        parts.append(section.raw_html)
+        for fig in section.figures:
+            parts.append(fig.to_html(full_html=False, include_plotlyjs=not embedded, config={"responsive": True}))
+            embedded = True
+        for header, rows in section.tables:
+            parts.append(_table(header, rows))
+        if section.preformatted:
+            parts.append(f"<pre>{html.escape(section.preformatted)}</pre>")
+    nav = f'<p><a href="{back}">&larr; all studies</a></p>' if back else ""
+    meta_html = f'<details class="meta"><summary>Run details</summary><pre>{html.escape(json.dumps(meta, indent=2, default=str))}</pre></details>'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{nav}<h1>{html.escape(title)}</h1>{meta_html}{''.join(parts)}</body></html>",
+        encoding="utf-8",
+    )
+    return path
+
+
+def write_index(folder: Path, title: str, pages: Sequence[tuple[str, str, str]], meta: dict[str, Any]) -> Path:
+    """The index: one line per study page, ``(file name, title, one-line summary)``."""
+    rows = "".join(
+        f'<tr><td><a href="{html.escape(name)}">{html.escape(page_title)}</a></td><td>{html.escape(summary)}</td></tr>'
+        for name, page_title, summary in pages
+    )
+    section = Section("Studies", raw_html=f"<table><tr><th>study</th><th>summary</th></tr>{rows}</table>")
+    return write_page(folder / "index.html", title, [section], meta, back=None)

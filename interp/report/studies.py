@@ -1,0 +1,191 @@
+"""Each study: a function from (model, sequence, parameters) to a report page's sections.
+
+The numbers come from the library (:mod:`interp.analysis`, :mod:`interp.anchors`,
+:mod:`interp.effects`); this module only arranges them into figures and tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from interp.analysis import attention_entropy, attention_patterns
+from interp.anchors import Anchors, detect_anchors
+from interp.effects import Effect, intervention_effects
+from interp.interventions import (
+    AnchorAblation, Intervention, PromptRangeRemoval, TopLayerEmulation, alternating_layers, describe,
+)
+from interp.patterns import emulation_mask
+from interp.report import figures
+from interp.report.page import Section
+
+
+@dataclass(frozen=True)
+class Page:
+    name: str
+    title: str
+    summary: str
+    sections: list[Section]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A prompt (the instruction, the paper's prompt range) followed by a dialogue."""
+
+    ids: Int[Tensor, "1 pos"]
+    prompt_stop: int
+    tokens: tuple[str, ...]
+
+    @classmethod
+    def from_text(cls, model: Any, prompt: str, dialogue: str) -> "Example":
+        if not prompt or not dialogue:
+            raise ValueError("both the prompt and the dialogue must be non-empty text")
+        prompt_ids = model.tokenizer(prompt).input_ids
+        dialogue_ids = model.tokenizer(dialogue, add_special_tokens=False).input_ids
+        ids = torch.tensor([prompt_ids + dialogue_ids])
+        return cls(ids, len(prompt_ids), tuple(model.to_str_tokens(ids[0])))
+
+
+def middle_layer(model: Any) -> int:
+    return model.cfg.n_layers // 2
+
+
+def _check_layer(model: Any, layer: int) -> int:
+    if not 0 <= layer < model.cfg.n_layers:
+        raise ValueError(f"layer {layer} does not exist; the model has layers 0 to {model.cfg.n_layers - 1}")
+    return layer
+
+
+def _effects_table(effects: Sequence[Effect]) -> tuple[list[str], list[list[Any]]]:
+    header = ["variant", "KL(original || variant)", "top-1 agreement", "dialogue loss", "greedy continuation"]
+    return header, [[e.name, e.kl, e.top1_agreement, e.loss, e.continuation] for e in effects]
+
+
+def _variants_record(variants: dict[str, Sequence[Intervention]]) -> str:
+    return "\n".join(f"{name}: {[describe(iv) for iv in ivs] or 'no intervention'}" for name, ivs in variants.items())
+
+
+def attention_study(model: Any, example: Example, zoom_layers: Sequence[int] | None = None) -> Page:
+    """The paper's Figure 2: every layer's attention matrix, head-mean and per head."""
+    patterns = attention_patterns(model, example.ids)
+    zoom = [_check_layer(model, layer) for layer in (zoom_layers or (0, middle_layer(model)))]
+    sections = [Section(
+        "Head-mean attention, every layer",
+        f"{len(example.tokens)} tokens; the prompt is tokens 0 to {example.prompt_stop - 1} "
+        "(red dotted line: prompt/dialogue boundary). Move the slider to change layer.",
+        figures=[figures.layer_heatmaps(patterns.mean(1), example.tokens, "Head-mean attention", example.prompt_stop)],
+    )]
+    for layer in zoom:
+        sections.append(Section(f"Layer {layer}, per head", figures=[figures.head_grid(
+            patterns[layer], example.tokens, f"Layer {layer}: every head", example.prompt_stop)]))
+    return Page("attention.html", "Per-layer attention matrices",
+                f"{model.cfg.n_layers} layers x {model.cfg.n_heads} heads; zoom on layers {zoom}", sections)
+
+
+def anchor_study(model: Any, example: Example, ratio: float = 3.0) -> tuple[Page, Anchors]:
+    """Anchor tokens: attention received per key, the detected anchors, their share, entropy."""
+    anchors = detect_anchors(model, example.ids, prompt_range=(0, example.prompt_stop), ratio=ratio)
+    per_layer = [anchors.layer(layer) for layer in range(model.cfg.n_layers)]
+    union = anchors.positions()
+    share = anchors.share(union)
+    rows = [[layer, ", ".join(map(str, pos)) or "-", " ".join(repr(t) for t in anchors.strings(pos)) or "-",
+             float(share[layer])] for layer, pos in enumerate(per_layer)]
+    entropy = attention_entropy(attention_patterns(model, example.ids))
+    sections = [
+        Section("Attention received by prompt tokens", (
+            f"Mean attention that the dialogue's queries (tokens {example.prompt_stop} on) pay to each prompt "
+            f"token, averaged over heads. A token is an anchor in a layer when it receives at least {ratio}x "
+            "the mean over prompt tokens."), figures=[figures.received_lines(anchors.received, example.tokens, per_layer)]),
+        Section("Detected anchors", f"Union over layers: positions {list(union)}, tokens "
+                f"{[t for t in anchors.strings(union)]}.",
+                tables=[(["layer", "anchor positions", "tokens", "share of dialogue attention on all anchors"], rows)]),
+        Section("Share of attention on anchors", figures=[figures.per_layer_bars(
+            {"anchors (union)": share.tolist()}, "Share of the dialogue's attention that lands on anchors", "share")]),
+        Section("Attention entropy", figures=[
+            figures.layer_head_heatmap(entropy, "Mean attention entropy per head (nats)", "nats"),
+            figures.per_layer_bars({"mean over heads": entropy.mean(-1).tolist()}, "Attention entropy per layer", "nats")]),
+    ]
+    summary = f"anchors {list(zip(union, anchors.strings(union)))}; max share {float(share.max()):.2f}"
+    return Page("anchors.html", "Anchor tokens", summary, sections), anchors
+
+
+def _effect_page(model: Any, example: Example, variants: dict[str, Sequence[Intervention]], name: str, title: str,
+                 text: str, layer: int, max_new_tokens: int) -> Page:
+    effects = intervention_effects(model, example.ids, example.prompt_stop, variants, max_new_tokens=max_new_tokens)
+    maps = torch.stack([attention_patterns(model, example.ids, ivs)[layer].mean(0) for ivs in variants.values()])
+    sections = [
+        Section("Effects on the dialogue", text, tables=[_effects_table(effects)], preformatted=_variants_record(variants)),
+        Section(f"Layer {layer} attention under each variant", figures=[figures.layer_heatmaps(
+            maps, example.tokens, f"Layer {layer} head-mean attention", example.prompt_stop, layer_names=list(variants))]),
+    ]
+    worst = max(effects, key=lambda e: e.kl)
+    return Page(name, title, f"largest KL {worst.kl:.3f} ({worst.name})", sections)
+
+
+def ablation_study(model: Any, example: Example, anchors: Sequence[int], layer: int | None = None,
+                   max_new_tokens: int = 32) -> Page:
+    """The paper's Figure 3: anchors removed from the prompt range, and only anchors kept."""
+    prompt = (0, example.prompt_stop)
+    variants = {
+        "original": [],
+        "anchors removed": [AnchorAblation(prompt, tuple(anchors))],
+        "only anchors kept": [AnchorAblation(prompt, tuple(anchors), keep_only=True)],
+    }
+    return _effect_page(model, example, variants, "ablation.html", "Anchor-token ablation and its counter-experiment",
+                        f"Anchors {list(anchors)} within the prompt range, in every layer, for queries after the prompt.",
+                        _check_layer(model, middle_layer(model) if layer is None else layer), max_new_tokens)
+
+
+def removal_study(model: Any, example: Example, first: int = 4, last: int = 8, max_new_tokens: int = 32) -> Page:
+    """The paper's Figure 4: prompt-range attention removed in alternating middle layers."""
+    if not 0 <= first <= last < model.cfg.n_layers:
+        raise ValueError(
+            f"layers {first} to {last} do not fit a model with {model.cfg.n_layers} layers; "
+            f"pass --first/--last between 0 and {model.cfg.n_layers - 1}"
+        )
+    prompt = (0, example.prompt_stop)
+    alternating = alternating_layers(first, last)
+    variants = {
+        "original (none removed)": [],
+        f"alternating layers {list(alternating)}": [PromptRangeRemoval(prompt, layers=alternating)],
+        f"all layers {first}-{last}": [PromptRangeRemoval(prompt, layers=tuple(range(first, last + 1)))],
+    }
+    return _effect_page(model, example, variants, "removal.html", "Alternating-layer prompt removal",
+                        "Attention from the dialogue to the prompt range is removed in the listed layers.",
+                        alternating[0], max_new_tokens)
+
+
+def emulation_study(model: Any, example: Example, emulation: TopLayerEmulation | None = None,
+                    layers: Sequence[int] | None = None, max_new_tokens: int = 32) -> Page:
+    """The depth-scaled top-layer emulation, inspected: layer-0 mask, per-layer scale, before and after."""
+    emulation = emulation or TopLayerEmulation()
+    n = model.cfg.n_layers
+    shown = [_check_layer(model, layer) for layer in (layers or (1, n // 2, n - 1))]
+    before = attention_patterns(model, example.ids)
+    after = attention_patterns(model, example.ids, [emulation])
+    mask = emulation_mask(before[0][None], emulation.threshold)[0].float().mean(0)
+    scales = [1.0] + [emulation.scale(layer, n) for layer in range(1, n)]
+    compare = torch.stack([m for layer in shown for m in (before[layer].mean(0), after[layer].mean(0))])
+    names = [f"layer {layer} {when}" for layer in shown for when in ("before", "after")]
+    effects = intervention_effects(model, example.ids, example.prompt_stop,
+                                   {"original": [], "top-layer emulation": [emulation]}, max_new_tokens=max_new_tokens)
+    sections = [
+        Section("Layer-0 mask", f"Share of heads with A_0 > {emulation.threshold} (own position excluded); "
+                f"{float((mask > 0).float().mean()):.1%} of causal entries are selected by at least one head.",
+                figures=[figures.layer_heatmaps(mask[None], example.tokens, "Layer-0 mask (share of heads)",
+                                                example.prompt_stop, layer_names=["mask"], zmax=1.0)]),
+        Section("Per-layer scale", f"1 + alpha (1 - l / h), alpha={emulation.alpha}, "
+                f"h={emulation.last_layer or n - 1}; layer 0 only defines the mask.",
+                figures=[figures.per_layer_bars({"scale": scales}, "Scale applied to masked entries", "factor")]),
+        Section("Attention before and after", "Row sums exceed one after the edit: no renormalisation, as in the paper.",
+                figures=[figures.layer_heatmaps(compare, example.tokens, "Head-mean attention", example.prompt_stop,
+                                                layer_names=names)]),
+        Section("Effects on the dialogue", tables=[_effects_table(effects)],
+                preformatted=f"{describe(emulation)}"),
+    ]
+    return Page("emulation.html", "Depth-scaled top-layer emulation",
+                f"alpha={emulation.alpha}, threshold={emulation.threshold}; KL {effects[1].kl:.3f}", sections)

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+import interp
+
+PROMPTS = ["Once upon a time", "Tom and Lily went to the park. They saw a dog.", "The cat"]
+
+
+@pytest.mark.parametrize("interventions", [
+    (),
+    (interp.TopLayerEmulation(),),
+    (interp.PromptRangeRemoval((1, 3), layers=(1, 3)),),
+    (interp.AnchorAblation((0, 3), anchors=(0,), keep_only=True),),
+])
+def test_batched_equals_one_at_a_time(stories, interventions):
+    batched = interp.generate(stories, PROMPTS, max_new_tokens=24, interventions=interventions)
+    alone = [interp.generate(stories, p, max_new_tokens=24, interventions=interventions) for p in PROMPTS]
+    assert batched == alone
+    assert len(set(batched)) == 3
+
+
+def test_rows_stop_at_eos_and_are_padded_with_it(stories):
+    period = stories.tokenizer.convert_tokens_to_ids(".")
+    ids = torch.tensor([stories.tokenizer("Once upon a time").input_ids])
+    new = interp.generate(stories, ids.repeat(2, 1), max_new_tokens=30, eos_token_id=period)
+    assert new.shape == (2, 30) and new.dtype == torch.long
+    first = new[0].tolist().index(period)
+    assert first < 29 and (new[:, first:] == period).all()
+    assert interp.generate(stories, "Once upon a time", max_new_tokens=30, eos_token_id=period) == \
+        ", there was a little girl named Lily"
+
+
+def test_interventions_change_generation_and_are_removed_afterwards(stories):
+    plain = interp.generate(stories, PROMPTS[1], max_new_tokens=24)
+    edited = interp.generate(stories, PROMPTS[1], max_new_tokens=24,
+                             interventions=[interp.PromptRangeRemoval((0, 12), layers=(0, 1, 2, 3, 4))])
+    assert edited != plain
+    assert interp.generate(stories, PROMPTS[1], max_new_tokens=24) == plain
+
+
+def test_bad_generation_arguments(stories):
+    with pytest.raises(ValueError, match="empty prompt"):
+        interp.generate(stories, "", max_new_tokens=3)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        interp.generate(stories, "Hi", max_new_tokens=0)
