@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make report   creates .venv on first use, installs interp, runs every study -> reports/index.html
+#                 (on a real model: make report ARGS="--model path/to/Llama-2-7b-chat-hf --dtype float16")
 #   make test     creates .venv on first use, installs interp with test extras, runs the tests
 # torch is installed first and pinned, so that pip does not pull a multi-GB CUDA build; on a GPU
 # machine use e.g. `make report TORCH=torch==2.13.0 TORCH_INDEX=https://download.pytorch.org/whl/cu126`.
@@ -9,7 +10,7 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 
-.PHONY: report test bench clean
+.PHONY: report test bench tiny-models clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +20,20 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 report: $(VENV)/.installed
-	$(PY) -m interp run --out reports
+	$(PY) -m interp run --out reports $(ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/core.py
+	$(PY) benchmarks/harness.py
+
+# Retrain the shipped tiny models from scratch (about 1.5 h on 2 cores), then measure them.
+tiny-models: $(VENV)/.installed
+	rm -rf interp/tiny/models
+	$(PY) -m interp.tiny.build
+	$(PY) -m interp.tiny.evaluate
 
 clean:
 	rm -rf $(VENV) reports/*.html

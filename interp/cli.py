@@ -1,13 +1,15 @@
-"""The ``interp`` command: every study on any model ``load_model`` accepts, or on the default.
+"""The ``interp`` command: every study on any model ``load_model`` accepts, or on the shipped tiny models.
 
-    interp run                       # every study on the default model -> reports/index.html
+    interp run                       # every study on the shipped tiny models -> reports/index.html
     interp run --model PATH          # the same on a LLaMA-2 directory or llama2.c checkpoint
     interp anchors --help            # one study, with its options
+    interp accuracy --benchmark mmlu --data ../shared/data/mmlu --model PATH --limit 5
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -16,88 +18,183 @@ from typing import Any, Callable
 from interp.models import ModelLoadError, describe_model, load_model
 from interp.report import studies
 from interp.report.page import run_metadata, write_index, write_page
-from interp.tiny.default import DIALOGUE, PROMPT, default_model
+
+STUDIES = {
+    "attention": "per-layer attention matrices (Figure 2)",
+    "anchors": "anchor tokens: received attention, detected anchors, share, entropy",
+    "ablation": "anchor-token ablation and keep-only counter-experiment (Figure 3)",
+    "removal": "alternating-layer prompt removal (Figure 4)",
+    "emulation": "depth-scaled top-layer emulation, inspected",
+    "heads": "head probing: sink, previous-token, induction, entropy, ablation effects",
+    "dropout": "attention of two models (without and with attention dropout) and their difference (Figure 5)",
+}
+
+
+def _head(text: str) -> tuple[int, int]:
+    layer, _, head = text.partition(".")
+    if not (layer.isdigit() and head.isdigit()):
+        raise argparse.ArgumentTypeError(f"heads are written LAYER.HEAD, e.g. 3.1; got {text!r}")
+    return int(layer), int(head)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="HF LLaMA directory, hub name or llama2.c .bin (default: built-in tiny model)")
+    parser.add_argument("--model", help="HF LLaMA directory, hub name or llama2.c .bin (default: shipped tiny model)")
     parser.add_argument("--tokenizer", help="tokenizer file or directory, if not beside the model")
     parser.add_argument("--dtype", default=None, help="float32 (default), float16 or bfloat16")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    parser.add_argument("--prompt", default=PROMPT, help="the prompt range's text (the instruction)")
-    parser.add_argument("--dialogue", default=DIALOGUE, help="the text after the prompt")
+    parser.add_argument("--n-devices", type=int, default=None, help="split a large model over this many GPUs")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="greedy continuation length")
+
+
+def _study_options(p: argparse.ArgumentParser, name: str) -> None:
+    every = name == "run"
+    p.add_argument("--prompt", help="the prompt range's text (default: the paper's CoT instruction)")
+    p.add_argument("--dialogue", help="the text after the prompt (default: a held-out question with its answer)")
+    if every or name in ("anchors", "ablation", "heads"):
+        p.add_argument("--ratio", type=float, default=3.0, help="anchor threshold: times the mean received attention")
+    if every or name == "attention":
+        p.add_argument("--zoom-layers", type=int, nargs="+", help="layers shown per head (default: first and middle)")
+    if every or name == "removal":
+        p.add_argument("--first", type=int, default=4, help="first layer of the removal span (default 4)")
+        p.add_argument("--last", type=int, default=8, help="last layer of the removal span (default 8)")
+    if every or name in ("emulation",):
+        p.add_argument("--alpha", type=float, default=0.2)
+        p.add_argument("--threshold", type=float, default=0.01)
+        p.add_argument("--last-layer", type=int, default=None, help="h in 1 + alpha (1 - l/h) (default: last layer)")
+    if every or name == "heads":
+        p.add_argument("--ablation", choices=["zero", "mean"], default="zero", help="how heads are ablated")
+        p.add_argument("--show", type=_head, nargs="+", default=[], help="heads whose pattern to show, e.g. 0.3 5.1")
+    if every or name == "dropout":
+        p.add_argument("--compare-model", help="the second model (default: the shipped dropout-trained model)")
+    if every:
+        p.add_argument("--questions", type=int, default=24, help="held-out questions per family for CoT accuracy")
+        p.add_argument("--cot-tokens", type=int, default=64, help="new tokens per CoT answer (default 64)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="interp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = {
-        "run": "every study, one report with an index",
-        "attention": "per-layer attention matrices (Figure 2)",
-        "anchors": "anchor tokens: received attention, detected anchors, share, entropy",
-        "ablation": "anchor-token ablation and keep-only counter-experiment (Figure 3)",
-        "removal": "alternating-layer prompt removal (Figure 4)",
-        "emulation": "depth-scaled top-layer emulation, inspected",
-    }
-    for name, help_text in commands.items():
+    for name, help_text in {"run": "every study, one report with an index", **STUDIES}.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         _common(p)
-        if name in ("run", "anchors", "ablation"):
-            p.add_argument("--ratio", type=float, default=3.0, help="anchor threshold: times the mean received attention")
-        if name in ("run", "attention"):
-            p.add_argument("--zoom-layers", type=int, nargs="+", help="layers shown per head (default: first and middle)")
-        if name in ("run", "removal"):
-            p.add_argument("--first", type=int, default=4, help="first layer of the removal span (default 4)")
-            p.add_argument("--last", type=int, default=8, help="last layer of the removal span (default 8)")
-        if name in ("run", "emulation"):
-            p.add_argument("--alpha", type=float, default=0.2)
-            p.add_argument("--threshold", type=float, default=0.01)
-            p.add_argument("--last-layer", type=int, default=None, help="h in 1 + alpha (1 - l/h) (default: last layer)")
+        _study_options(p, name)
+    acc = sub.add_parser("accuracy", help="CoT accuracy, baseline vs the method (MMLU, PIQA, SIQA, tiny)",
+                         description="CoT accuracy with and without the top-layer emulation; resumable; "
+                                     "under torchrun each rank takes a shard and rank 0 merges.")
+    _common(acc)
+    acc.add_argument("--benchmark", choices=["mmlu", "piqa", "siqa", "tiny"], required=True)
+    acc.add_argument("--data", help="benchmark files (MMLU test folder, PIQA valid.jsonl, SIQA dev.jsonl); "
+                                    "omitted: load through the datasets library by name")
+    acc.add_argument("--subjects", nargs="+", help="MMLU subjects to run (default: all 57)")
+    acc.add_argument("--limit", type=int, help="at most this many questions per subject (tiny: per family, default 50)")
+    acc.add_argument("--batch-size", type=int, default=8)
+    acc.add_argument("--results", type=Path, help="results folder (default: results/<benchmark>)")
+    acc.add_argument("--direct", action="store_true", help="also run the non-CoT baseline (computed tokens)")
+    acc.add_argument("--chat", action="store_true", help="wrap prompts in the LLaMA-2 chat template")
+    acc.add_argument("--alpha", type=float, default=0.2)
+    acc.add_argument("--threshold", type=float, default=0.01)
+    acc.add_argument("--last-layer", type=int, default=None)
+    acc.set_defaults(max_new_tokens=2048)
     return parser
 
 
-def _pages(args: argparse.Namespace, model: Any, example: studies.Example) -> list[studies.Page]:
-    from interp.interventions import TopLayerEmulation
+def _load(args: argparse.Namespace, path: str | None) -> Any:
+    from interp.tiny.default import load_shipped
 
+    if path is None:
+        return load_shipped()
+    return load_model(path, tokenizer=args.tokenizer, dtype=args.dtype, device=args.device, n_devices=args.n_devices)
+
+
+def _accuracy_page(args: argparse.Namespace, model: Any, items: list, name: str, results: Path,
+                   max_new_tokens: int) -> studies.Page | None:
+    from interp.benchmarks.harness import evaluate
+    from interp.benchmarks.runner import Shard
+    from interp.interventions import TopLayerEmulation
+    from interp.report.accuracy import accuracy_page
+
+    method = TopLayerEmulation(args.alpha, args.threshold, args.last_layer)
+    runs = evaluate(model, items, results, method=[method], max_new_tokens=max_new_tokens,
+                    batch_size=getattr(args, "batch_size", 16), direct=getattr(args, "direct", False),
+                    chat=getattr(args, "chat", False), shard=Shard.from_torchrun())
+    return None if runs is None else accuracy_page(f"CoT accuracy: {name}", runs, "cot", "cot+method", f"accuracy-{name}.html")
+
+
+def _accuracy(args: argparse.Namespace, model: Any) -> list[studies.Page]:
+    from interp.benchmarks.data import load_benchmark
+    from interp.benchmarks.harness import limit_per_subject
+    from interp.tiny.dataset import held_out_items
+
+    if args.benchmark == "tiny":
+        items = held_out_items(args.limit or 50)
+    else:
+        items = limit_per_subject(load_benchmark(args.benchmark, args.data, args.subjects), args.limit)
+    page = _accuracy_page(args, model, items, args.benchmark, args.results or Path("results") / args.benchmark,
+                          args.max_new_tokens)
+    return [page] if page else []
+
+
+def _studies(args: argparse.Namespace, model: Any) -> list[studies.Page]:
+    from interp.interventions import TopLayerEmulation
+    from interp.tiny.default import DROPOUT, default_example, load_shipped
+    from interp.tiny.dataset import held_out_items
+
+    default_prompt, default_dialogue = default_example()
+    example = studies.Example.from_text(model, default_prompt if args.prompt is None else args.prompt,
+                                        default_dialogue if args.dialogue is None else args.dialogue)
+    print(f"{len(example.tokens)} tokens, prompt range 0-{example.prompt_stop}")
     wanted = args.command
     pages: list[studies.Page] = []
-    emulation = lambda: TopLayerEmulation(args.alpha, args.threshold, args.last_layer)  # noqa: E731
-    steps: dict[str, Callable[[], None]] = {
-        "attention": lambda: pages.append(studies.attention_study(model, example, args.zoom_layers)),
-        "anchors": lambda: pages.append(studies.anchor_study(model, example, args.ratio)[0]),
-        "ablation": lambda: pages.append(studies.ablation_study(
-            model, example, studies.anchor_study(model, example, args.ratio)[1].positions(),
-            max_new_tokens=args.max_new_tokens)),
-        "removal": lambda: pages.append(studies.removal_study(model, example, args.first, args.last, args.max_new_tokens)),
-        "emulation": lambda: pages.append(studies.emulation_study(model, example, emulation(), max_new_tokens=args.max_new_tokens)),
+
+    @functools.cache
+    def anchors() -> tuple[studies.Page, Any]:  # shared by the anchors and ablation studies
+        return studies.anchor_study(model, example, args.ratio)
+
+    steps: dict[str, Callable[[], Any]] = {
+        "attention": lambda: studies.attention_study(model, example, args.zoom_layers),
+        "anchors": lambda: anchors()[0],
+        "ablation": lambda: studies.ablation_study(model, example, anchors()[1].positions(), max_new_tokens=args.max_new_tokens),
+        "removal": lambda: studies.removal_study(model, example, args.first, args.last, args.max_new_tokens),
+        "emulation": lambda: studies.emulation_study(
+            model, example, TopLayerEmulation(args.alpha, args.threshold, args.last_layer), max_new_tokens=args.max_new_tokens),
+        "heads": lambda: studies.heads_study(model, example, args.ablation, args.show, args.ratio),
+        "dropout": lambda: studies.dropout_study(
+            model, _load(args, args.compare_model) if args.compare_model else load_shipped(DROPOUT), example,
+            ("this model" if args.model else "no dropout", "compared" if args.compare_model else "attention dropout 0.1")),
     }
     for name, step in steps.items():
-        if wanted in (name, "run"):
-            started = time.perf_counter()
-            step()
-            print(f"  {name}: {time.perf_counter() - started:.1f}s", flush=True)
+        if wanted not in (name, "run") or (name == "dropout" and args.model and not args.compare_model):
+            continue
+        started = time.perf_counter()
+        pages.append(step())
+        print(f"  {name}: {time.perf_counter() - started:.1f}s", flush=True)
+    if wanted == "run" and not args.model:
+        started = time.perf_counter()
+        page = _accuracy_page(args, model, held_out_items(args.questions), "tiny", args.out / "results-tiny", args.cot_tokens)
+        pages.append(page)
+        print(f"  accuracy: {time.perf_counter() - started:.1f}s", flush=True)
     return pages
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    started = time.perf_counter()
     try:
-        model = (load_model(args.model, tokenizer=args.tokenizer, dtype=args.dtype, device=args.device)
-                 if args.model else default_model())
-        example = studies.Example.from_text(model, args.prompt, args.dialogue)
-        print(f"model: {args.model or 'built-in tiny LLaMA'}; {len(example.tokens)} tokens, prompt range 0-{example.prompt_stop}")
-        pages = _pages(args, model, example)
-    except (ModelLoadError, ValueError) as err:
+        model = _load(args, args.model)
+        print(f"model: {args.model or 'shipped tiny LLaMA (cot-tiny)'}")
+        pages = _accuracy(args, model) if args.command == "accuracy" else _studies(args, model)
+    except (ModelLoadError, ValueError, FileNotFoundError) as err:
         print(f"interp: error: {err}", file=sys.stderr)
         return 2
-    meta = run_metadata({"model": args.model or "built-in tiny LLaMA (random weights)", **describe_model(model),
-                         "command": " ".join(sys.argv), "prompt_tokens": example.prompt_stop, "tokens": len(example.tokens)})
+    if not pages:
+        return 0
+    meta = run_metadata({"model": args.model or "shipped tiny LLaMA (cot-tiny)", **describe_model(model),
+                         "command": " ".join(sys.argv), "arguments": vars(args)})
     for page in pages:
         write_page(args.out / page.name, page.title, page.sections, meta)
     index = write_index(args.out, "interp report", [(p.name, p.title, p.summary) for p in pages], meta)
-    print(f"report: {index.resolve()}")
+    print(f"report: {index.resolve()} ({time.perf_counter() - started:.0f}s)")
     return 0
 
 

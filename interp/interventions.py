@@ -208,6 +208,38 @@ class AnchorAblation:
         return [(pattern_hook_name(layer), ablate) for layer in layers]
 
 
+@dataclass(frozen=True)
+class HeadAblation:
+    """Replace attention heads' outputs (``hook_z``, before the output projection) by zero, or by
+    given mean vectors (``means[(layer, head)]``, e.g. from :func:`interp.heads.mean_head_outputs`)."""
+
+    heads: tuple[tuple[int, int], ...]
+    means: dict[tuple[int, int], Tensor] | None = None
+
+    def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
+        _check_layers(sorted({layer for layer, _ in self.heads}), n_layers, type(self).__name__)
+        missing = [h for h in self.heads if self.means is not None and h not in self.means]
+        if missing:
+            raise ValueError(f"HeadAblation: no mean given for heads {missing}; pass means for every head, or none to zero them")
+        by_layer: dict[int, list[int]] = {}
+        for layer, head in self.heads:
+            by_layer.setdefault(layer, []).append(head)
+
+        def make(layer: int) -> HookFn:
+            def ablate(z: Tensor, hook: Any) -> Tensor:  # z: batch pos head d_head
+                bad = [h for h in by_layer[layer] if not 0 <= h < z.shape[2]]
+                if bad:
+                    raise ValueError(f"HeadAblation: heads {bad} do not exist in layer {layer} ({z.shape[2]} heads)")
+                z = z.clone()
+                for head in by_layer[layer]:
+                    z[:, :, head] = 0.0 if self.means is None else self.means[(layer, head)].to(z)
+                return z
+
+            return ablate
+
+        return [(f"blocks.{layer}.attn.hook_z", make(layer)) for layer in by_layer]
+
+
 @contextmanager
 def intervene(
     model: Any, *interventions: Intervention, left_pad: Int[Tensor, " batch"] | None = None

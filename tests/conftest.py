@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import itertools
 import random
 from pathlib import Path
 
 import pytest
-import torch
 
 import interp
 from interp.tiny import random_llama, train_sentencepiece

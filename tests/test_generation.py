@@ -45,3 +45,12 @@ def test_bad_generation_arguments(stories):
         interp.generate(stories, "", max_new_tokens=3)
     with pytest.raises(ValueError, match="max_new_tokens"):
         interp.generate(stories, "Hi", max_new_tokens=0)
+
+
+def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(stories):
+    period = stories.tokenizer.convert_tokens_to_ids(".")
+    method = [interp.TopLayerEmulation()]
+    batched = interp.generate(stories, PROMPTS, max_new_tokens=40, eos_token_id=period, interventions=method)
+    alone = [interp.generate(stories, p, max_new_tokens=40, eos_token_id=period, interventions=method) for p in PROMPTS]
+    assert batched == alone
+    assert len({len(text) for text in batched}) == 3  # the rows stopped at different steps

@@ -7,24 +7,29 @@ import pytest
 from interp.cli import main
 from tests.conftest import STORIES
 
+PAGES = {"index.html", "attention.html", "anchors.html", "ablation.html", "removal.html", "emulation.html",
+         "heads.html", "dropout.html", "accuracy-tiny.html"}
+
 
 def test_main_job_writes_an_offline_report(tmp_path, capsys):
-    assert main(["run", "--out", str(tmp_path), "--max-new-tokens", "4"]) == 0
+    assert main(["run", "--out", str(tmp_path), "--max-new-tokens", "4", "--questions", "3", "--cot-tokens", "8"]) == 0
     assert "report:" in capsys.readouterr().out
-    pages = {p.name for p in tmp_path.glob("*.html")}
-    assert pages == {"index.html", "attention.html", "anchors.html", "ablation.html", "removal.html", "emulation.html"}
+    assert {p.name for p in tmp_path.glob("*.html")} == PAGES
     for page in tmp_path.glob("*.html"):
         text = page.read_text()
         assert not re.search(r"<script[^>]+src=|<link[^>]+href=\"?https?:", text), page.name
         assert "&quot;commit&quot;" in text and "&quot;transformer-lens&quot;" in text
         if page.name != "index.html":  # plotly.js itself is inline
             assert "Plotly.newPlot" in text and len(text) > 3_000_000
+    index = (tmp_path / "index.html").read_text()
+    assert all(name in index for name in PAGES - {"index.html"})
 
 
 @pytest.mark.parametrize("argv, message", [
     (["removal", "--first", "4", "--last", "20"], "do not fit a model with 10 layers"),
     (["attention", "--zoom-layers", "12"], "layer 12 does not exist"),
-    (["anchors", "--prompt", ""], "must be non-empty"),
+    (["heads", "--show", "1.9"], "head 9 does not exist"),
+    (["anchors", "--prompt", "Hi", "--dialogue", ""], "must be non-empty"),
     (["run", "--model", "/no/such/model"], "does not exist"),
 ])
 def test_bad_arguments_give_clear_errors(tmp_path, capsys, argv, message):
@@ -40,3 +45,4 @@ def test_studies_run_on_stories260k(tmp_path):
                  "--first", "1", "--last", "3", "--out", str(tmp_path), "--max-new-tokens", "8"]) == 0
     union = re.search(r"Union over layers: positions [^<]*", (tmp_path / "anchors.html").read_text()).group()
     assert "&#x27;.&#x27;" in union and "&#x27;\\n&#x27;" in union
+    assert not (tmp_path / "dropout.html").exists()  # no second model given

@@ -1,5 +1,6 @@
-"""Plotly figures for attention studies. Large sequences are average-pooled to ``max_tokens``
-bins so that a 32-layer model on a prompt of several hundred tokens still gives a light page."""
+"""Plotly figures for attention studies. Each figure has a budget of matrix cells; longer
+sequences are average-pooled to fit it, so that a 32-layer, 32-head model on a prompt of several
+hundred tokens still gives pages of a few megabytes."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ from plotly.subplots import make_subplots
 from jaxtyping import Float
 from torch import Tensor
 
-MAX_TOKENS = 192
+SLIDER_CELLS = 400_000  # all layers of one sequence, chosen with a slider
+GRID_CELLS = 150_000  # every head of one layer, side by side
 
 
-def pool(matrix: np.ndarray, labels: Sequence[str], max_tokens: int = MAX_TOKENS) -> tuple[np.ndarray, list[str], int]:
+def tokens_within(cells: int, n_matrices: int, cap: int = 384) -> int:
+    """How many token bins per axis let ``n_matrices`` square matrices fit in ``cells``."""
+    return max(32, min(cap, int((cells / max(1, n_matrices)) ** 0.5)))
+
+
+def pool(matrix: np.ndarray, labels: Sequence[str], max_tokens: int) -> tuple[np.ndarray, list[str], int]:
     """Average-pool the last two axes into at most ``max_tokens`` bins; returns the bin width."""
     n = matrix.shape[-1]
     width = max(1, -(-n // max_tokens))
@@ -42,7 +49,7 @@ def layer_heatmaps(
     boundary: int | None = None, layer_names: Sequence[str] | None = None, zmax: float | None = None,
 ) -> go.Figure:
     """One attention matrix per layer, chosen with a slider; the prompt/dialogue boundary in red."""
-    data, labels, width = pool(patterns.numpy(), token_labels(tokens))
+    data, labels, width = pool(patterns.numpy(), token_labels(tokens), tokens_within(SLIDER_CELLS, len(patterns)))
     names = list(layer_names or [f"layer {i}" for i in range(len(data))])
     fig = go.Figure()
     for i, matrix in enumerate(data):
@@ -63,12 +70,21 @@ def layer_heatmaps(
     return fig
 
 
+def difference_heatmaps(
+    difference: Float[Tensor, "layer query key"], tokens: Sequence[str], title: str, boundary: int | None = None,
+) -> go.Figure:
+    """Per-layer differences of two models' attention, on a diverging scale centred on zero."""
+    fig = layer_heatmaps(difference, tokens, title, boundary)
+    bound = float(difference.abs().max() or 1)
+    fig.update_layout(coloraxis=dict(colorscale="RdBu", cmin=-bound, cmax=bound, cmid=0))
+    return fig
+
+
 def head_grid(
     patterns: Float[Tensor, "head query key"], tokens: Sequence[str], title: str, boundary: int | None = None,
-    max_tokens: int = 96,
 ) -> go.Figure:
     """Every head of one layer side by side."""
-    data, labels, width = pool(patterns.numpy(), token_labels(tokens), max_tokens)
+    data, labels, width = pool(patterns.numpy(), token_labels(tokens), tokens_within(GRID_CELLS, len(patterns), 256))
     heads = len(data)
     cols = min(4, heads)
     rows = -(-heads // cols)

@@ -96,10 +96,16 @@ def write_page(path: Path, title: str, sections: Sequence[Section], meta: dict[s
 
 
 def write_index(folder: Path, title: str, pages: Sequence[tuple[str, str, str]], meta: dict[str, Any]) -> Path:
-    """The index: one line per study page, ``(file name, title, one-line summary)``."""
+    """The index, one line per study page ``(file name, title, one-line summary)``. Pages written
+    into the same folder by earlier commands stay listed (``pages.json`` remembers them)."""
+    manifest = folder / "pages.json"
+    known = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    known |= {name: [page_title, summary] for name, page_title, summary in pages}
+    known = {name: entry for name, entry in known.items() if (folder / name).is_file()}
+    manifest.write_text(json.dumps(known, indent=2))
     rows = "".join(
         f'<tr><td><a href="{html.escape(name)}">{html.escape(page_title)}</a></td><td>{html.escape(summary)}</td></tr>'
-        for name, page_title, summary in pages
+        for name, (page_title, summary) in known.items()
     )
     section = Section("Studies", raw_html=f"<table><tr><th>study</th><th>summary</th></tr>{rows}</table>")
     return write_page(folder / "index.html", title, [section], meta, back=None)

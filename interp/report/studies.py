@@ -44,10 +44,15 @@ class Example:
     def from_text(cls, model: Any, prompt: str, dialogue: str) -> "Example":
         if not prompt or not dialogue:
             raise ValueError("both the prompt and the dialogue must be non-empty text")
-        prompt_ids = model.tokenizer(prompt).input_ids
-        dialogue_ids = model.tokenizer(dialogue, add_special_tokens=False).input_ids
-        ids = torch.tensor([prompt_ids + dialogue_ids])
-        return cls(ids, len(prompt_ids), tuple(model.to_str_tokens(ids[0])))
+        # Tokenised as one text, as the model reads it; the prompt ends where the prompt's own
+        # tokenisation stops agreeing with the whole's.
+        full = model.tokenizer(prompt + dialogue).input_ids
+        alone = model.tokenizer(prompt).input_ids
+        stop = next((i for i, (a, b) in enumerate(zip(full, alone)) if a != b), min(len(full), len(alone)))
+        if not 0 < stop < len(full):
+            raise ValueError("the prompt must be followed by at least one dialogue token")
+        ids = torch.tensor([full])
+        return cls(ids, stop, tuple(model.to_str_tokens(ids[0])))
 
 
 def middle_layer(model: Any) -> int:
@@ -189,3 +194,70 @@ def emulation_study(model: Any, example: Example, emulation: TopLayerEmulation |
     ]
     return Page("emulation.html", "Depth-scaled top-layer emulation",
                 f"alpha={emulation.alpha}, threshold={emulation.threshold}; KL {effects[1].kl:.3f}", sections)
+
+
+def heads_study(model: Any, example: Example, mode: str = "zero", show: Sequence[tuple[int, int]] = (),
+                ratio: float = 3.0) -> Page:
+    """Head probing: per-head scores, ablation effects, a ranked table and layer-by-head heatmaps."""
+    from interp.heads import head_scores
+
+    anchors = detect_anchors(model, example.ids, prompt_range=(0, example.prompt_stop), ratio=ratio).positions() or (0,)
+    scores = head_scores(model, example.ids, example.prompt_stop, sinks=anchors, mode=mode)
+    for layer, head in show:
+        _check_layer(model, layer)
+        if not 0 <= head < model.cfg.n_heads:
+            raise ValueError(f"head {head} does not exist; layers have heads 0 to {model.cfg.n_heads - 1}")
+    ranked = scores.ranked()
+    maps = [
+        figures.layer_head_heatmap(scores.ablation, f"Dialogue loss change when the head is {mode}-ablated", "nats"),
+        figures.layer_head_heatmap(scores.sink, f"Sink/anchor score: attention to anchors {list(anchors)}", "share"),
+        figures.layer_head_heatmap(scores.previous_token, "Previous-token score (TransformerLens detector)", "score"),
+        figures.layer_head_heatmap(scores.induction, "Induction score on a repeated random sequence", "score"),
+        figures.layer_head_heatmap(scores.entropy, "Attention entropy", "nats"),
+    ]
+    sections = [
+        Section("Heads ranked by ablation effect", f"Each head's output (hook_z) {mode}-ablated alone; the change "
+                f"in mean cross-entropy on the {example.ids.shape[1] - example.prompt_stop} dialogue tokens.",
+                tables=[(["head", "loss change", "sink/anchor", "previous-token", "induction", "entropy"],
+                         [[r["head"], r["ablation_loss_change"], r["sink"], r["previous_token"], r["induction"],
+                           r["entropy"]] for r in ranked[:40]])]),
+        Section("Layer-by-head maps", figures=maps),
+    ]
+    if show:
+        patterns = attention_patterns(model, example.ids)
+        sections.append(Section("Chosen heads", figures=[figures.layer_heatmaps(
+            torch.stack([patterns[layer, head] for layer, head in show]), example.tokens, "Head pattern",
+            example.prompt_stop, layer_names=[f"head {layer}.{head}" for layer, head in show])]))
+    top = ranked[0]
+    return Page("heads.html", "Head probing", f"most important head {top['head']} (+{top['ablation_loss_change']:.3f} nats)", sections)
+
+
+def dropout_study(model: Any, other: Any, example: Example, names: tuple[str, str]) -> Page:
+    """The paper's Figure 5: the same text's attention in two models, and their difference per layer."""
+    other_ids = other.tokenizer(other.tokenizer.decode(example.ids[0], skip_special_tokens=True)).input_ids
+    if other.cfg.n_layers != model.cfg.n_layers or other_ids != example.ids[0].tolist():
+        raise ValueError("the two models must have the same depth and tokenizer to compare attention position by position")
+    first = attention_patterns(model, example.ids).mean(1)
+    second = attention_patterns(other, example.ids).mean(1)
+    difference = second - first
+    n = model.cfg.n_layers
+    entropy = {names[0]: attention_entropy(first[:, None]).squeeze(-1).tolist(),
+               names[1]: attention_entropy(second[:, None]).squeeze(-1).tolist()}
+    prompt_share = {names[0]: first[:, example.prompt_stop:, :example.prompt_stop].sum(-1).mean(-1).tolist(),
+                    names[1]: second[:, example.prompt_stop:, :example.prompt_stop].sum(-1).mean(-1).tolist()}
+    sections = [
+        Section(f"{names[0]} vs {names[1]}: head-mean attention per layer", figures=[
+            figures.layer_heatmaps(torch.cat([first, second]), example.tokens, "Head-mean attention", example.prompt_stop,
+                                   layer_names=[f"{names[0]} layer {i}" for i in range(n)] + [f"{names[1]} layer {i}" for i in range(n)]),
+        ]),
+        Section(f"Difference ({names[1]} minus {names[0]})", figures=[figures.difference_heatmaps(
+            difference, example.tokens, "Attention difference", example.prompt_stop)]),
+        Section("Per-layer summary", figures=[
+            figures.per_layer_bars(entropy, "Attention entropy per layer (head-mean pattern)", "nats"),
+            figures.per_layer_bars(prompt_share, "Share of the dialogue's attention on the prompt range", "share"),
+            figures.per_layer_bars({"mean |difference|": difference.abs().mean(dim=(-1, -2)).tolist()},
+                                   "Mean absolute difference per layer", "attention")]),
+    ]
+    return Page("dropout.html", "Attention-dropout comparison",
+                f"largest mean |difference| in layer {int(difference.abs().mean(dim=(-1, -2)).argmax())}", sections)
+

@@ -1,0 +1,1 @@
+"""Multiple-choice benchmarks: prompts, answer extraction, data loaders and the accuracy harness."""

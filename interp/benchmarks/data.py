@@ -1,0 +1,175 @@
+"""Benchmark items from their official file formats, or through ``datasets`` by name when online.
+
+- MMLU: a folder of ``<subject>_test.csv`` files, no header: question, A, B, C, D, answer.
+  Read with the csv module, so an option reading ``None`` stays text.
+- PIQA: ``valid.jsonl`` (goal, sol1, sol2) with ``valid-labels.lst`` (0/1).
+- SIQA: ``dev.jsonl`` (context, question, answerA/B/C) with ``dev-labels.lst`` (1-3).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from interp.benchmarks.prompts import letters
+
+MMLU_CATEGORIES = {
+    "STEM": ["abstract_algebra", "anatomy", "astronomy", "college_biology", "college_chemistry",
+             "college_computer_science", "college_mathematics", "college_physics", "computer_security",
+             "conceptual_physics", "electrical_engineering", "elementary_mathematics", "high_school_biology",
+             "high_school_chemistry", "high_school_computer_science", "high_school_mathematics",
+             "high_school_physics", "high_school_statistics", "machine_learning"],
+    "Humanities": ["formal_logic", "high_school_european_history", "high_school_us_history",
+                   "high_school_world_history", "international_law", "jurisprudence", "logical_fallacies",
+                   "moral_disputes", "moral_scenarios", "philosophy", "prehistory", "professional_law",
+                   "world_religions"],
+    "Social Sciences": ["econometrics", "high_school_geography", "high_school_government_and_politics",
+                        "high_school_macroeconomics", "high_school_microeconomics", "high_school_psychology",
+                        "human_sexuality", "professional_psychology", "public_relations", "security_studies",
+                        "sociology", "us_foreign_policy"],
+    "Other": ["business_ethics", "clinical_knowledge", "college_medicine", "global_facts", "human_aging",
+              "management", "marketing", "medical_genetics", "miscellaneous", "nutrition",
+              "professional_accounting", "professional_medicine", "virology"],
+}
+SUBJECT_CATEGORY = {subject: category for category, subjects in MMLU_CATEGORIES.items() for subject in subjects}
+
+
+class DataError(ValueError):
+    """A benchmark file is missing or malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One multiple-choice question, whatever the benchmark."""
+
+    id: str
+    benchmark: str
+    subject: str
+    category: str
+    question: str
+    options: tuple[str, ...]
+    answer: str  # the correct letter
+
+    def __post_init__(self) -> None:
+        if self.answer not in letters(len(self.options)):
+            raise DataError(f"{self.id}: answer {self.answer!r} is not one of {letters(len(self.options))}")
+
+
+def load_mmlu(folder: str | Path, subjects: Sequence[str] | None = None) -> list[Item]:
+    folder = Path(folder)
+    if (folder / "test").is_dir():
+        folder = folder / "test"
+    files = sorted(folder.glob("*_test.csv"))
+    if not files:
+        raise DataError(f"no <subject>_test.csv files in {folder}; pass the MMLU test folder (the 57 subject CSVs)")
+    available = {f.name[: -len("_test.csv")]: f for f in files}
+    chosen = list(subjects) if subjects else sorted(available)
+    unknown = [s for s in chosen if s not in available]
+    if unknown:
+        raise DataError(f"subjects {unknown} not in {folder}; available: {sorted(available)}")
+    items = []
+    for subject in chosen:
+        path = available[subject]
+        with path.open(newline="", encoding="utf-8") as handle:
+            for line, row in enumerate(csv.reader(handle), start=1):
+                if len(row) != 6:
+                    raise DataError(f"{path}:{line}: expected 6 columns (question, A, B, C, D, answer), got {len(row)}")
+                question, *options, answer = row
+                if answer.strip() not in "ABCD" or not answer.strip():
+                    raise DataError(f"{path}:{line}: answer must be A, B, C or D, got {answer!r}")
+                items.append(Item(f"mmlu/{subject}/{line}", "mmlu", subject, SUBJECT_CATEGORY.get(subject, "Other"),
+                                  question, tuple(options), answer.strip()))
+    return items
+
+
+def _jsonl(path: Path, keys: Iterable[str]) -> list[dict]:
+    if not path.is_file():
+        raise DataError(f"{path} does not exist")
+    rows = []
+    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{line}: not valid JSON ({err.msg})") from err
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise DataError(f"{path}:{line}: missing fields {missing}")
+        rows.append(row)
+    return rows
+
+
+def _labels(path: Path, allowed: set[str], count: int, data: Path) -> list[str]:
+    if not path.is_file():
+        raise DataError(f"label file {path} does not exist; it must sit beside {data.name}")
+    labels = [t.strip() for t in path.read_text().splitlines() if t.strip()]
+    for line, label in enumerate(labels, start=1):
+        if label not in allowed:
+            raise DataError(f"{path}:{line}: label {label!r} is not one of {sorted(allowed)}")
+    if len(labels) != count:
+        raise DataError(f"{path} has {len(labels)} labels but {data} has {count} questions")
+    return labels
+
+
+def load_piqa(path: str | Path) -> list[Item]:
+    """``valid.jsonl`` (or its folder); labels from ``valid-labels.lst`` beside it."""
+    path = Path(path)
+    path = path / "valid.jsonl" if path.is_dir() else path
+    rows = _jsonl(path, ("goal", "sol1", "sol2"))
+    labels = _labels(path.with_name(path.stem + "-labels.lst"), {"0", "1"}, len(rows), path)
+    return [Item(f"piqa/{i}", "piqa", "piqa", "PIQA", row["goal"], (row["sol1"], row["sol2"]), "AB"[int(label)])
+            for i, (row, label) in enumerate(zip(rows, labels))]
+
+
+def load_siqa(path: str | Path) -> list[Item]:
+    """``dev.jsonl`` (or its folder); labels from ``dev-labels.lst`` beside it. The question is
+    the context and the question on two lines, as in the paper."""
+    path = Path(path)
+    path = path / "dev.jsonl" if path.is_dir() else path
+    rows = _jsonl(path, ("context", "question", "answerA", "answerB", "answerC"))
+    labels = _labels(path.with_name(path.stem + "-labels.lst"), {"1", "2", "3"}, len(rows), path)
+    return [Item(f"siqa/{i}", "siqa", "siqa", "SIQA", row["context"] + "\n" + row["question"],
+                 (row["answerA"], row["answerB"], row["answerC"]), "ABC"[int(label) - 1])
+            for i, (row, label) in enumerate(zip(rows, labels))]
+
+
+HUB_NAMES = {"mmlu": ("cais/mmlu", "all", "test"), "piqa": ("ybisk/piqa", None, "validation"),
+             "siqa": ("allenai/social_i_qa", None, "validation")}
+
+
+def load_from_hub(benchmark: str) -> list[Item]:
+    """The same benchmark through the ``datasets`` library (needs the network or its cache)."""
+    if benchmark not in HUB_NAMES:
+        raise DataError(f"unknown benchmark {benchmark!r}; choose from {sorted(HUB_NAMES)}")
+    try:
+        import datasets
+    except ImportError as err:
+        raise DataError("loading by name needs the datasets library: pip install datasets") from err
+    name, config, split = HUB_NAMES[benchmark]
+    try:
+        rows = datasets.load_dataset(name, config, split=split)
+    except Exception as err:  # datasets raises many types when offline
+        raise DataError(f"could not load {name} through datasets ({err.__class__.__name__}); "
+                        "pass the local files instead (see ../shared/data or the benchmark's site)") from err
+    if benchmark == "mmlu":
+        return [Item(f"mmlu/{r['subject']}/{i}", "mmlu", r["subject"], SUBJECT_CATEGORY.get(r["subject"], "Other"),
+                     r["question"], tuple(r["choices"]), "ABCD"[r["answer"]]) for i, r in enumerate(rows)]
+    if benchmark == "piqa":
+        return [Item(f"piqa/{i}", "piqa", "piqa", "PIQA", r["goal"], (r["sol1"], r["sol2"]), "AB"[r["label"]])
+                for i, r in enumerate(rows)]
+    return [Item(f"siqa/{i}", "siqa", "siqa", "SIQA", r["context"] + "\n" + r["question"],
+                 (r["answerA"], r["answerB"], r["answerC"]), "ABC"[int(r["label"]) - 1]) for i, r in enumerate(rows)]
+
+
+def load_benchmark(benchmark: str, path: str | Path | None = None, subjects: Sequence[str] | None = None) -> list[Item]:
+    """A benchmark from local files (``path``) or, without a path, through ``datasets``."""
+    if path is None:
+        return load_from_hub(benchmark)
+    loaders = {"mmlu": lambda: load_mmlu(path, subjects), "piqa": lambda: load_piqa(path), "siqa": lambda: load_siqa(path)}
+    if benchmark not in loaders:
+        raise DataError(f"unknown benchmark {benchmark!r}; choose from {sorted(loaders)}")
+    return loaders[benchmark]()

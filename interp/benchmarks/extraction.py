@@ -1,0 +1,60 @@
+"""Answer extraction from free-form responses.
+
+``flexible`` is the paper's cascade: each option's text is replaced by its letter (longest first),
+then "answer is X" / "choose X", "X is correct", a leading letter, the first standalone letter,
+and last fuzzy matching of the response against the option texts. ``strict`` accepts only the
+letter right after ``Response:``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Sequence
+
+from interp.benchmarks.prompts import letters as option_letters
+
+
+def replace_option_text(response: str, options: Sequence[str]) -> str:
+    """Replace each option's text by its letter, longest option first, ignoring case."""
+    labelled = sorted(zip(option_letters(len(options)), options), key=lambda item: len(item[1]), reverse=True)
+    for letter, text in labelled:
+        text = text.strip().rstrip(".")
+        if text:
+            response = re.sub(re.escape(text), letter, response, flags=re.IGNORECASE)
+    return response
+
+
+def _cascade(text: str, allowed: str) -> str | None:
+    x = f"[{allowed}]"
+    not_x = f"[^{allowed}]"
+    patterns = [
+        rf"(?:(?:[Cc]hoose)|(?:(?:[Aa]nswer|[Cc]hoice)(?!{not_x}{{0,20}}?(?:n't|not)){not_x}{{0,10}}?\b(?:|is|:|be))\b){not_x}{{0,20}}?\b({x})\b",
+        rf"\b({x})\b(?!{not_x}{{0,8}}?(?:n't|not){not_x}{{0,5}}?(?:correct|right)){not_x}{{0,10}}?\b(?:correct|right)\b",
+        rf"^({x})(?:\.|,|:|$)",
+        rf"(?<![a-zA-Z])({x})(?![a-zA-Z=])",
+    ]
+    for pattern in patterns:
+        found = re.search(pattern, text)
+        if found:
+            return found.group(1)
+    return None
+
+
+def extract_flexible(response: str, options: Sequence[str]) -> str | None:
+    """The paper's cascade; ``None`` only for an empty response (fuzzy matching always picks one)."""
+    allowed = option_letters(len(options))
+    if not response.strip():
+        return None
+    found = _cascade(replace_option_text(response, options), allowed)
+    if found:
+        return found
+    scores = [difflib.SequenceMatcher(None, response.lower(), option.lower()).ratio() for option in options]
+    return allowed[max(range(len(options)), key=scores.__getitem__)]
+
+
+def extract_strict(response: str, options: Sequence[str]) -> str | None:
+    """The letter right after ``Response:`` (optionally in parentheses), else ``None``."""
+    allowed = option_letters(len(options))
+    found = re.search(rf"Response:\s*\(?([{allowed}])\b", response)
+    return found.group(1) if found else None

@@ -1,0 +1,183 @@
+"""The accuracy harness: batched greedy CoT generation, answer extraction, resumable results.
+
+Every finished example is appended to ``<out>/<variant>.jsonl`` as soon as its batch completes
+(one line each, flushed). Started again, a run skips the ids already there: a run killed at any
+moment loses at most the batch in flight, repeats nothing, and ends with the same results as an
+uninterrupted one (batched generation equals one-at-a-time generation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+from tqdm import tqdm
+
+from interp.benchmarks.data import Item
+from interp.benchmarks.extraction import extract_flexible, extract_strict
+from interp.benchmarks.prompts import chat_template, format_prompt
+from interp.generation import generate_ids, left_pad
+from interp.interventions import Intervention, describe
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How prompts are written and answers generated; recorded beside the results, and a resumed
+    run must use the same (the batch size may change: it does not change results)."""
+
+    cot: bool = True
+    chat: bool = False
+    max_new_tokens: int = 2048
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which slice of the items this process takes (data parallelism over GPUs or machines)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def from_torchrun(cls) -> "Shard":
+        # torchrun tells each process its place through these variables.
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+
+    def take(self, items: Sequence[Item]) -> list[Item]:
+        if not 0 <= self.rank < self.world:
+            raise ValueError(f"rank {self.rank} is outside a world of {self.world}")
+        return list(items[self.rank :: self.world])
+
+    def suffix(self) -> str:
+        return "" if self.world == 1 else f".rank{self.rank}-of-{self.world}"
+
+
+def prompt_for(item: Item, settings: Settings) -> str:
+    prompt = format_prompt(item.question, item.options, cot=settings.cot)
+    return chat_template(prompt) if settings.chat else prompt
+
+
+def results_path(out: Path, variant: str, shard: Shard = Shard()) -> Path:
+    return out / f"{variant}{shard.suffix()}.jsonl"
+
+
+def read_results(path: Path) -> dict[str, dict[str, Any]]:
+    """Finished examples by id. A last line cut off by a kill is ignored (it is redone)."""
+    done = {}
+    if path.is_file():
+        for text in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError:
+                continue
+            done[record["id"]] = record
+    return done
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut a last line left unfinished by a kill, so new records start on a line of their own."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def _batches(items: list[Item], tokens: dict[str, list[int]], size: int) -> Iterator[list[Item]]:
+    # Similar lengths together waste less compute on padding.
+    ordered = sorted(items, key=lambda item: len(tokens[item.id]))
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def run(
+    model: Any,
+    items: Sequence[Item],
+    out: str | Path,
+    *,
+    variant: str,
+    interventions: Sequence[Intervention] = (),
+    settings: Settings = Settings(),
+    shard: Shard = Shard(),
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Answer every item (this shard's share), appending results; returns them in item order."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_settings(out, variant, model, interventions, settings)
+    mine = shard.take(items)
+    path = results_path(out, variant, shard)
+    _drop_partial_line(path)
+    done = read_results(path)
+    todo = [item for item in mine if item.id not in done]
+    tokens = {item.id: model.tokenizer(prompt_for(item, settings)).input_ids for item in todo}
+    eos = model.tokenizer.eos_token_id
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), disable=not progress, unit="q", desc=variant)
+    generated, started = 0, time.perf_counter()
+    with path.open("a", encoding="utf-8") as sink:
+        for batch in _batches(todo, tokens, batch_size):
+            ids, pad = left_pad([tokens[item.id] for item in batch], model.tokenizer.pad_token_id or 0)
+            new = generate_ids(model, ids, max_new_tokens=settings.max_new_tokens, pad=pad, interventions=interventions)
+            for item, row in zip(batch, new.tolist()):
+                record = _record(model, item, row, eos, len(tokens[item.id]))
+                sink.write(json.dumps(record) + "\n")
+                done[item.id] = record
+                generated += record["generated_tokens"]
+            sink.flush()
+            bar.update(len(batch))
+            bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - started):.1f}")
+    bar.close()
+    return [done[item.id] for item in mine]
+
+
+def _record(model: Any, item: Item, row: list[int], eos: int, prompt_tokens: int) -> dict[str, Any]:
+    n = row.index(eos) + 1 if eos in row else len(row)  # the EOS itself is a computed token
+    response = model.tokenizer.decode(row[: n - 1] if eos in row else row, skip_special_tokens=True)
+    flexible, strict = extract_flexible(response, item.options), extract_strict(response, item.options)
+    # JSON-normal (lists, not tuples), so fresh and resumed records compare equal.
+    return json.loads(json.dumps({
+        **asdict(item), "prompt_tokens": prompt_tokens, "generated_tokens": n, "response": response,
+        "pred_flexible": flexible, "pred_strict": strict,
+        "correct_flexible": flexible == item.answer, "correct_strict": strict == item.answer,
+    }))
+
+
+def _write_settings(out: Path, variant: str, model: Any, interventions: Sequence[Intervention], settings: Settings) -> None:
+    identity = {"name": str(getattr(model.cfg, "model_name", "")), "parameters": sum(p.numel() for p in model.parameters()),
+                "dtype": str(model.cfg.dtype)}
+    record = {"variant": variant, "model": identity, "settings": asdict(settings),
+              "interventions": [describe(iv) for iv in interventions]}
+    path = out / f"{variant}.settings.json"
+    if path.is_file() and json.loads(path.read_text()) != json.loads(json.dumps(record)):
+        raise ValueError(
+            f"{path} records a different model or settings for variant {variant!r}; use another results "
+            "folder or variant name, or delete the old results to start afresh"
+        )
+    path.write_text(json.dumps(record, indent=2))
+
+
+def merge_shards(out: str | Path, variant: str, world: int) -> Path:
+    """Combine the rank files of a sharded run into ``<variant>.jsonl`` (rank 0 calls this)."""
+    out = Path(out)
+    merged: dict[str, dict[str, Any]] = {}
+    for rank in range(world):
+        part = results_path(out, variant, Shard(rank, world))
+        if not part.is_file():
+            raise FileNotFoundError(f"{part} is missing: rank {rank} has not finished")
+        merged |= read_results(part)
+    target = results_path(out, variant)
+    target.write_text("".join(json.dumps(r) + "\n" for r in merged.values()), encoding="utf-8")
+    return target
+
+
+def synchronise(shard: Shard) -> None:
+    """Wait for every rank, when running under torchrun with more than one process."""
+    if shard.world > 1 and torch.distributed.is_available():
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        torch.distributed.barrier()

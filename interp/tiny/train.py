@@ -1,0 +1,162 @@
+"""Train a tiny LLaMA on the structured dataset, on the CPU, deterministically and resumably.
+
+The result is a Hugging Face LLaMA directory (safetensors, ``tokenizer.model``, ``training.json``)
+that :func:`interp.load_model` loads like any LLaMA-2 directory. Batch ``s`` is drawn from a
+generator seeded by ``(seed, s)``, so a run resumed from a checkpoint sees exactly the batches an
+uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from interp.benchmarks.prompts import instruction
+from interp.models import sentencepiece_tokenizer
+from interp.tiny.dataset import FAMILIES, questions, take
+from interp.tiny.tokenizer import train_sentencepiece
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    n_layers: int = 10
+    d_model: int = 96
+    n_heads: int = 4
+    d_mlp: int = 256
+    vocab_size: int = 1024
+    attention_dropout: float = 0.0
+    steps: int = 3000
+    batch_size: int = 24
+    lr: float = 3e-3
+    warmup: int = 100
+    weight_decay: float = 0.05
+    short_share: float = 0.5  # share of rows trained without the instruction (short contexts learn look-ups sooner)
+    checkpoint_every: int = 200
+    threads: int = 1
+    families: tuple[str, ...] = FAMILIES
+
+
+def _tokenizer(config: TrainConfig, folder: Path):
+    path = folder / "tokenizer.model"
+    if not path.is_file():
+        corpus = [q.prompt + q.completion for q in take("train", config.seed, 4000, config.families)]
+        train_sentencepiece(corpus, path, config.vocab_size)
+    return sentencepiece_tokenizer(path)
+
+
+def _model(config: TrainConfig, vocab: int) -> LlamaForCausalLM:
+    torch.manual_seed(config.seed)
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=vocab, hidden_size=config.d_model, intermediate_size=config.d_mlp,
+        num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads,
+        num_key_value_heads=config.n_heads, max_position_embeddings=512,
+        attention_dropout=config.attention_dropout, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        tie_word_embeddings=True, attn_implementation="sdpa",
+    ))
+
+
+def _batches(tokenizer: Any, config: TrainConfig, step: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Step ``step``'s rows as right-padded (ids, attention mask, labels), short rows (no
+    instruction) and full rows padded separately so the short ones cost little. Labels cover
+    everything after the instruction: the question and options are full of look-ups (the asked
+    name or variable, the option values), which teach the copying that answering needs."""
+    stream = questions("train", config.seed * 1_000_003 + step, config.families)
+    n_short = round(config.short_share * config.batch_size)
+    groups: list[list[tuple[list[int], int]]] = [[], []]
+    for row in range(config.batch_size):
+        q = next(stream)
+        if row < n_short:
+            groups[0].append((tokenizer(q.short_prompt + q.completion).input_ids + [tokenizer.eos_token_id], 1))
+        else:
+            groups[1].append((tokenizer(q.prompt + q.completion).input_ids + [tokenizer.eos_token_id],
+                              len(tokenizer(instruction(len(q.options))).input_ids)))
+    return [_pad(group) for group in groups if group]
+
+
+def _pad(rows: list[tuple[list[int], int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(row) for row, _ in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    target = torch.full_like(ids, -100)
+    for i, (row, start) in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+        target[i, start : len(row)] = torch.tensor(row[start:])
+    return ids, mask, target
+
+
+def _lr(config: TrainConfig, step: int) -> float:
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> Path:
+    """Train (or resume) into ``out``; returns the finished model directory ``out``."""
+    out = Path(out)
+    work = out / "checkpoint"
+    work.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.threads)
+    tokenizer = _tokenizer(config, work)
+    model = _model(config, len(tokenizer))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
+    state_file = work / "state.pt"
+    start, losses = 0, []
+    if state_file.is_file():
+        state = torch.load(state_file, weights_only=False)
+        if state["config"] != dataclasses.asdict(config):
+            raise ValueError(f"{state_file} was written by a different configuration; delete {work} to start afresh")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        start, losses = state["step"], state["losses"]
+    model.train()
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress,
+               desc=f"training {out.name}", unit="step")
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(config, step)
+        optimizer.zero_grad(set_to_none=True)
+        parts = _batches(tokenizer, config, step)
+        counts = [int((labels[:, 1:] != -100).sum()) for _, _, labels in parts]
+        loss = sum(model(input_ids=ids, attention_mask=mask, labels=labels).loss * n / sum(counts)
+                   for (ids, mask, labels), n in zip(parts, counts))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            _atomic_save({"config": dataclasses.asdict(config), "model": model.state_dict(),
+                          "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                          "step": step + 1, "losses": losses}, state_file)
+    model.eval()
+    model.config.attn_implementation = "eager"
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    shutil.copyfile(work / "tokenizer.model", out / "tokenizer.model")
+    (out / "training.json").write_text(json.dumps({
+        "config": dataclasses.asdict(config), "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
+        "loss_every_50_steps": losses[::50],
+    }, indent=2))
+    return out
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    # A run killed mid-write must not leave a truncated checkpoint behind.
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+

@@ -1,0 +1,28 @@
+"""LLaMA-2-sized reports (32 layers x 32 heads, a prompt of several hundred tokens) stay light."""
+
+from __future__ import annotations
+
+import pytest
+
+import interp
+from interp.report import studies
+from interp.report.page import write_page
+from interp.tiny import random_llama
+
+LIMIT_MB = 12  # plotly.js alone is ~4.6 MB
+
+
+@pytest.fixture(scope="module")
+def wide(sp_model):
+    hf = random_llama(n_layers=32, d_model=128, n_heads=32, vocab_size=400, init_std=0.2, seed=5)
+    return interp.load_model(hf, tokenizer=sp_model)
+
+
+def test_pages_for_a_32_layer_32_head_model_and_a_long_prompt_stay_small(wide, tmp_path):
+    prompt = "Question: Ann has a red hat. " * 40
+    example = studies.Example.from_text(wide, prompt, "Analysis: Ann has it.\nResponse: (A)")
+    assert example.prompt_stop > 300
+    pages = [studies.attention_study(wide, example), studies.anchor_study(wide, example)[0]]
+    for page in pages:
+        path = write_page(tmp_path / page.name, page.title, page.sections, {})
+        assert path.stat().st_size < LIMIT_MB * 2**20, (page.name, path.stat().st_size)
