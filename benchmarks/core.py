@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import copy
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -21,12 +20,7 @@ import torch
 import interp
 from interp.generation import generate_ids
 from interp.tiny import random_llama, train_sentencepiece
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+from timing import rate
 
 
 def main() -> None:
@@ -65,9 +59,8 @@ def main() -> None:
                         model, ids, max_new_tokens=args.new_tokens, interventions=emulation, eos_token_id=-1)),
             }
             for name, (forward, gen) in runs.items():
-                forward()  # warm-up
-                fwd = batch * args.prompt_tokens / min(timed(forward) for _ in range(3))
-                gen_tps = batch * args.new_tokens / timed(gen)
+                fwd = rate(forward, batch * args.prompt_tokens, repeats=3, device=args.device)
+                gen_tps = rate(gen, batch * args.new_tokens, device=args.device)
                 rows.append((batch, name, fwd, gen_tps))
     base = {(b, "fwd"): f for b, n, f, g in rows if n == "HF eager"} | {(b, "gen"): g for b, n, f, g in rows if n == "HF eager"}
     print(f"{'batch':>5} {'variant':<28} {'forward tok/s':>14} {'x HF':>6} {'generate tok/s':>15} {'x HF':>6}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ import torch
 import interp
 from interp.generation import generate_ids
 from interp.tiny import random_llama, train_sentencepiece
+from timing import rate as best_rate
 
 SHAPES = {  # (layers, d_model, heads, d_mlp)
     "50m": (8, 512, 8, 1376),
@@ -68,13 +68,7 @@ def main() -> None:
         return torch.randint(3, 32000, (batch, args.prompt_tokens), device=args.device)
 
     def rate(fn, tokens: int) -> float:
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return tokens / (time.perf_counter() - start)
+        return best_rate(fn, tokens, device=args.device)
 
     with torch.inference_mode():
         paper = rate(lambda: paper_loop(plain, tokenizer, prompt(1), args.new_tokens), args.new_tokens)
