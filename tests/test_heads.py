@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 import interp
@@ -36,11 +37,5 @@ def test_head_scores_rank_by_ablation_effect(stories):
     assert ranked[0]["ablation_loss_change"] == scores.ablation.max().item()
     layer, head = map(int, ranked[0]["head"].split("."))
     assert dialogue_loss(stories, ids, 10, [HeadAblation(((layer, head),))]) - dialogue_loss(stories, ids, 10) \
-        == pytest_approx(ranked[0]["ablation_loss_change"])
+        == pytest.approx(ranked[0]["ablation_loss_change"], abs=1e-6)
     assert scores.previous_token.shape == (5, 8) and 0 <= scores.induction.min() <= scores.induction.max() <= 1
-
-
-def pytest_approx(x):
-    import pytest
-
-    return pytest.approx(x, abs=1e-6)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from interp.benchmarks.data import Item
 from interp.benchmarks.extraction import extract_flexible, extract_strict
 from interp.benchmarks.prompts import chat_template, format_prompt
-from interp.generation import generate_ids, left_pad
+from interp.generation import decode_until_eos, generate_ids, left_pad
 from interp.interventions import Intervention, describe
 
 
@@ -123,7 +123,7 @@ def run(
         for batch in _batches(todo, tokens, batch_size):
             ids, pad = left_pad([tokens[item.id] for item in batch], model.tokenizer.pad_token_id or 0)
             new = generate_ids(model, ids, max_new_tokens=settings.max_new_tokens, pad=pad, interventions=interventions)
-            for item, row in zip(batch, new.tolist()):
+            for item, row in zip(batch, new):
                 record = _record(model, item, row, eos, len(tokens[item.id]))
                 sink.write(json.dumps(record) + "\n")
                 done[item.id] = record
@@ -135,9 +135,10 @@ def run(
     return [done[item.id] for item in mine]
 
 
-def _record(model: Any, item: Item, row: list[int], eos: int, prompt_tokens: int) -> dict[str, Any]:
-    n = row.index(eos) + 1 if eos in row else len(row)  # the EOS itself is a computed token
-    response = model.tokenizer.decode(row[: n - 1] if eos in row else row, skip_special_tokens=True)
+def _record(model: Any, item: Item, row: torch.Tensor, eos: int, prompt_tokens: int) -> dict[str, Any]:
+    ids = row.tolist()
+    n = ids.index(eos) + 1 if eos in ids else len(ids)  # the EOS itself is a computed token
+    response = decode_until_eos(model, row, eos)
     flexible, strict = extract_flexible(response, item.options), extract_strict(response, item.options)
     # JSON-normal (lists, not tuples), so fresh and resumed records compare equal.
     return json.loads(json.dumps({
