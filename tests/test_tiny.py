@@ -63,6 +63,7 @@ def test_training_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "_batches", real)
     resumed = train(SMALL, tmp_path / "c", progress=False)
     assert all(torch.equal(weights[k], v) for k, v in load_file(resumed / "model.safetensors").items())
+    train(dataclasses.replace(SMALL, threads=2), tmp_path / "c", progress=False)  # more threads: same run
     with pytest.raises(ValueError, match="different configuration"):
         train(dataclasses.replace(SMALL, lr=1e-3), tmp_path / "c", progress=False)
 
@@ -78,6 +79,7 @@ def test_shipped_models_answer_in_the_cot_layout_and_record_how_they_were_made(n
     import json
 
     from interp.benchmarks.extraction import extract_strict
+    from interp.benchmarks.prompts import format_prompt
     from interp.tiny.default import load_shipped, shipped
 
     record = json.loads((shipped(name) / "training.json").read_text())
@@ -85,8 +87,6 @@ def test_shipped_models_answer_in_the_cot_layout_and_record_how_they_were_made(n
     assert {"stem", "social"} <= set(record["held_out_accuracy"]["strict"])
     model = load_shipped(name)
     items = held_out_items(3)
-    from interp.benchmarks.prompts import format_prompt
-
-    texts = interp.generate(model, [format_prompt(i.question, i.options) for i in items], max_new_tokens=48)
+    texts = interp.generate(model, [format_prompt(i.question, i.options) for i in items], max_new_tokens=64)
     for item, text in zip(items, texts):
         assert extract_strict(text, item.options) is not None, text

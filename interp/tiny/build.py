@@ -1,8 +1,9 @@
 """Retrain the two shipped tiny models (without and with attention dropout), in parallel.
 
-    python -m interp.tiny.build [--out DIR] [--steps N]
+    python -m interp.tiny.build [--out DIR] [--steps N] [--threads N] [--variants NAME ...]
 
-Each variant trains in its own process with one thread (the machines here have two cores).
+Each variant trains in its own process with one thread by default (the machines here have two
+cores); a variant whose checkpoint is in DIR/NAME/checkpoint resumes from it, with any --threads.
 Weights are stored in float16 to keep the package small; held-out accuracy is measured on the
 stored weights by ``python -m interp.tiny.evaluate``.
 """
@@ -43,10 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=SHIPPED, help=f"where to write the models (default: {SHIPPED})")
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--threads", type=int, default=TrainConfig.threads, help="threads per variant (default 1)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="which models to (re)train (default: both)")
     args = parser.parse_args(argv)
     jobs = []
-    for name, dropout in VARIANTS.items():
-        config = dataclasses.replace(TrainConfig(), steps=args.steps, seed=args.seed, attention_dropout=dropout)
+    for name in args.variants:
+        dropout = VARIANTS[name]
+        config = dataclasses.replace(TrainConfig(), steps=args.steps, seed=args.seed, attention_dropout=dropout,
+                                     threads=args.threads)
         jobs.append(multiprocessing.Process(target=_train_one, args=(name, config, args.out)))
     for job in jobs:
         job.start()

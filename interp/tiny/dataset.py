@@ -5,8 +5,8 @@ options, ``Analysis:`` with short step-by-step reasoning, and ``Response:`` with
 Two families, told apart in the results, both answerable by look-up from the context (what
 small models learn first, and what attention heads visibly do):
 
-- ``stem``: variable bindings, "Let x = 7, y = 3 and z = 5. What is the value of y?"
-- ``social``: who has what, "Ann has the red cup and Bob has the blue hat. Who has the blue hat?"
+- ``stem``: variable values, "Values: m 51, y 84, z 44. What is z?" (two-digit answers)
+- ``social``: who owns what, "Owners: cup Ann, hat Bob. Who owns the hat?" (one-word answers)
 
 With 2, 3 and 4 options, the correct letter cycling so that answers are balanced. The held-out
 split is a hash of the question text: no training example can equal a held-out one.
@@ -25,7 +25,6 @@ FAMILIES = ("stem", "social")
 VARIABLES = list("abcdfghkmnpqrstuvwxyz")
 NAMES = ["Ann", "Bob", "Cat", "Dan", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Lea", "Max", "Ned",
          "Oli", "Pam", "Ray", "Sue", "Tom", "Uma", "Val", "Wes", "Zoe"]
-COLOURS = ["red", "blue", "green", "brown", "pink", "black", "white", "gold"]
 THINGS = ["cup", "hat", "book", "ball", "coat", "pen", "box", "key", "lamp", "sock"]
 HELD_OUT_SHARE = 10  # one question text in ten is held out
 
@@ -63,36 +62,37 @@ def is_held_out(question: str, options: tuple[str, ...]) -> bool:
     return digest[0] % HELD_OUT_SHARE == 0
 
 
-def _stem(rng: random.Random, n_options: int, answer_index: int) -> Question:
-    n_vars = rng.randint(max(2, n_options - 1), 4)
-    names = rng.sample(VARIABLES, n_vars)
-    values = rng.sample(range(10, 100), n_vars)
-    asked = rng.randrange(n_vars)
-    bindings = ", ".join(f"{v} = {n}" for v, n in zip(names[:-1], values[:-1])) + f" and {names[-1]} = {values[-1]}"
-    question = f"Let {bindings}. What is the value of {names[asked]}?"
-    # Distractors are the other variables' values first, so reading the wrong binding is penalised.
-    others = [n for i, n in enumerate(values) if i != asked]
-    others += [n for n in rng.sample(range(10, 100), 8) if n not in values]
-    options = [str(n) for n in others[: n_options - 1]]
-    options.insert(answer_index, str(values[asked]))
+def _lookup(rng: random.Random, family: str, n_options: int, answer_index: int, keys: list[str],
+            values: list[str], template: str) -> Question:
+    """A table of ``key value`` pairs, a question about one key, and options that are values.
+
+    Keys precede their values, so the look-up is a copy of what follows the asked key (what
+    induction heads do); the analysis then walks the options one by one, "A. 51 vs 44 no. B. 44 vs
+    44 yes.", so that choosing the letter is a comparison of neighbouring tokens, not a search.
+    """
+    n_pairs = rng.randint(max(2, n_options - 1), 4)
+    asked_keys = rng.sample(keys, n_pairs)
+    asked_values = rng.sample(values, n_pairs)
+    asked = rng.randrange(n_pairs)
+    key, value = asked_keys[asked], asked_values[asked]
+    # Distractors are the other pairs' values first, so reading the wrong pair is penalised.
+    others = [v for i, v in enumerate(asked_values) if i != asked]
+    others += [v for v in rng.sample(values, 8) if v not in asked_values]
+    options = others[: n_options - 1]
+    options.insert(answer_index, value)
+    table = ", ".join(f"{k} {v}" for k, v in zip(asked_keys, asked_values))
     letter = letters(n_options)[answer_index]
-    analysis = f"We look for {names[asked]}. {names[asked]} = {values[asked]}. {values[asked]} is option {letter}."
-    return Question("stem", question, tuple(options), letter, analysis)
+    steps = " ".join(f"{x}. {o} vs {value} {'yes' if o == value else 'no'}." for x, o in zip(letters(n_options), options))
+    return Question(family, template.format(table=table, key=key), tuple(options), letter, f"{key} {value}. {steps}")
+
+
+def _stem(rng: random.Random, n_options: int, answer_index: int) -> Question:
+    return _lookup(rng, "stem", n_options, answer_index, VARIABLES, [str(n) for n in range(10, 100)],
+                   "Values: {table}. What is {key}?")
 
 
 def _social(rng: random.Random, n_options: int, answer_index: int) -> Question:
-    n_people = rng.randint(max(2, n_options - 1), 3)
-    people = rng.sample(NAMES, n_people)
-    items = [f"{c} {t}" for c, t in zip(rng.sample(COLOURS, n_people), rng.sample(THINGS, n_people))]
-    asked = rng.randrange(n_people)
-    facts = ", ".join(f"{p} has the {i}" for p, i in zip(people[:-1], items[:-1])) + f" and {people[-1]} has the {items[-1]}"
-    question = f"{facts}. Who has the {items[asked]}?"
-    others = [p for i, p in enumerate(people) if i != asked] + [p for p in rng.sample(NAMES, 8) if p not in people]
-    options = others[: n_options - 1]
-    options.insert(answer_index, people[asked])
-    letter = letters(n_options)[answer_index]
-    analysis = f"We look for the {items[asked]}. {people[asked]} has the {items[asked]}. {people[asked]} is option {letter}."
-    return Question("social", question, tuple(options), letter, analysis)
+    return _lookup(rng, "social", n_options, answer_index, THINGS, NAMES, "Owners: {table}. Who owns the {key}?")
 
 
 MAKERS = {"stem": _stem, "social": _social}

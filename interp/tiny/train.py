@@ -35,12 +35,18 @@ class TrainConfig:
     d_mlp: int = 256
     vocab_size: int = 1024
     attention_dropout: float = 0.0
-    steps: int = 3000
-    batch_size: int = 24
-    lr: float = 3e-3
+    steps: int = 5000
+    batch_size: int = 32
+    lr: float = 2e-3
     warmup: int = 100
     weight_decay: float = 0.05
-    short_share: float = 0.5  # share of rows trained without the instruction (short contexts learn look-ups sooner)
+    # Look-ups are learnt far sooner on short contexts: the first `short_steps` steps train on
+    # questions alone, later steps put the instruction in front of `1 - short_share` of the rows.
+    short_steps: int = 2000
+    short_share: float = 0.75
+    # Whether the question's tokens are trained on too; the table's random values are noise to the
+    # look-ups, so by default only the analysis and the response are.
+    question_loss: bool = False
     checkpoint_every: int = 200
     threads: int = 1
     families: tuple[str, ...] = FAMILIES
@@ -67,19 +73,18 @@ def _model(config: TrainConfig, vocab: int) -> LlamaForCausalLM:
 
 def _batches(tokenizer: Any, config: TrainConfig, step: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Step ``step``'s rows as right-padded (ids, attention mask, labels), short rows (no
-    instruction) and full rows padded separately so the short ones cost little. Labels cover
-    everything after the instruction: the question and options are full of look-ups (the asked
-    name or variable, the option values), which teach the copying that answering needs."""
+    instruction) and full rows padded separately so the short ones cost little. Labels cover the
+    analysis and the response (with ``question_loss``, everything after the instruction)."""
     stream = questions("train", config.seed * 1_000_003 + step, config.families)
-    n_short = round(config.short_share * config.batch_size)
+    share = 1.0 if step < config.short_steps else config.short_share
+    n_short = round(share * config.batch_size)
     groups: list[list[tuple[list[int], int]]] = [[], []]
     for row in range(config.batch_size):
         q = next(stream)
-        if row < n_short:
-            groups[0].append((tokenizer(q.short_prompt + q.completion).input_ids + [tokenizer.eos_token_id], 1))
-        else:
-            groups[1].append((tokenizer(q.prompt + q.completion).input_ids + [tokenizer.eos_token_id],
-                              len(tokenizer(instruction(len(q.options))).input_ids)))
+        prompt = q.short_prompt if row < n_short else q.prompt
+        unlabelled = (instruction(len(q.options)) if row >= n_short else "") if config.question_loss else prompt
+        ids = tokenizer(prompt + q.completion).input_ids + [tokenizer.eos_token_id]
+        groups[row >= n_short].append((ids, max(1, len(tokenizer(unlabelled).input_ids))))
     return [_pad(group) for group in groups if group]
 
 
@@ -115,7 +120,7 @@ def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> Pat
     start, losses = 0, []
     if state_file.is_file():
         state = torch.load(state_file, weights_only=False)
-        if state["config"] != dataclasses.asdict(config):
+        if _identity(state["config"]) != _identity(dataclasses.asdict(config)):
             raise ValueError(f"{state_file} was written by a different configuration; delete {work} to start afresh")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -151,6 +156,11 @@ def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> Pat
         "loss_every_50_steps": losses[::50],
     }, indent=2))
     return out
+
+
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    # The thread count changes speed, not what is trained, so a run may resume with more threads.
+    return {k: v for k, v in config.items() if k != "threads"}
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
