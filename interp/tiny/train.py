@@ -81,10 +81,14 @@ def _batches(tokenizer: Any, config: TrainConfig, step: int) -> list[tuple[torch
     groups: list[list[tuple[list[int], int]]] = [[], []]
     for row in range(config.batch_size):
         q = next(stream)
-        prompt = q.short_prompt if row < n_short else q.prompt
-        unlabelled = (instruction(len(q.options)) if row >= n_short else "") if config.question_loss else prompt
+        full = row >= n_short
+        prompt = q.prompt if full else q.short_prompt
+        if config.question_loss:  # everything after the instruction (after BOS alone in short rows)
+            unlabelled = instruction(len(q.options)) if full else ""
+        else:
+            unlabelled = prompt
         ids = tokenizer(prompt + q.completion).input_ids + [tokenizer.eos_token_id]
-        groups[row >= n_short].append((ids, max(1, len(tokenizer(unlabelled).input_ids))))
+        groups[full].append((ids, len(tokenizer(unlabelled).input_ids)))
     return [_pad(group) for group in groups if group]
 
 
