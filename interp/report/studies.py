@@ -67,7 +67,9 @@ def _check_layer(model: Any, layer: int) -> int:
 
 def _effects_table(effects: Sequence[Effect]) -> tuple[list[str], list[list[Any]]]:
     header = ["variant", "KL(original || variant)", "top-1 agreement", "dialogue loss", "greedy continuation"]
-    return header, [[e.name, e.kl, e.top1_agreement, e.loss, e.continuation] for e in effects]
+    # An empty continuation means the model ended the sequence at once; say so rather than show a blank.
+    return header, [[e.name, e.kl, e.top1_agreement, e.loss, e.continuation or "(end of sequence at once)"]
+                    for e in effects]
 
 
 def _variants_record(variants: dict[str, Sequence[Intervention]]) -> str:
