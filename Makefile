@@ -29,7 +29,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/core.py
 	$(PY) benchmarks/harness.py
 
-# Retrain the shipped tiny models from scratch (about an hour on 2 cores), then measure them.
+# Retrain the shipped tiny models from scratch (70 minutes on 2 cores), then measure them.
 tiny-models: $(VENV)/.installed
 	rm -rf interp/tiny/models
 	$(PY) -m interp.tiny.build

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import re
 
 import pytest
@@ -13,11 +14,11 @@ from safetensors.torch import load_file
 import interp
 from interp.benchmarks.prompts import instruction
 from interp.tiny import train as train_module
-from interp.tiny.dataset import FAMILIES, held_out_items, take
+from interp.tiny.dataset import FAMILIES, drills, held_out_items, take
 from interp.tiny.train import TrainConfig, train
 
-SMALL = TrainConfig(n_layers=2, d_model=32, n_heads=2, d_mlp=64, vocab_size=400, steps=6, batch_size=3,
-                    warmup=2, checkpoint_every=3)
+SMALL = TrainConfig(n_layers=2, d_model=32, n_heads=2, d_mlp=64, vocab_size=1024, steps=6, batch_size=4,
+                    warmup=2, short_steps=3, checkpoint_every=3)
 
 
 def test_questions_follow_the_papers_cot_layout():
@@ -42,6 +43,21 @@ def test_held_out_split_never_overlaps_training():
     assert all(q.held_out for q in held) and not any(q.held_out for q in take("train", 0, 300))
     assert not train_texts & {(q.question, q.options) for q in held}
     assert len({i.id for i in held_out_items(10)}) == 20
+
+
+def test_drills_ask_keys_of_their_own_table():
+    for drill in itertools.islice(drills(0), 50):
+        pairs = re.findall(r"(\w+) (\w+)[,.]", drill.table)
+        assert 2 <= len(pairs) <= 6 and set(drill.asked) <= set(pairs)
+
+
+def test_the_tiny_tokenizer_keeps_every_table_word_whole(tmp_path):
+    tokenizer = train_module._tokenizer(SMALL, tmp_path)
+    for text, pieces in [(" m 51, z 44.", ["▁m", "▁51", ",", "▁z", "▁44", "."]),
+                         (" Who owns the hat? hat Bob.", ["▁Who", "▁owns", "▁the", "▁hat", "?", "▁hat", "▁Bob", "."])]:
+        assert tokenizer.convert_ids_to_tokens(tokenizer(text, add_special_tokens=False).input_ids) == pieces
+    with pytest.raises(ValueError, match="raise vocab_size"):
+        train_module._tokenizer(dataclasses.replace(SMALL, vocab_size=400), tmp_path / "small")
 
 
 def test_training_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
@@ -75,7 +91,7 @@ def test_a_trained_model_loads_like_any_llama_directory(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["cot-tiny", "cot-tiny-dropout"])
-def test_shipped_models_answer_in_the_cot_layout_and_record_how_they_were_made(name):
+def test_shipped_models_beat_chance_on_held_out_questions_and_record_how_they_were_made(name):
     import json
 
     from interp.benchmarks.extraction import extract_strict
@@ -86,7 +102,10 @@ def test_shipped_models_answer_in_the_cot_layout_and_record_how_they_were_made(n
     assert record["command"].startswith("python -m interp.tiny.build") and "seed" in record["config"]
     assert {"stem", "social"} <= set(record["held_out_accuracy"]["strict"])
     model = load_shipped(name)
-    items = held_out_items(3)
+    items = held_out_items(12)
     texts = interp.generate(model, [format_prompt(i.question, i.options) for i in items], max_new_tokens=64)
-    for item, text in zip(items, texts):
-        assert extract_strict(text, item.options) is not None, text
+    for family in FAMILIES:
+        mine = [(item, text) for item, text in zip(items, texts) if item.category == family]
+        correct = sum(extract_strict(text, item.options) == item.answer for item, text in mine) / len(mine)
+        chance = sum(1 / len(item.options) for item, _ in mine) / len(mine)
+        assert correct >= chance + 0.4, (family, correct, chance, mine[0][1])

@@ -15,6 +15,7 @@ split is a hash of the question text: no training example can equal a held-out o
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from dataclasses import dataclass
 from typing import Iterator
@@ -26,6 +27,9 @@ VARIABLES = list("abcdfghkmnpqrstuvwxyz")
 NAMES = ["Ann", "Bob", "Cat", "Dan", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Lea", "Max", "Ned",
          "Oli", "Pam", "Ray", "Sue", "Tom", "Uma", "Val", "Wes", "Zoe"]
 THINGS = ["cup", "hat", "book", "ball", "coat", "pen", "box", "key", "lamp", "sock"]
+NUMBERS = [str(n) for n in range(10, 100)]
+WORDS = VARIABLES + NUMBERS + NAMES + THINGS  # what tables hold; the tiny tokenizer keeps each whole
+PUNCTUATION = (",", ".", "?", ":")  # never merged into a word ("44," would hide the value "44")
 HELD_OUT_SHARE = 10  # one question text in ten is held out
 
 
@@ -62,14 +66,18 @@ def is_held_out(question: str, options: tuple[str, ...]) -> bool:
     return digest[0] % HELD_OUT_SHARE == 0
 
 
-def _lookup(rng: random.Random, family: str, n_options: int, answer_index: int, keys: list[str],
-            values: list[str], template: str) -> Question:
+TABLES = {"stem": ("Values", VARIABLES, NUMBERS), "social": ("Owners", THINGS, NAMES)}  # header, keys, values
+ASKING = {"stem": "What is {key}?", "social": "Who owns the {key}?"}
+
+
+def _lookup(rng: random.Random, family: str, n_options: int, answer_index: int) -> Question:
     """A table of ``key value`` pairs, a question about one key, and options that are values.
 
     Keys precede their values, so the look-up is a copy of what follows the asked key (what
     induction heads do); the analysis then walks the options one by one, "A. 51 vs 44 no. B. 44 vs
     44 yes.", so that choosing the letter is a comparison of neighbouring tokens, not a search.
     """
+    header, keys, values = TABLES[family]
     n_pairs = rng.randint(max(2, n_options - 1), 4)
     asked_keys = rng.sample(keys, n_pairs)
     asked_values = rng.sample(values, n_pairs)
@@ -81,21 +89,31 @@ def _lookup(rng: random.Random, family: str, n_options: int, answer_index: int, 
     options = others[: n_options - 1]
     options.insert(answer_index, value)
     table = ", ".join(f"{k} {v}" for k, v in zip(asked_keys, asked_values))
+    question = f"{header}: {table}. " + ASKING[family].format(key=key)
     letter = letters(n_options)[answer_index]
     steps = " ".join(f"{x}. {o} vs {value} {'yes' if o == value else 'no'}." for x, o in zip(letters(n_options), options))
-    return Question(family, template.format(table=table, key=key), tuple(options), letter, f"{key} {value}. {steps}")
+    return Question(family, question, tuple(options), letter, f"{key} {value}. {steps}")
 
 
-def _stem(rng: random.Random, n_options: int, answer_index: int) -> Question:
-    return _lookup(rng, "stem", n_options, answer_index, VARIABLES, [str(n) for n in range(10, 100)],
-                   "Values: {table}. What is {key}?")
+@dataclass(frozen=True)
+class Drill:
+    """Look-up practice: a table, then keys one after another, each followed by its value
+    ("Values: m 51, z 44. z 44. m 51. z 44."). Many look-ups per row let the induction head that a
+    question's single look-up needs form early in training; they are not questions."""
+
+    table: str
+    asked: tuple[tuple[str, str], ...]  # (key, value) in the order asked
 
 
-def _social(rng: random.Random, n_options: int, answer_index: int) -> Question:
-    return _lookup(rng, "social", n_options, answer_index, THINGS, NAMES, "Owners: {table}. Who owns the {key}?")
-
-
-MAKERS = {"stem": _stem, "social": _social}
+def drills(seed: int, families: tuple[str, ...] = FAMILIES, n_asked: int = 8) -> Iterator[Drill]:
+    """An endless, seeded stream of drills on tables of 2 to 6 pairs, families alternating."""
+    rng = random.Random(f"{seed}-drill")
+    for counter in itertools.count():
+        header, keys, values = TABLES[families[counter % len(families)]]
+        n_pairs = rng.randint(2, 6)
+        pairs = list(zip(rng.sample(keys, n_pairs), rng.sample(values, n_pairs)))
+        table = f"{header}: " + ", ".join(f"{k} {v}" for k, v in pairs) + "."
+        yield Drill(table, tuple(rng.choice(pairs) for _ in range(n_asked)))
 
 
 def questions(split: str, seed: int, families: tuple[str, ...] = FAMILIES) -> Iterator[Question]:
@@ -106,16 +124,16 @@ def questions(split: str, seed: int, families: tuple[str, ...] = FAMILIES) -> It
     """
     if split not in ("train", "held_out"):
         raise ValueError(f"split must be 'train' or 'held_out', got {split!r}")
-    unknown = set(families) - set(MAKERS)
+    unknown = set(families) - set(TABLES)
     if unknown:
-        raise ValueError(f"unknown families {sorted(unknown)}; choose from {list(MAKERS)}")
+        raise ValueError(f"unknown families {sorted(unknown)}; choose from {list(TABLES)}")
     rng = random.Random(f"{seed}-{split}")
     counter = 0
     while True:
         family = families[counter % len(families)]
         n_options = 2 + (counter // len(families)) % 3
         answer_index = (counter // (len(families) * 3)) % n_options
-        question = MAKERS[family](rng, n_options, answer_index)
+        question = _lookup(rng, family, n_options, answer_index)
         if question.held_out == (split == "held_out"):
             counter += 1
             yield question
