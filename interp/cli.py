@@ -140,9 +140,11 @@ def _studies(args: argparse.Namespace, model: Any) -> list[studies.Page]:
     from interp.tiny.default import DROPOUT, default_example, load_shipped
     from interp.tiny.dataset import held_out_items
 
-    default_prompt, default_dialogue = default_example()
+    default_prompt, default_dialogue, default_answer = default_example()
+    # A dialogue of one's own has no reference answer: continuations then start at its end.
     example = studies.Example.from_text(model, default_prompt if args.prompt is None else args.prompt,
-                                        default_dialogue if args.dialogue is None else args.dialogue)
+                                        default_dialogue if args.dialogue is None else args.dialogue,
+                                        default_answer if args.dialogue is None else "")
     print(f"{len(example.tokens)} tokens, prompt range 0-{example.prompt_stop}")
     wanted = args.command
     pages: list[studies.Page] = []

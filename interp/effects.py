@@ -33,11 +33,15 @@ def intervention_effects(
     variants: Mapping[str, Sequence[Intervention]],
     *,
     max_new_tokens: int = 32,
+    generate_from: int | None = None,
 ) -> list[Effect]:
     """Compare each variant (a list of interventions; an empty list is the original model)
     against the original: KL and top-1 agreement on the dialogue positions, the dialogue loss,
-    and the greedy continuation."""
+    and the greedy continuation of ``ids[:, :generate_from]`` (of all of ``ids`` by default)."""
     n = ids.shape[1]
+    if generate_from is not None and not prompt_stop < generate_from <= n:
+        raise ValueError(f"generate_from={generate_from} must lie after the prompt (token {prompt_stop}) and "
+                         f"within the {n} tokens")
     if not 0 < prompt_stop < n - 1:
         raise ValueError(
             f"the prompt must end before the last two tokens (prompt_stop={prompt_stop}, {n} tokens); "
@@ -49,7 +53,7 @@ def intervention_effects(
     for name, interventions in variants.items():
         with intervene(model, *interventions):
             logp = model(ids)[0, prompt_stop - 1 : -1].float().log_softmax(-1)
-        new = generate_ids(model, ids, max_new_tokens=max_new_tokens, interventions=interventions)[0]
+        new = generate_ids(model, ids[:, :generate_from], max_new_tokens=max_new_tokens, interventions=interventions)[0]
         effects.append(Effect(
             name=name,
             kl=F.kl_div(logp, base, log_target=True, reduction="batchmean").item(),

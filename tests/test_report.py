@@ -46,3 +46,19 @@ def test_studies_run_on_stories260k(tmp_path):
     union = re.search(r"Union over layers: positions [^<]*", (tmp_path / "anchors.html").read_text()).group()
     assert "&#x27;.&#x27;" in union and "&#x27;\\n&#x27;" in union
     assert not (tmp_path / "dropout.html").exists()  # no second model given
+
+
+def test_continuations_start_where_the_reference_answer_does():
+    import interp
+    from interp.effects import intervention_effects
+    from interp.report.studies import Example
+    from interp.tiny.default import default_example, load_shipped
+
+    model = load_shipped()
+    prompt, dialogue, answer = default_example()
+    example = Example.from_text(model, prompt, dialogue, answer)
+    assert example.ids[0, : example.answer_start].tolist() == model.tokenizer(prompt + dialogue).input_ids
+    original, = intervention_effects(model, example.ids, example.prompt_stop, {"original": []},
+                                     max_new_tokens=40, generate_from=example.answer_start)
+    assert original.continuation == interp.generate(model, [prompt + dialogue], max_new_tokens=40)[0].strip()
+    assert Example.from_text(model, prompt, dialogue).answer_start is None

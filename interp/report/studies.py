@@ -34,25 +34,35 @@ class Page:
 
 @dataclass(frozen=True)
 class Example:
-    """A prompt (the instruction, the paper's prompt range) followed by a dialogue."""
+    """A prompt (the instruction, the paper's prompt range) followed by a dialogue; when the
+    dialogue ends in a reference answer, ``answer_start`` is where it begins, and the studies'
+    greedy continuations are generated from there (what the model answers under each variant)."""
 
     ids: Int[Tensor, "1 pos"]
     prompt_stop: int
     tokens: tuple[str, ...]
+    answer_start: int | None = None
 
     @classmethod
-    def from_text(cls, model: Any, prompt: str, dialogue: str) -> "Example":
+    def from_text(cls, model: Any, prompt: str, dialogue: str, answer: str = "") -> "Example":
         if not prompt or not dialogue:
             raise ValueError("both the prompt and the dialogue must be non-empty text")
-        # Tokenised as one text, as the model reads it; the prompt ends where the prompt's own
-        # tokenisation stops agreeing with the whole's.
-        full = model.tokenizer(prompt + dialogue).input_ids
-        alone = model.tokenizer(prompt).input_ids
-        stop = next((i for i, (a, b) in enumerate(zip(full, alone)) if a != b), min(len(full), len(alone)))
+        full = model.tokenizer(prompt + dialogue + answer).input_ids
+        stop = _boundary(model, full, prompt)
         if not 0 < stop < len(full):
             raise ValueError("the prompt must be followed by at least one dialogue token")
+        answer_start = _boundary(model, full, prompt + dialogue) if answer else None
+        if answer_start is not None and not stop < answer_start < len(full):
+            raise ValueError("the answer must add at least one token after the dialogue")
         ids = torch.tensor([full])
-        return cls(ids, stop, tuple(model.to_str_tokens(ids[0])))
+        return cls(ids, stop, tuple(model.to_str_tokens(ids[0])), answer_start)
+
+
+def _boundary(model: Any, full: list[int], head: str) -> int:
+    # Tokenised as one text, as the model reads it; ``head`` ends where its own tokenisation
+    # stops agreeing with the whole's.
+    alone = model.tokenizer(head).input_ids
+    return next((i for i, (a, b) in enumerate(zip(full, alone)) if a != b), min(len(full), len(alone)))
 
 
 def middle_layer(model: Any) -> int:
@@ -70,6 +80,13 @@ def _effects_table(effects: Sequence[Effect]) -> tuple[list[str], list[list[Any]
     # An empty continuation means the model ended the sequence at once; say so rather than show a blank.
     return header, [[e.name, e.kl, e.top1_agreement, e.loss, e.continuation or "(end of sequence at once)"]
                     for e in effects]
+
+
+def _continuation_note(example: Example) -> str:
+    if example.answer_start is None:
+        return " Greedy continuations start at the end of the dialogue."
+    return (f" Greedy continuations start where the reference answer does (token {example.answer_start}, after "
+            f"{example.tokens[example.answer_start - 1]!r}): what the model answers under each variant.")
 
 
 def _variants_record(variants: dict[str, Sequence[Intervention]]) -> str:
@@ -122,10 +139,12 @@ def anchor_study(model: Any, example: Example, ratio: float = 3.0) -> tuple[Page
 
 def _effect_page(model: Any, example: Example, variants: dict[str, Sequence[Intervention]], name: str, title: str,
                  text: str, layer: int, max_new_tokens: int) -> Page:
-    effects = intervention_effects(model, example.ids, example.prompt_stop, variants, max_new_tokens=max_new_tokens)
+    effects = intervention_effects(model, example.ids, example.prompt_stop, variants, max_new_tokens=max_new_tokens,
+                                   generate_from=example.answer_start)
     maps = torch.stack([attention_patterns(model, example.ids, ivs)[layer].mean(0) for ivs in variants.values()])
     sections = [
-        Section("Effects on the dialogue", text, tables=[_effects_table(effects)], preformatted=_variants_record(variants)),
+        Section("Effects on the dialogue", text + _continuation_note(example), tables=[_effects_table(effects)],
+                preformatted=_variants_record(variants)),
         Section(f"Layer {layer} attention under each variant", figures=[figures.layer_heatmaps(
             maps, example.tokens, f"Layer {layer} head-mean attention", example.prompt_stop, layer_names=list(variants))]),
     ]
@@ -179,7 +198,8 @@ def emulation_study(model: Any, example: Example, emulation: TopLayerEmulation |
     compare = torch.stack([m for layer in shown for m in (before[layer].mean(0), after[layer].mean(0))])
     names = [f"layer {layer} {when}" for layer in shown for when in ("before", "after")]
     effects = intervention_effects(model, example.ids, example.prompt_stop,
-                                   {"original": [], "top-layer emulation": [emulation]}, max_new_tokens=max_new_tokens)
+                                   {"original": [], "top-layer emulation": [emulation]}, max_new_tokens=max_new_tokens,
+                                   generate_from=example.answer_start)
     sections = [
         Section("Layer-0 mask", f"Share of heads with A_0 > {emulation.threshold} (own position excluded); "
                 f"{float((mask > 0).float().mean()):.1%} of causal entries are selected by at least one head.",
@@ -191,7 +211,7 @@ def emulation_study(model: Any, example: Example, emulation: TopLayerEmulation |
         Section("Attention before and after", "Row sums exceed one after the edit: no renormalisation, as in the paper.",
                 figures=[figures.layer_heatmaps(compare, example.tokens, "Head-mean attention", example.prompt_stop,
                                                 layer_names=names)]),
-        Section("Effects on the dialogue", tables=[_effects_table(effects)],
+        Section("Effects on the dialogue", _continuation_note(example).strip(), tables=[_effects_table(effects)],
                 preformatted=f"{describe(emulation)}"),
     ]
     return Page("emulation.html", "Depth-scaled top-layer emulation",

@@ -26,9 +26,10 @@ def load_shipped(name: str = MAIN) -> Any:
     return interp.load_model(shipped(name))
 
 
-def default_example(seed: int = 0) -> tuple[str, str]:
-    """(prompt, dialogue) of a held-out question: the instruction is the prompt range; the
-    question, options, analysis and response are the dialogue."""
+def default_example(seed: int = 0) -> tuple[str, str, str]:
+    """(prompt, dialogue, answer) of a held-out question: the instruction is the prompt range; the
+    question and options up to ``Analysis:`` are the dialogue; the reference analysis and response
+    are the answer."""
     question = take("held_out", seed, 1, ("social",))[0]
     prompt = instruction(len(question.options))
-    return prompt, question_block(question.question, question.options) + "\n Analysis:" + question.completion
+    return prompt, question_block(question.question, question.options) + "\n Analysis:", question.completion
