@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import random
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from interp.benchmarks.prompts import format_prompt, letters, question_block
 
@@ -70,6 +70,12 @@ TABLES = {"stem": ("Values", VARIABLES, NUMBERS), "social": ("Owners", THINGS, N
 ASKING = {"stem": "What is {key}?", "social": "Who owns the {key}?"}
 
 
+def _table(header: str, pairs: Sequence[tuple[str, str]]) -> str:
+    """The table sentence, e.g. "Values: m 51, z 44.": one writer for questions and drills, so
+    that what the drills teach applies to the questions."""
+    return f"{header}: " + ", ".join(f"{k} {v}" for k, v in pairs) + "."
+
+
 def _lookup(rng: random.Random, family: str, n_options: int, answer_index: int) -> Question:
     """A table of ``key value`` pairs, a question about one key, and options that are values.
 
@@ -88,8 +94,7 @@ def _lookup(rng: random.Random, family: str, n_options: int, answer_index: int) 
     others += [v for v in rng.sample(values, 8) if v not in asked_values]
     options = others[: n_options - 1]
     options.insert(answer_index, value)
-    table = ", ".join(f"{k} {v}" for k, v in zip(asked_keys, asked_values))
-    question = f"{header}: {table}. " + ASKING[family].format(key=key)
+    question = _table(header, list(zip(asked_keys, asked_values))) + " " + ASKING[family].format(key=key)
     letter = letters(n_options)[answer_index]
     steps = " ".join(f"{x}. {o} vs {value} {'yes' if o == value else 'no'}." for x, o in zip(letters(n_options), options))
     return Question(family, question, tuple(options), letter, f"{key} {value}. {steps}")
@@ -112,8 +117,7 @@ def drills(seed: int, families: tuple[str, ...] = FAMILIES, n_asked: int = 8) ->
         header, keys, values = TABLES[families[counter % len(families)]]
         n_pairs = rng.randint(2, 6)
         pairs = list(zip(rng.sample(keys, n_pairs), rng.sample(values, n_pairs)))
-        table = f"{header}: " + ", ".join(f"{k} {v}" for k, v in pairs) + "."
-        yield Drill(table, tuple(rng.choice(pairs) for _ in range(n_asked)))
+        yield Drill(_table(header, pairs), tuple(rng.choice(pairs) for _ in range(n_asked)))
 
 
 def questions(split: str, seed: int, families: tuple[str, ...] = FAMILIES) -> Iterator[Question]:
