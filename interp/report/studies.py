@@ -84,8 +84,8 @@ def _effects_table(effects: Sequence[Effect]) -> tuple[list[str], list[list[Any]
 
 def _continuation_note(example: Example) -> str:
     if example.answer_start is None:
-        return " Greedy continuations start at the end of the dialogue."
-    return (f" Greedy continuations start where the reference answer does (token {example.answer_start}, after "
+        return "Greedy continuations start at the end of the dialogue."
+    return (f"Greedy continuations start where the reference answer does (token {example.answer_start}, after "
             f"{example.tokens[example.answer_start - 1]!r}): what the model answers under each variant.")
 
 
@@ -143,7 +143,7 @@ def _effect_page(model: Any, example: Example, variants: dict[str, Sequence[Inte
                                    generate_from=example.answer_start)
     maps = torch.stack([attention_patterns(model, example.ids, ivs)[layer].mean(0) for ivs in variants.values()])
     sections = [
-        Section("Effects on the dialogue", text + _continuation_note(example), tables=[_effects_table(effects)],
+        Section("Effects on the dialogue", f"{text} {_continuation_note(example)}", tables=[_effects_table(effects)],
                 preformatted=_variants_record(variants)),
         Section(f"Layer {layer} attention under each variant", figures=[figures.layer_heatmaps(
             maps, example.tokens, f"Layer {layer} head-mean attention", example.prompt_stop, layer_names=list(variants))]),
@@ -211,7 +211,7 @@ def emulation_study(model: Any, example: Example, emulation: TopLayerEmulation |
         Section("Attention before and after", "Row sums exceed one after the edit: no renormalisation, as in the paper.",
                 figures=[figures.layer_heatmaps(compare, example.tokens, "Head-mean attention", example.prompt_stop,
                                                 layer_names=names)]),
-        Section("Effects on the dialogue", _continuation_note(example).strip(), tables=[_effects_table(effects)],
+        Section("Effects on the dialogue", _continuation_note(example), tables=[_effects_table(effects)],
                 preformatted=f"{describe(emulation)}"),
     ]
     return Page("emulation.html", "Depth-scaled top-layer emulation",

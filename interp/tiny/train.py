@@ -40,8 +40,8 @@ class TrainConfig:
     lr: float = 5e-4
     warmup: int = 100
     weight_decay: float = 0.05
-    # Look-ups are learnt far sooner on short contexts: the first `short_steps` steps train on
-    # questions alone, later steps put the instruction in front of `1 - short_share` of the rows.
+    # Look-ups are learnt far sooner on short contexts: the first `short_steps` steps train without
+    # the instruction, later steps put it in front of `1 - short_share` of the rows.
     short_steps: int = 2500
     short_share: float = 0.75
     # Share of the short steps' rows that are look-up drills (many look-ups per row, no question).
