@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -70,6 +71,15 @@ def _study_options(p: argparse.ArgumentParser, name: str) -> None:
     if every:
         p.add_argument("--questions", type=int, default=24, help="held-out questions per family for CoT accuracy")
         p.add_argument("--cot-tokens", type=int, default=64, help="new tokens per CoT answer (default 64)")
+        _method_option(p)
+
+
+def _method_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", nargs="+", default=["emulation"], metavar="SPEC",
+                   help="variants compared with the CoT baseline, each KIND or KIND:key=value,...: emulation "
+                        "(alpha, threshold, last_layer), prompt-removal (first, last, step), anchor-ablation and "
+                        "keep-anchors (ratio; anchors found per question in its instruction); e.g. "
+                        "--method emulation:alpha=0.1 emulation:alpha=0.3 (default: emulation)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,9 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         _common(p)
         _study_options(p, name)
-    acc = sub.add_parser("accuracy", help="CoT accuracy, baseline vs the method (MMLU, PIQA, SIQA, tiny)",
-                         description="CoT accuracy with and without the top-layer emulation; resumable; "
-                                     "under torchrun each rank takes a shard and rank 0 merges.")
+    acc = sub.add_parser("accuracy", help="CoT accuracy, baseline vs methods (MMLU, PIQA, SIQA, tiny)",
+                         description="CoT accuracy of the baseline and of each --method, with answer extraction in "
+                                     "three modes (final, paper, strict) and parse rates; resumable; under torchrun "
+                                     "each rank takes a shard and rank 0 merges.")
     _common(acc)
     acc.add_argument("--benchmark", choices=["mmlu", "piqa", "siqa", "tiny"], required=True)
     acc.add_argument("--data", help="benchmark files (MMLU test folder, PIQA valid.jsonl, SIQA dev.jsonl); "
@@ -92,9 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--results", type=Path, help="results folder (default: results/<benchmark>)")
     acc.add_argument("--direct", action="store_true", help="also run the non-CoT baseline (computed tokens)")
     acc.add_argument("--chat", action="store_true", help="wrap prompts in the LLaMA-2 chat template")
-    acc.add_argument("--alpha", type=float, default=0.2)
-    acc.add_argument("--threshold", type=float, default=0.01)
-    acc.add_argument("--last-layer", type=int, default=None)
+    _method_option(acc)
+    acc.add_argument("--skip-over-context", action="store_true",
+                     help="record questions whose prompt plus --max-new-tokens exceeds the model's context as "
+                          "skipped (default: stop before generating, naming the longest prompt)")
+    acc.add_argument("--rescore", action="store_true",
+                     help="re-extract the answers of an existing results folder (--results) with the current "
+                          "extractors and rewrite its summaries and page; generates nothing, loads no model")
     acc.set_defaults(max_new_tokens=2048)
     return parser
 
@@ -109,16 +124,31 @@ def _load(args: argparse.Namespace, path: str | None) -> Any:
 
 def _accuracy_page(args: argparse.Namespace, model: Any, items: list, name: str, results: Path,
                    max_new_tokens: int) -> studies.Page | None:
-    from interp.benchmarks.harness import evaluate
+    from interp.benchmarks.harness import evaluate, write_tables
     from interp.benchmarks.runner import Shard
-    from interp.interventions import TopLayerEmulation
     from interp.report.accuracy import accuracy_page
 
-    method = TopLayerEmulation(args.alpha, args.threshold, args.last_layer)
-    runs = evaluate(model, items, results, method=[method], max_new_tokens=max_new_tokens,
+    runs = evaluate(model, items, results, methods=args.methods, max_new_tokens=max_new_tokens,
                     batch_size=getattr(args, "batch_size", 16), direct=getattr(args, "direct", False),
-                    chat=getattr(args, "chat", False), shard=Shard.from_torchrun())
-    return None if runs is None else accuracy_page(f"CoT accuracy: {name}", runs, "cot", "cot+method", f"accuracy-{name}.html")
+                    chat=getattr(args, "chat", False), shard=Shard.from_torchrun(),
+                    skip_over_context=getattr(args, "skip_over_context", False))
+    return None if runs is None else accuracy_page(f"CoT accuracy: {name}", write_tables(results, runs), runs,
+                                                   f"accuracy-{name}.html")
+
+
+def _results_folder(args: argparse.Namespace) -> Path:
+    return args.results or Path("results") / args.benchmark
+
+
+def _rescore(args: argparse.Namespace) -> list[studies.Page]:
+    from interp.benchmarks.harness import rescore_folder, write_tables
+    from interp.report.accuracy import accuracy_page
+
+    folder = _results_folder(args)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no results folder {folder}; pass the folder of an earlier run with --results")
+    runs = rescore_folder(folder)
+    return [accuracy_page(f"CoT accuracy: {args.benchmark}", write_tables(folder, runs), runs, f"accuracy-{args.benchmark}.html")]
 
 
 def _accuracy(args: argparse.Namespace, model: Any) -> list[studies.Page]:
@@ -130,8 +160,7 @@ def _accuracy(args: argparse.Namespace, model: Any) -> list[studies.Page]:
         items = held_out_items(args.limit or 50)
     else:
         items = limit_per_subject(load_benchmark(args.benchmark, args.data, args.subjects), args.limit)
-    page = _accuracy_page(args, model, items, args.benchmark, args.results or Path("results") / args.benchmark,
-                          args.max_new_tokens)
+    page = _accuracy_page(args, model, items, args.benchmark, _results_folder(args), args.max_new_tokens)
     return [page] if page else []
 
 
@@ -173,7 +202,9 @@ def _studies(args: argparse.Namespace, model: Any) -> list[studies.Page]:
         print(f"  {name}: {time.perf_counter() - started:.1f}s", flush=True)
     if wanted == "run" and not args.model:
         started = time.perf_counter()
-        page = _accuracy_page(args, model, held_out_items(args.questions), "tiny", args.out / "results-tiny", args.cot_tokens)
+        results = args.out / "results-tiny"
+        shutil.rmtree(results, ignore_errors=True)  # the main job's own scratch results: always a fresh run
+        page = _accuracy_page(args, model, held_out_items(args.questions), "tiny", results, args.cot_tokens)
         pages.append(page)
         print(f"  accuracy: {time.perf_counter() - started:.1f}s", flush=True)
     return pages
@@ -183,15 +214,23 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        model = _load(args, args.model)
-        print(f"model: {args.model or 'shipped tiny LLaMA (cot-tiny)'}")
-        pages = _accuracy(args, model) if args.command == "accuracy" else _studies(args, model)
+        if hasattr(args, "method"):  # bad method parameters fail here, before a model is loaded
+            from interp.benchmarks.methods import parse_method
+
+            args.methods = [parse_method(spec) for spec in args.method]
+        if args.command == "accuracy" and args.rescore:
+            pages, identity = _rescore(args), {}
+        else:
+            model = _load(args, args.model)
+            print(f"model: {args.model or 'shipped tiny LLaMA (cot-tiny)'}")
+            pages = _accuracy(args, model) if args.command == "accuracy" else _studies(args, model)
+            identity = describe_model(model)
     except (ModelLoadError, ValueError, FileNotFoundError) as err:
         print(f"interp: error: {err}", file=sys.stderr)
         return 2
     if not pages:
         return 0
-    meta = run_metadata({"model": args.model or "shipped tiny LLaMA (cot-tiny)", **describe_model(model),
+    meta = run_metadata({"model": args.model or "shipped tiny LLaMA (cot-tiny)", **identity,
                          "command": " ".join(sys.argv), "arguments": vars(args)})
     for page in pages:
         write_page(args.out / page.name, page.title, page.sections, meta)

@@ -23,6 +23,13 @@ def tokenize(model: Any, texts: Sequence[str]) -> list[list[int]]:
     return [model.tokenizer(text).input_ids for text in texts]
 
 
+def prefix_length(model: Any, full: Sequence[int], head: str) -> int:
+    """How many tokens of ``full`` (a text tokenised as one) belong to its beginning ``head``:
+    where ``head``'s own tokenisation stops agreeing with the whole's."""
+    alone = model.tokenizer(head).input_ids
+    return next((i for i, (a, b) in enumerate(zip(full, alone)) if a != b), min(len(full), len(alone)))
+
+
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
     """Stack token rows to the right edge; returns the ids and each row's padding count."""
     width = max(len(row) for row in rows)

@@ -12,6 +12,7 @@ same layer run in that order.
 from __future__ import annotations
 
 import dataclasses
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal, Protocol, Sequence
@@ -102,14 +103,36 @@ class TopLayerEmulation:
     renormalise: bool = False
     boost_all: bool = False
 
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold < 1:
+            raise ValueError(
+                f"TopLayerEmulation: threshold={self.threshold} is outside (0, 1); the mask A_0 > threshold "
+                "needs a threshold strictly between 0 and 1 (the paper: 0.01)"
+            )
+        if self.last_layer is not None and self.last_layer <= 0:
+            raise ValueError(f"TopLayerEmulation: last_layer must be a positive layer index, got {self.last_layer}")
+
     def scale(self, layer: int, n_layers: int) -> float:
         return patterns.depth_scale(layer, self.alpha, self.last_layer or n_layers - 1)
 
-    def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
+    def check(self, n_layers: int) -> None:
+        """Raise unless the factor ``1 + alpha (1 - l/h)`` is positive in every scaled layer."""
         if n_layers < 2:
             raise ValueError("TopLayerEmulation needs a model with at least 2 layers")
-        if self.last_layer is not None and self.last_layer <= 0:
-            raise ValueError(f"last_layer must be a positive layer index, got {self.last_layer}")
+        h = self.last_layer or n_layers - 1
+        slopes = [1 - layer / h for layer in range(1, n_layers)]  # factor = 1 + alpha * slope
+        low = max((-1 / c for c in slopes if c > 0), default=-math.inf)
+        high = min((-1 / c for c in slopes if c < 0), default=math.inf)
+        if not low < self.alpha < high:
+            layer = min(range(1, n_layers), key=lambda l: self.scale(l, n_layers))
+            raise ValueError(
+                f"TopLayerEmulation: alpha={self.alpha} makes the factor 1 + alpha (1 - l/h) = "
+                f"{self.scale(layer, n_layers):.3g} at layer {layer} (h={h}), which is not positive; with "
+                f"h={h} on {n_layers} layers alpha must lie in ({low:.3g}, {high:.3g}) (the paper: 0.2)"
+            )
+
+    def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
+        self.check(n_layers)
         state: dict[str, Tensor] = {}
 
         def record_mask(pattern: Tensor, hook: Any) -> Tensor:

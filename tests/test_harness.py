@@ -1,4 +1,6 @@
-"""The accuracy harness end to end on real benchmark files, resume after a kill, batching."""
+"""The accuracy harness end to end on the shipped tiny model (no ../shared needed): every kind of
+method, resume after a kill, batching, shards, parse rates, re-scoring, the context guard (also on
+stories260K with the real benchmark files) and the parameter checks."""
 
 from __future__ import annotations
 
@@ -9,39 +11,46 @@ import pytest
 import interp
 from interp.benchmarks import runner, stats
 from interp.benchmarks.data import load_mmlu, load_piqa, load_siqa
-from interp.benchmarks.harness import evaluate, limit_per_subject
+from interp.benchmarks.harness import evaluate, limit_per_subject, rescore_folder
+from interp.benchmarks.methods import Fixed, parse_method
+from interp.benchmarks.prompts import instruction
 from interp.benchmarks.runner import Settings, run
+from interp.cli import main
+from interp.tiny.dataset import held_out_items
+from interp.tiny.default import load_shipped
 from tests.conftest import SHARED
 
 
 @pytest.fixture(scope="module")
+def tiny():
+    return load_shipped()
+
+
+@pytest.fixture(scope="module")
 def items():
-    if not SHARED.is_dir():
-        pytest.skip("../shared/data not found")
-    mmlu = limit_per_subject(load_mmlu(SHARED / "mmlu", ["abstract_algebra", "world_religions"]), 2)
-    return mmlu + load_piqa(SHARED / "piqa")[:2] + load_siqa(SHARED / "siqa")[:2]
+    return held_out_items(3)  # 3 per family: 2-, 3- and 4-option questions
 
 
 def lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_end_to_end_with_and_without_the_method(stories, items, tmp_path):
-    runs = evaluate(stories, items, tmp_path, max_new_tokens=6, batch_size=4, direct=True, progress=False)
-    assert set(runs) == {"direct", "cot", "cot+method"}
+def test_end_to_end_with_and_without_the_method(tiny, items, tmp_path):
+    runs = evaluate(tiny, items, tmp_path, max_new_tokens=40, batch_size=4, direct=True, progress=False)
+    assert set(runs) == {"direct", "cot", "cot+emulation"}
     assert [r["id"] for r in runs["cot"]] == [i.id for i in items]
     for record in runs["cot"]:
-        assert 1 <= record["generated_tokens"] <= 6 and record["pred_flexible"] in "ABCD"
-    assert any(a["response"] != b["response"] for a, b in zip(runs["cot"], runs["cot+method"]))
+        assert 1 <= record["generated_tokens"] <= 40
+        assert record["pred_paper"] in ("A", "B", "C", "D")  # the paper's cascade always guesses
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert {row["name"] for row in summary["flexible"] if row["level"] == "category"} == {
-        "Humanities", "STEM", "PIQA", "SIQA"}
-    assert (tmp_path / "summary.csv").read_text().startswith("mode,level,name")
+    assert {row["name"] for row in summary["rows"] if row["level"] == "category"} == {"stem", "social"}
+    assert {row["variant"] for row in summary["rows"]} == {"direct", "cot", "cot+emulation"}
+    assert (tmp_path / "summary.csv").read_text().startswith("mode,variant,level,name")
 
 
-def test_resume_after_a_kill_loses_nothing_repeats_nothing(stories, items, tmp_path, monkeypatch):
-    settings = Settings(max_new_tokens=5)
-    reference = run(stories, items, tmp_path / "whole", variant="cot", settings=settings, batch_size=2, progress=False)
+def test_resume_after_a_kill_loses_nothing_repeats_nothing(tiny, items, tmp_path, monkeypatch):
+    settings = Settings(max_new_tokens=30)
+    reference = run(tiny, items, tmp_path / "whole", variant="cot", settings=settings, batch_size=2, progress=False)
     real, calls = runner.generate_ids, {"n": 0}
 
     def dies_on_third_batch(*args, **kwargs):
@@ -52,39 +61,55 @@ def test_resume_after_a_kill_loses_nothing_repeats_nothing(stories, items, tmp_p
 
     monkeypatch.setattr(runner, "generate_ids", dies_on_third_batch)
     with pytest.raises(KeyboardInterrupt):
-        run(stories, items, tmp_path / "killed", variant="cot", settings=settings, batch_size=2, progress=False)
+        run(tiny, items, tmp_path / "killed", variant="cot", settings=settings, batch_size=2, progress=False)
     monkeypatch.setattr(runner, "generate_ids", real)
     path = tmp_path / "killed" / "cot.jsonl"
     assert len(lines(path)) == 4
     with path.open("a") as handle:
         handle.write('{"id": "half a line')  # a kill in the middle of a write
-    resumed = run(stories, items, tmp_path / "killed", variant="cot", settings=settings, batch_size=3, progress=False)
+    resumed = run(tiny, items, tmp_path / "killed", variant="cot", settings=settings, batch_size=3, progress=False)
     assert resumed == reference
     assert sorted(r["id"] for r in lines(path)) == sorted(i.id for i in items)  # every line whole, none twice
 
 
-def test_resume_refuses_different_settings(stories, items, tmp_path):
-    run(stories, items[:1], tmp_path, variant="cot", settings=Settings(max_new_tokens=3), progress=False)
+def test_resume_refuses_different_settings(tiny, items, tmp_path):
+    run(tiny, items[:1], tmp_path, variant="cot", settings=Settings(max_new_tokens=3), progress=False)
     with pytest.raises(ValueError, match="different model or settings"):
-        run(stories, items[:1], tmp_path, variant="cot", settings=Settings(max_new_tokens=4), progress=False)
+        run(tiny, items[:1], tmp_path, variant="cot", settings=Settings(max_new_tokens=4), progress=False)
 
 
-def test_batched_equals_one_at_a_time(stories, items, tmp_path):
-    method = [interp.TopLayerEmulation()]
-    one = run(stories, items, tmp_path / "one", variant="m", interventions=method,
-              settings=Settings(max_new_tokens=8), batch_size=1, progress=False)
-    many = run(stories, items, tmp_path / "many", variant="m", interventions=method,
-               settings=Settings(max_new_tokens=8), batch_size=5, progress=False)
+@pytest.mark.parametrize("spec", ["emulation", "keep-anchors"])
+def test_batched_equals_one_at_a_time(tiny, items, tmp_path, spec):
+    method = parse_method(spec)
+    one = run(tiny, items, tmp_path / "one", variant="m", method=method,
+              settings=Settings(max_new_tokens=40), batch_size=1, progress=False)
+    many = run(tiny, items, tmp_path / "many", variant="m", method=method,
+               settings=Settings(max_new_tokens=40), batch_size=5, progress=False)
     assert one == many
 
 
-def test_sharded_results_merge_to_the_whole(stories, items, tmp_path):
+def test_sharded_results_merge_to_the_whole(tiny, items, tmp_path):
     for rank in range(2):
-        run(stories, items, tmp_path, variant="cot", settings=Settings(max_new_tokens=4),
+        run(tiny, items, tmp_path, variant="cot", settings=Settings(max_new_tokens=20),
             shard=runner.Shard(rank, 2), progress=False)
     merged = lines(runner.merge_shards(tmp_path, "cot", 2))
-    whole = run(stories, items, tmp_path / "whole", variant="cot", settings=Settings(max_new_tokens=4), progress=False)
+    whole = run(tiny, items, tmp_path / "whole", variant="cot", settings=Settings(max_new_tokens=20), progress=False)
     assert sorted(merged, key=lambda r: r["id"]) == sorted(whole, key=lambda r: r["id"])
+
+
+def test_the_real_benchmark_prompts_do_not_fit_stories260k(stories, tmp_path):
+    if not SHARED.is_dir():
+        pytest.skip("../shared/data not found")
+    real = limit_per_subject(load_mmlu(SHARED / "mmlu", ["abstract_algebra", "world_religions"]), 2)
+    real += load_piqa(SHARED / "piqa")[:2] + load_siqa(SHARED / "siqa")[:2]
+    with pytest.raises(ValueError, match=r"exceed the model's context of 512 tokens \(the longest, piqa/0, has 755"):
+        evaluate(stories, real, tmp_path, max_new_tokens=6, progress=False)
+    runs = evaluate(stories, real, tmp_path, max_new_tokens=6, skip_over_context=True, progress=False)
+    over = {i.id for i in real if len(stories.tokenizer(runner.prompt_for(i, Settings())).input_ids) + 6 > 512}
+    assert {r["id"] for r in runs["cot"] if r["skipped"]} == over
+    rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
+    assert {r["name"] for r in rows if r["level"] == "category"} == {"Humanities", "STEM", "PIQA", "SIQA"}
+    assert next(r for r in rows if r["level"] == "overall")["skipped"] == len(over)
 
 
 def test_mcnemar_and_bootstrap_against_hand_computation():
@@ -92,9 +117,93 @@ def test_mcnemar_and_bootstrap_against_hand_computation():
     method = [True] * 10 + [True] * 5 + [False] * 1 + [False] * 1
     # 5 pairs only the method gets right, 1 only the baseline: p = 2 * P(X <= 1 | 6, 1/2) = 2 * 7/64
     assert stats.mcnemar_exact(baseline, method) == pytest.approx(14 / 64)
-    rows = stats.compare([{"id": str(i), "subject": "s", "category": "c", "correct_flexible": b} for i, b in enumerate(baseline)],
-                         [{"id": str(i), "subject": "s", "category": "c", "correct_flexible": m} for i, m in enumerate(method)])
+    rows = stats.compare([{"id": str(i), "subject": "s", "category": "c", "correct_final": b, "pred_final": "A"}
+                          for i, b in enumerate(baseline)],
+                         [{"id": str(i), "subject": "s", "category": "c", "correct_final": m, "pred_final": "A"}
+                          for i, m in enumerate(method)])
     overall = rows[0]
     assert overall["baseline"] == pytest.approx(11 / 17) and overall["method"] == pytest.approx(15 / 17)
     low, high = overall["difference_ci"]
     assert low < 4 / 17 < high
+
+
+def test_every_kind_of_method_end_to_end_from_the_command_line(tiny, tmp_path):
+    methods = ["emulation:alpha=0.1", "emulation:alpha=0.3", "prompt-removal", "anchor-ablation", "keep-anchors:ratio=2"]
+    code = main(["accuracy", "--benchmark", "tiny", "--limit", "3", "--max-new-tokens", "40", "--batch-size", "4",
+                 "--results", str(tmp_path / "results"), "--out", str(tmp_path / "report"), "--method", *methods])
+    assert code == 0
+    results = tmp_path / "results"
+    summary = json.loads((results / "summary.json").read_text())
+    variants = ["cot", "cot+emulation(alpha=0.1)", "cot+emulation(alpha=0.3)", "cot+prompt-removal",
+                "cot+anchor-ablation", "cot+keep-anchors(ratio=2.0)"]
+    assert list(summary["variants"]) == variants
+    assert summary["variants"]["cot+emulation(alpha=0.3)"]["interventions"][0]["alpha"] == 0.3
+    for variant in variants:
+        records = lines(results / f"{variant}.jsonl")
+        assert len(records) == 6 and all(r["response"] is not None for r in records)
+        assert {f"pred_{m}" for m in ("final", "paper", "strict")} <= set(records[0])
+    tokenizer = tiny.tokenizer
+    for record in lines(results / "cot+keep-anchors(ratio=2.0).jsonl"):
+        edit = record["interventions"][0]
+        # The prompt range is the question's instruction, counted by the tokenizer on its own.
+        assert edit["prompt_range"] == [0, len(tokenizer(instruction(len(record["options"]))).input_ids)]
+        assert edit["keep_only"] and edit["anchors"] and all(0 <= a < edit["prompt_range"][1] for a in edit["anchors"])
+    assert not lines(results / "cot+anchor-ablation.jsonl")[0]["interventions"][0]["keep_only"]
+    assert lines(results / "cot+prompt-removal.jsonl")[0]["interventions"][0]["layers"] == [4, 6, 8]
+    page = (tmp_path / "report" / "accuracy-tiny.html").read_text()
+    assert "emulation: overall accuracy (final extraction) against alpha" in page  # the sweep figure
+    assert "Responses to check by hand" in page
+
+
+def test_parse_rates_and_accuracy_against_a_hand_count():
+    def record(i, category, pred, answer="A", skipped=None):
+        return {"id": str(i), "subject": category, "category": category, "skipped": skipped,
+                "pred_final": pred, "correct_final": pred == answer}
+
+    records = [record(0, "x", "A"), record(1, "x", None), record(2, "x", "B"), record(3, "x", None),
+               record(4, "y", "A"), record(5, "y", "A"), record(6, "y", None, skipped="too long")]
+    rows = {(r["level"], r["name"]): r for r in stats.accuracy(records, "final")}
+    # x: 4 questions, 2 answered, 1 right; y: 2 counted (1 skipped), both answered and right.
+    assert rows[("category", "x")]["parse_rate"] == 0.5 and rows[("category", "x")]["accuracy"] == 0.25
+    assert rows[("category", "y")]["parse_rate"] == 1.0 and rows[("category", "y")]["skipped"] == 1
+    assert rows[("overall", "all")]["n"] == 6 and rows[("overall", "all")]["parse_rate"] == pytest.approx(4 / 6)
+    assert rows[("overall", "all")]["accuracy"] == pytest.approx(3 / 6)
+
+
+def test_rescore_gives_the_summaries_of_a_fresh_run_with_the_same_extractor(tiny, items, tmp_path, monkeypatch):
+    methods = [parse_method("emulation")]
+    fresh = evaluate(tiny, items, tmp_path / "fresh", methods=methods, max_new_tokens=40, progress=False)
+    # An older extractor that never found an answer wrote these records.
+    monkeypatch.setattr(runner, "extract_answer", lambda response, options, mode: None)
+    stale = evaluate(tiny, items, tmp_path / "stale", methods=methods, max_new_tokens=40, progress=False)
+    assert all(r["pred_final"] is None for r in stale["cot"])
+    monkeypatch.undo()
+    by_id = lambda runs: {name: sorted(records, key=lambda r: r["id"]) for name, records in runs.items()}  # noqa: E731
+    assert by_id(rescore_folder(tmp_path / "stale")) == by_id(fresh)
+    for name in ("summary.json", "summary.csv", "review.csv"):
+        assert (tmp_path / "stale" / name).read_text() == (tmp_path / "fresh" / name).read_text(), name
+
+
+def test_a_prompt_past_the_context_stops_the_run_before_it_generates(tiny, items, tmp_path):
+    longest = max(len(tiny.tokenizer(runner.prompt_for(i, runner.Settings())).input_ids) for i in items)
+    with pytest.raises(ValueError, match=rf"context of 512 tokens .*has {longest} tokens.*at most {512 - longest}"):
+        evaluate(tiny, items, tmp_path, max_new_tokens=600, progress=False)
+    assert not (tmp_path / "cot.jsonl").exists()  # nothing generated, nothing written
+    runs = evaluate(tiny, items, tmp_path, max_new_tokens=600, skip_over_context=True, progress=False)
+    assert all(r["skipped"] and r["response"] is None for r in runs["cot"])
+    overall = next(r for r in json.loads((tmp_path / "summary.json").read_text())["rows"] if r["level"] == "overall")
+    assert overall["skipped"] == len(items) and overall["n"] == 0
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("emulation:threshold=1.5", "threshold=1.5 is outside (0, 1)"),
+    ("emulation:alpha=-3", "alpha=-3.0 makes the factor"),
+    ("emulation:gamma=1", "'gamma=1' is not a parameter"),
+    ("dropout", "unknown method 'dropout'"),
+])
+def test_bad_method_parameters_exit_2_with_a_message_and_no_traceback(spec, message, tmp_path, capsys):
+    code = main(["accuracy", "--benchmark", "tiny", "--limit", "1", "--max-new-tokens", "40", "--results", str(tmp_path),
+                 "--method", spec])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*.jsonl"))

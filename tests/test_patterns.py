@@ -61,8 +61,34 @@ def test_interventions_describe_themselves():
     (interp.PromptRangeRemoval((5, 5), layers=(1,)), "empty or negative"),
     (interp.AnchorAblation((0, 5), anchors=(7,)), "outside prompt_range"),
     (interp.AnchorAblation((0, 5), anchors=(1,), layers=(9,)), "do not exist"),
-    (interp.TopLayerEmulation(last_layer=0), "positive"),
 ])
 def test_bad_intervention_arguments(intervention, message):
     with pytest.raises(ValueError, match=message):
         intervention.hooks(n_layers=8)
+
+
+def test_emulation_last_layer_must_be_positive():
+    with pytest.raises(ValueError, match="last_layer must be a positive layer index"):
+        interp.TopLayerEmulation(last_layer=0)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, -0.1, 1.5])
+def test_emulation_threshold_outside_zero_one_is_refused(threshold):
+    with pytest.raises(ValueError, match=rf"threshold={threshold} is outside \(0, 1\)"):
+        interp.TopLayerEmulation(threshold=threshold)
+
+
+@pytest.mark.parametrize("alpha, last_layer, n_layers, ok", [
+    # h = 10 on 11 layers: the smallest slope (1 - 1/10) = 0.9 at layer 1 needs alpha > -1/0.9 = -1.111...
+    (-1.11, None, 11, True), (-1.12, None, 11, False), (5.0, None, 11, True),
+    # h = 5 on 11 layers: layer 10 has slope 1 - 10/5 = -1, so alpha < 1; layer 1 has 0.8, so alpha > -1.25
+    (0.99, 5, 11, True), (1.0, 5, 11, False), (-1.24, 5, 11, True), (-1.26, 5, 11, False),
+])
+def test_emulation_factor_must_be_positive_in_every_layer(alpha, last_layer, n_layers, ok):
+    method = interp.TopLayerEmulation(alpha=alpha, last_layer=last_layer)
+    if ok:
+        assert min(method.scale(layer, n_layers) for layer in range(1, n_layers)) > 0
+        method.hooks(n_layers)
+    else:
+        with pytest.raises(ValueError, match=rf"alpha={alpha} makes the factor .* not positive"):
+            method.hooks(n_layers)

@@ -1,9 +1,13 @@
-"""Answer extraction from free-form responses.
+"""Answer extraction from free-form responses, in three modes (``extract_answer``).
 
-``flexible`` is the paper's cascade: each option's text is replaced by its letter (longest first),
-then "answer is X" / "choose X", "X is correct", a leading letter, the first standalone letter,
-and last fuzzy matching of the response against the option texts. ``strict`` accepts only the
-letter right after ``Response:``.
+- ``final`` (the default): what the response commits to, read from its answer section first
+  (:mod:`interp.benchmarks.commitment`); ``None`` for refusals, open answers and text that names
+  no option.
+- ``paper``: the released code's cascade, kept for fidelity (the paper's numbers were made with
+  it): each option's text is replaced by its letter (longest first), then "answer is X" /
+  "choose X", "X is correct", a leading letter, the first standalone letter, and last fuzzy
+  matching of the whole response against the option texts, which always picks a letter.
+- ``strict``: only the letter right after the last ``Response:``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ import difflib
 import re
 from typing import Sequence
 
+from interp.benchmarks.commitment import extract_final
 from interp.benchmarks.prompts import letters as option_letters
+
+MODES = ("final", "paper", "strict")
 
 
 def replace_option_text(response: str, options: Sequence[str]) -> str:
@@ -41,7 +48,7 @@ def _cascade(text: str, allowed: str) -> str | None:
     return None
 
 
-def extract_flexible(response: str, options: Sequence[str]) -> str | None:
+def extract_paper(response: str, options: Sequence[str]) -> str | None:
     """The paper's cascade; ``None`` only for an empty response (fuzzy matching always picks one)."""
     allowed = option_letters(len(options))
     if not response.strip():
@@ -54,7 +61,19 @@ def extract_flexible(response: str, options: Sequence[str]) -> str | None:
 
 
 def extract_strict(response: str, options: Sequence[str]) -> str | None:
-    """The letter right after ``Response:`` (optionally in parentheses), else ``None``."""
+    """The letter right after the last ``Response:`` (optionally in parentheses), else ``None``."""
     allowed = option_letters(len(options))
-    found = re.search(rf"Response:\s*\(?([{allowed}])\b", response)
+    headers = list(re.finditer(r"Response:", response))
+    found = re.match(rf"\s*\(?([{allowed}])\b", response[headers[-1].end():]) if headers else None
     return found.group(1) if found else None
+
+
+EXTRACTORS = {"final": extract_final, "paper": extract_paper, "strict": extract_strict}
+
+
+def extract_answer(response: str, options: Sequence[str], mode: str = "final") -> str | None:
+    """The option letter ``response`` answers with under ``mode`` (``final``, ``paper`` or
+    ``strict``), or ``None`` when it gives none."""
+    if mode not in EXTRACTORS:
+        raise ValueError(f"unknown extraction mode {mode!r}; choose from {', '.join(MODES)}")
+    return EXTRACTORS[mode](response, options)

@@ -1,4 +1,5 @@
-"""Run a benchmark with and without the method; write the results (JSONL per variant, JSON and CSV summaries)."""
+"""Run a benchmark as a baseline and any number of methods; write the results (JSONL per
+variant) and their summaries (``summary.json``, ``summary.csv``, ``review.csv``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ from typing import Any, Sequence
 
 from interp.benchmarks import stats
 from interp.benchmarks.data import Item
-from interp.benchmarks.runner import Settings, Shard, merge_shards, read_results, run, synchronise
-from interp.interventions import Intervention, TopLayerEmulation
+from interp.benchmarks.extraction import MODES
+from interp.benchmarks.methods import Method, parse_method
+from interp.benchmarks.runner import (
+    Settings, Shard, merge_shards, plan, prompt_for, read_results, rescore, run, synchronise,
+)
+
+BASELINE = "cot"
 
 
 def limit_per_subject(items: Sequence[Item], limit: int | None) -> list[Item]:
@@ -27,24 +33,33 @@ def limit_per_subject(items: Sequence[Item], limit: int | None) -> list[Item]:
     return kept
 
 
+def variant_name(method: Method) -> str:
+    return f"{BASELINE}+{method.name}"
+
+
 def evaluate(
-    model: Any, items: Sequence[Item], out: str | Path, *, method: Sequence[Intervention] = (TopLayerEmulation(),),
+    model: Any, items: Sequence[Item], out: str | Path, *, methods: Sequence[Method] = (parse_method("emulation"),),
     max_new_tokens: int = 2048, batch_size: int = 8, direct: bool = False, chat: bool = False,
-    shard: Shard = Shard(), progress: bool = True,
+    shard: Shard = Shard(), skip_over_context: bool = False, progress: bool = True,
 ) -> dict[str, list[dict[str, Any]]] | None:
-    """CoT baseline, CoT with the method, and optionally the non-CoT baseline (for computed
+    """The CoT baseline, CoT under each method, and optionally the non-CoT baseline (for computed
     tokens). Returns the runs (merged over shards on rank 0; ``None`` on other ranks)."""
     out = Path(out)
-    variants: dict[str, tuple[Sequence[Intervention], Settings]] = {
-        "cot": ((), Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens)),
-        "cot+method": (tuple(method), Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens)),
-    }
+    names = [variant_name(m) for m in methods]
+    if len(set(names)) != len(names):
+        raise ValueError(f"methods {names} name the same variant twice; give each once")
+    cot = Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens)
+    variants: dict[str, tuple[Method | None, Settings]] = {BASELINE: (None, cot), **{n: (m, cot) for n, m in zip(names, methods)}}
     if direct:
-        variants = {"direct": ((), Settings(cot=False, chat=chat, max_new_tokens=max_new_tokens)), **variants}
+        variants = {"direct": (None, Settings(cot=False, chat=chat, max_new_tokens=max_new_tokens)), **variants}
+    if items:  # every method's parameters are checked on the model before any variant generates
+        ids = model.tokenizer(prompt_for(items[0], cot)).input_ids
+        for method in methods:
+            plan(model, method, items[0], cot, ids)
     runs = {}
-    for name, (interventions, settings) in variants.items():
-        runs[name] = run(model, items, out, variant=name, interventions=interventions, settings=settings,
-                         shard=shard, batch_size=batch_size, progress=progress)
+    for name, (method, settings) in variants.items():
+        runs[name] = run(model, items, out, variant=name, method=method, settings=settings, shard=shard,
+                         batch_size=batch_size, skip_over_context=skip_over_context, progress=progress)
     if shard.world > 1:
         synchronise(shard)
         if shard.rank != 0:
@@ -56,18 +71,69 @@ def evaluate(
     return runs
 
 
-def write_tables(out: Path, runs: dict[str, list[dict[str, Any]]]) -> None:
-    """summary.json and summary.csv: the comparison rows for both extraction modes."""
-    summary: dict[str, Any] = {"computed_tokens": stats.computed_tokens(runs)}
-    rows_csv = []
-    for mode in ("flexible", "strict"):
-        rows = stats.compare(runs["cot"], runs["cot+method"], mode)
-        summary[mode] = rows
-        rows_csv += [{"mode": mode, **{k: v for k, v in r.items() if not k.endswith("_ci")},
-                      "difference_ci_low": r["difference_ci"][0], "difference_ci_high": r["difference_ci"][1]}
-                     for r in rows]
+def variants_in(out: Path) -> list[str]:
+    """The variants of a results folder, baseline first, from their settings files."""
+    names = sorted(p.name[: -len(".settings.json")] for p in out.glob("*.settings.json"))
+    if BASELINE not in names:
+        raise FileNotFoundError(f"{out} holds no {BASELINE}.settings.json: not a results folder of `interp accuracy`")
+    return [BASELINE] + [n for n in names if n != BASELINE]
+
+
+def rescore_folder(out: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """Re-extract every response of a results folder with the current extractors and rewrite its
+    records and summaries; nothing is generated."""
+    out = Path(out)
+    runs = {name: rescore(out / f"{name}.jsonl") for name in variants_in(out)}
+    write_tables(out, runs)
+    return runs
+
+
+def summarise(runs: dict[str, Sequence[dict[str, Any]]], out: Path | None = None) -> dict[str, Any]:
+    """Every variant's accuracy and parse rate per mode and group, and each method's difference
+    from the CoT baseline (interval, McNemar p), ``final`` mode first."""
+    settings = {name: json.loads((out / f"{name}.settings.json").read_text())
+                for name in runs if out is not None and (out / f"{name}.settings.json").is_file()}
+    rows = []
+    for mode in MODES:
+        for name, records in runs.items():
+            against = {(r["level"], r["name"]): r for r in stats.compare(runs[BASELINE], records, mode)} \
+                if name not in (BASELINE, "direct") and BASELINE in runs else {}
+            for row in stats.accuracy(records, mode):
+                paired = against.get((row["level"], row["name"]))
+                rows.append({"mode": mode, "variant": name, **row, **({
+                    "difference": paired["difference"], "difference_ci": paired["difference_ci"],
+                    "mcnemar_p": paired["mcnemar_p"], "paired_n": paired["n"],
+                } if paired else {"difference": None, "difference_ci": None, "mcnemar_p": None, "paired_n": None})})
+    return {
+        "modes": list(MODES), "baseline": BASELINE,
+        "variants": {name: (settings.get(name) or {}).get("method") for name in runs},
+        "rows": rows,
+        "review": {name: len(stats.disagreements(records, MODES)) for name, records in runs.items()},
+        "computed_tokens": stats.computed_tokens(runs),
+    }
+
+
+def write_tables(out: Path, runs: dict[str, Sequence[dict[str, Any]]]) -> dict[str, Any]:
+    """summary.json, summary.csv (one row per mode, variant and group) and review.csv (the
+    responses whose readings disagree, or that ``final`` found no answer in). Records are taken
+    in id order, so a rescored folder (file order) and a fresh run (item order) summarise alike."""
+    runs = {name: sorted(records, key=lambda r: r["id"]) for name, records in runs.items()}
+    summary = summarise(runs, out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     with (out / "summary.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows_csv[0]))
-        writer.writeheader()
-        writer.writerows(rows_csv)
+        writer = csv.writer(handle)
+        writer.writerow(["mode", "variant", "level", "name", "n", "skipped", "parse_rate", "accuracy",
+                         "accuracy_ci_low", "accuracy_ci_high", "difference", "difference_ci_low",
+                         "difference_ci_high", "mcnemar_p"])
+        for r in summary["rows"]:
+            ci = r["difference_ci"] or (None, None)
+            writer.writerow([r["mode"], r["variant"], r["level"], r["name"], r["n"], r["skipped"], r["parse_rate"],
+                             r["accuracy"], *r["accuracy_ci"], r["difference"], *ci, r["mcnemar_p"]])
+    with (out / "review.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["variant", "id", "answer", *(f"pred_{m}" for m in MODES), "question", "options", "response"])
+        for name, records in runs.items():
+            for r in stats.disagreements(records, MODES):
+                writer.writerow([name, r["id"], r["answer"], *(r[f"pred_{m}"] for m in MODES), r["question"],
+                                 " | ".join(r["options"]), r["response"]])
+    return summary

@@ -1,9 +1,11 @@
 """The accuracy harness: batched greedy CoT generation, answer extraction, resumable results.
 
 Every finished example is appended to ``<out>/<variant>.jsonl`` as soon as its batch completes
-(one line each, flushed). Started again, a run skips the ids already there: a run killed at any
-moment loses at most the batch in flight, repeats nothing, and ends with the same results as an
-uninterrupted one (batched generation equals one-at-a-time generation).
+(one line each, flushed), with its raw response and the prediction of every extraction mode.
+Started again, a run skips the ids already there: a run killed at any moment loses at most the
+batch in flight, repeats nothing, and ends with the same results as an uninterrupted one
+(batched generation equals one-at-a-time generation). Questions are batched with others that
+run the same interventions (per-question methods such as anchor ablation differ by question).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import torch
 from tqdm import tqdm
 
 from interp.benchmarks.data import Item
-from interp.benchmarks.extraction import extract_flexible, extract_strict
-from interp.benchmarks.prompts import chat_template, format_prompt
-from interp.generation import decode_until_eos, generate_ids, left_pad
+from interp.benchmarks.extraction import MODES, extract_answer
+from interp.benchmarks.methods import Method
+from interp.benchmarks.prompts import chat_template, format_prompt, instruction
+from interp.generation import decode_until_eos, generate_ids, left_pad, prefix_length
 from interp.interventions import Intervention, describe
 
 
@@ -61,6 +64,33 @@ def prompt_for(item: Item, settings: Settings) -> str:
     return chat_template(prompt) if settings.chat else prompt
 
 
+def instruction_stop(model: Any, item: Item, settings: Settings, ids: Sequence[int]) -> int:
+    """Where the question's instruction (its prompt range) ends, in tokens of its prompt."""
+    if not settings.cot:
+        raise ValueError("the non-CoT prompt has no instruction, so it has no prompt range to intervene on")
+    prompt = prompt_for(item, settings)
+    head = instruction(len(item.options))
+    return prefix_length(model, list(ids), prompt[: prompt.index(head) + len(head)])
+
+
+def check_context(model: Any, items: Sequence[Item], tokens: dict[str, list[int]], max_new_tokens: int,
+                  skip: bool) -> set[str]:
+    """The ids whose prompt plus ``max_new_tokens`` exceeds the model's context. Unless ``skip``,
+    any such question stops the run before it generates anything, naming the fix."""
+    context = int(model.cfg.n_ctx)
+    over = {item.id for item in items if len(tokens[item.id]) + max_new_tokens > context}
+    if over and not skip:
+        longest = max(items, key=lambda item: len(tokens[item.id]))
+        room = context - len(tokens[longest.id])
+        fix = f"lower --max-new-tokens to at most {room}, " if room > 0 else ""
+        raise ValueError(
+            f"{len(over)} of {len(items)} prompts plus --max-new-tokens {max_new_tokens} exceed the model's context "
+            f"of {context} tokens (the longest, {longest.id}, has {len(tokens[longest.id])} tokens); {fix}"
+            "pass --skip-over-context to record those questions as skipped, or use a model with a longer context"
+        )
+    return over
+
+
 def results_path(out: Path, variant: str, shard: Shard = Shard()) -> Path:
     return out / f"{variant}{shard.suffix()}.jsonl"
 
@@ -87,11 +117,16 @@ def _drop_partial_line(path: Path) -> None:
         path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
-def _batches(items: list[Item], tokens: dict[str, list[int]], size: int) -> Iterator[list[Item]]:
-    # Similar lengths together waste less compute on padding.
-    ordered = sorted(items, key=lambda item: len(tokens[item.id]))
-    for start in range(0, len(ordered), size):
-        yield ordered[start : start + size]
+def _batches(items: list[Item], tokens: dict[str, list[int]], interventions: dict[str, tuple[Intervention, ...]],
+             size: int) -> Iterator[list[Item]]:
+    # One batch runs one set of interventions; similar lengths together waste less on padding.
+    groups: dict[tuple[Intervention, ...], list[Item]] = {}
+    for item in items:
+        groups.setdefault(interventions[item.id], []).append(item)
+    for group in groups.values():
+        ordered = sorted(group, key=lambda item: len(tokens[item.id]))
+        for start in range(0, len(ordered), size):
+            yield ordered[start : start + size]
 
 
 def run(
@@ -100,31 +135,43 @@ def run(
     out: str | Path,
     *,
     variant: str,
-    interventions: Sequence[Intervention] = (),
+    method: Method | None = None,
     settings: Settings = Settings(),
     shard: Shard = Shard(),
     batch_size: int = 8,
+    skip_over_context: bool = False,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Answer every item (this shard's share), appending results; returns them in item order."""
+    """Answer every item (this shard's share) under ``method`` (``None``: no intervention),
+    appending results; returns them in item order."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_settings(out, variant, model, interventions, settings)
     mine = shard.take(items)
     path = results_path(out, variant, shard)
     _drop_partial_line(path)
     done = read_results(path)
     todo = [item for item in mine if item.id not in done]
     tokens = {item.id: model.tokenizer(prompt_for(item, settings)).input_ids for item in todo}
+    over = check_context(model, todo, tokens, settings.max_new_tokens, skip_over_context)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_settings(out, variant, model, method, settings)
+    todo_now = [item for item in todo if item.id not in over]
+    plans = {item.id: plan(model, method, item, settings, tokens[item.id])
+             for item in tqdm(todo_now, disable=not progress or not method, desc=f"{variant}: set-up")}
     eos = model.tokenizer.eos_token_id
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), disable=not progress, unit="q", desc=variant)
     generated, started = 0, time.perf_counter()
     with path.open("a", encoding="utf-8") as sink:
-        for batch in _batches(todo, tokens, batch_size):
+        for item in todo:
+            if item.id in over:
+                done[item.id] = skipped_record(item, len(tokens[item.id]))
+                sink.write(json.dumps(done[item.id]) + "\n")
+        bar.update(len(over))
+        for batch in _batches(todo_now, tokens, plans, batch_size):
             ids, pad = left_pad([tokens[item.id] for item in batch], model.tokenizer.pad_token_id or 0)
-            new = generate_ids(model, ids, max_new_tokens=settings.max_new_tokens, pad=pad, interventions=interventions)
+            new = generate_ids(model, ids, max_new_tokens=settings.max_new_tokens, pad=pad,
+                               interventions=plans[batch[0].id])
             for item, row in zip(batch, new):
-                record = _record(model, item, row, eos, len(tokens[item.id]))
+                record = _record(model, item, row, eos, len(tokens[item.id]), plans[item.id])
                 sink.write(json.dumps(record) + "\n")
                 done[item.id] = record
                 generated += record["generated_tokens"]
@@ -135,24 +182,61 @@ def run(
     return [done[item.id] for item in mine]
 
 
-def _record(model: Any, item: Item, row: torch.Tensor, eos: int, prompt_tokens: int) -> dict[str, Any]:
+def plan(model: Any, method: Method | None, item: Item, settings: Settings, ids: Sequence[int]) -> tuple[Intervention, ...]:
+    """The interventions ``item`` is answered with; bad parameters fail here, before generation."""
+    if method is None:
+        return ()
+    interventions = method.interventions(model, ids, instruction_stop(model, item, settings, ids))
+    for intervention in interventions:
+        intervention.hooks(model.cfg.n_layers)
+    return interventions
+
+
+def predictions(response: str, options: Sequence[str], answer: str) -> dict[str, Any]:
+    """Every extraction mode's reading of a response, and whether it is the right answer."""
+    preds = {mode: extract_answer(response, options, mode) for mode in MODES}
+    return {**{f"pred_{m}": p for m, p in preds.items()}, **{f"correct_{m}": p == answer for m, p in preds.items()}}
+
+
+def _record(model: Any, item: Item, row: torch.Tensor, eos: int, prompt_tokens: int,
+            interventions: Sequence[Intervention]) -> dict[str, Any]:
     ids = row.tolist()
     n = ids.index(eos) + 1 if eos in ids else len(ids)  # the EOS itself is a computed token
     response = decode_until_eos(model, row, eos)
-    flexible, strict = extract_flexible(response, item.options), extract_strict(response, item.options)
     # JSON-normal (lists, not tuples), so fresh and resumed records compare equal.
     return json.loads(json.dumps({
         **asdict(item), "prompt_tokens": prompt_tokens, "generated_tokens": n, "response": response,
-        "pred_flexible": flexible, "pred_strict": strict,
-        "correct_flexible": flexible == item.answer, "correct_strict": strict == item.answer,
+        "skipped": None, **predictions(response, item.options, item.answer),
+        "interventions": [describe(iv) for iv in interventions],
     }))
 
 
-def _write_settings(out: Path, variant: str, model: Any, interventions: Sequence[Intervention], settings: Settings) -> None:
+def skipped_record(item: Item, prompt_tokens: int) -> dict[str, Any]:
+    return json.loads(json.dumps({
+        **asdict(item), "prompt_tokens": prompt_tokens, "generated_tokens": 0, "response": None,
+        "skipped": "prompt plus max_new_tokens exceeds the model's context",
+        **{f"pred_{m}": None for m in MODES}, **{f"correct_{m}": False for m in MODES}, "interventions": [],
+    }))
+
+
+def rescore(path: Path) -> list[dict[str, Any]]:
+    """Re-extract every record of a results file with the current extractors; rewrite it whole
+    (through a temporary file, so a kill leaves the old one)."""
+    records = list(read_results(path).values())
+    for record in records:
+        if not record.get("skipped"):
+            record.update(predictions(record["response"], record["options"], record["answer"]))
+    partial = path.with_suffix(".rescoring")
+    partial.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    partial.replace(path)
+    return records
+
+
+def _write_settings(out: Path, variant: str, model: Any, method: Method | None, settings: Settings) -> None:
     identity = {"name": str(getattr(model.cfg, "model_name", "")), "parameters": sum(p.numel() for p in model.parameters()),
                 "dtype": str(model.cfg.dtype)}
     record = {"variant": variant, "model": identity, "settings": asdict(settings),
-              "interventions": [describe(iv) for iv in interventions]}
+              "method": method.record() if method else None}
     path = out / f"{variant}.settings.json"
     if path.is_file() and json.loads(path.read_text()) != json.loads(json.dumps(record)):
         raise ValueError(

@@ -1,7 +1,10 @@
-"""The CoT accuracy page: baseline against method, per category and subject, with computed tokens."""
+"""The CoT accuracy page, drawn from a results folder's summary (``harness.summarise``) and its
+records: accuracy and parse rate per variant, the methods' differences from the baseline, sweeps
+over a method's parameter, and the few responses worth reading by hand."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any, Sequence
 
 import plotly.graph_objects as go
@@ -10,66 +13,138 @@ from interp.benchmarks import stats
 from interp.report.page import Section
 from interp.report.studies import Page
 
+MODE_TEXT = {
+    "final": "final: what the response commits to, read from its answer section first (refusals, open answers "
+             "and responses that name no option count as unanswered)",
+    "paper": "paper: the released code's cascade (option text -> letter, 'answer is X', 'X is correct', leading letter, "
+             "first standalone letter, then a fuzzy match that always picks a letter)",
+    "strict": "strict: only the letter right after the last 'Response:'",
+}
+REVIEW_ROWS = 60
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+
+def _pct(x: float | None) -> str:
+    return "" if x is None or x != x else f"{100 * x:.1f}%"
 
 
-def _comparison_rows(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
-    return [[r["level"], r["name"], r["n"], _pct(r["baseline"]), _pct(r["method"]),
-             f"{100 * r['difference']:+.1f} [{100 * r['difference_ci'][0]:+.1f}, {100 * r['difference_ci'][1]:+.1f}]",
-             f"{r['mcnemar_p']:.3g}"] for r in rows]
+def _interval(low: float, high: float, signed: bool = False) -> str:
+    if low != low:
+        return ""
+    form = "{:+.1f}" if signed else "{:.1f}"
+    return f"[{form.format(100 * low)}, {form.format(100 * high)}]"
 
 
-def category_bars(rows: Sequence[dict[str, Any]], names: tuple[str, str]) -> go.Figure:
-    chosen = [r for r in rows if r["level"] in ("category", "overall")]
+def _rows(summary: dict[str, Any], mode: str) -> list[dict[str, Any]]:
+    return [r for r in summary["rows"] if r["mode"] == mode]
+
+
+def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    header = ["variant", "level", "name", "n", "skipped", "parse rate", "accuracy [95% CI]",
+              "difference from baseline (points) [95% CI]", "McNemar p"]
+    body = [[r["variant"], r["level"], r["name"], r["n"], r["skipped"], _pct(r["parse_rate"]),
+             f"{_pct(r['accuracy'])} {_interval(*r['accuracy_ci'])}",
+             "" if r["difference"] is None else f"{100 * r['difference']:+.1f} {_interval(*r['difference_ci'], signed=True)}",
+             "" if r["mcnemar_p"] is None else f"{r['mcnemar_p']:.3g}"]
+            for r in sorted(rows, key=lambda r: (stats.GROUP_ORDER[r["level"]], r["name"]))]
+    return header, body
+
+
+def category_bars(rows: Sequence[dict[str, Any]], title: str) -> go.Figure:
     fig = go.Figure()
-    for key, name in zip(("baseline", "method"), names):
+    by_variant: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["level"] in ("category", "overall"):
+            by_variant[r["variant"]].append(r)
+    for variant, chosen in by_variant.items():
         fig.add_trace(go.Bar(
-            x=[r["name"] for r in chosen], y=[100 * r[key] for r in chosen], name=name,
+            x=[r["name"] for r in chosen], y=[100 * r["accuracy"] for r in chosen], name=variant,
+            customdata=[100 * r["parse_rate"] for r in chosen],
+            hovertemplate="%{x}: %{y:.1f}% correct, %{customdata:.1f}% answered<extra>" + variant + "</extra>",
             error_y=dict(type="data", symmetric=False,
-                         array=[100 * (r[f"{key}_ci"][1] - r[key]) for r in chosen],
-                         arrayminus=[100 * (r[key] - r[f"{key}_ci"][0]) for r in chosen]),
+                         array=[100 * (r["accuracy_ci"][1] - r["accuracy"]) for r in chosen],
+                         arrayminus=[100 * (r["accuracy"] - r["accuracy_ci"][0]) for r in chosen]),
         ))
-    fig.update_layout(title="CoT accuracy by category (95% bootstrap intervals)", yaxis=dict(title="accuracy (%)", range=[0, 100]),
+    fig.update_layout(title=title, yaxis=dict(title="accuracy (%)", range=[0, 100]), xaxis=dict(title="category"),
                       barmode="group", height=420)
     return fig
 
 
-def accuracy_page(title: str, runs: dict[str, Sequence[dict[str, Any]]], baseline: str, method: str,
-                  name: str = "accuracy.html", examples: int = 6) -> Page:
-    """``runs`` maps a variant name to its result records; ``baseline`` and ``method`` are compared."""
+def sweeps(summary: dict[str, Any], mode: str = "final") -> list[go.Figure]:
+    """One figure per method kind run at several values of one parameter: overall accuracy (with
+    intervals) against that parameter, the baseline as a line."""
+    overall = {r["variant"]: r for r in _rows(summary, mode) if r["level"] == "overall"}
+    by_kind: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    for variant, record in summary["variants"].items():
+        if record and record.get("kind"):
+            by_kind[record["kind"]].append((variant, record["given"]))
+    figures = []
+    for kind, members in by_kind.items():
+        varied = {k for _, given in members for k in given if len({str(g.get(k)) for _, g in members}) > 1}
+        if len(members) < 2 or len(varied) != 1:
+            continue
+        key = varied.pop()
+        points = sorted((given[key], overall[variant]) for variant, given in members if key in given)
+        fig = go.Figure(go.Scatter(
+            x=[p[0] for p in points], y=[100 * p[1]["accuracy"] for p in points], mode="lines+markers", name=kind,
+            error_y=dict(type="data", symmetric=False, array=[100 * (p[1]["accuracy_ci"][1] - p[1]["accuracy"]) for p in points],
+                         arrayminus=[100 * (p[1]["accuracy"] - p[1]["accuracy_ci"][0]) for p in points])))
+        base = overall[summary["baseline"]]["accuracy"]
+        fig.add_hline(y=100 * base, line_dash="dash", annotation_text=f"baseline {_pct(base)}")
+        fig.update_layout(title=f"{kind}: overall accuracy ({mode} extraction) against {key}",
+                          xaxis=dict(title=key), yaxis=dict(title="accuracy (%)", range=[0, 100]), height=380)
+        figures.append(fig)
+    return figures
+
+
+def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[dict[str, Any]]],
+                  name: str = "accuracy.html") -> Page:
+    """``summary`` from :func:`interp.benchmarks.harness.summarise`; ``runs`` maps each variant
+    to its records (for the review table and accuracy by length)."""
+    modes, baseline = summary["modes"], summary["baseline"]
+    first = {r["variant"]: r for r in _rows(summary, modes[0]) if r["level"] == "overall"}
+    parts = [f"{first[baseline]['n']} questions, {modes[0]} extraction: {baseline} {_pct(first[baseline]['accuracy'])} "
+             f"(answered {_pct(first[baseline]['parse_rate'])})"]
+    parts += [f"{v} {_pct(r['accuracy'])} (answered {_pct(r['parse_rate'])}; {100 * r['difference']:+.1f} points "
+              f"{_interval(*r['difference_ci'], signed=True)}, McNemar p={r['mcnemar_p']:.3g})"
+              for v, r in first.items() if r["difference"] is not None]
     sections = []
-    summary = ""
-    for mode in ("flexible", "strict"):
-        rows = stats.compare(runs[baseline], runs[method], mode)
-        overall = rows[0]
-        if mode == "flexible":
-            summary = (f"{overall['n']} questions: {baseline} {_pct(overall['baseline'])}, {method} "
-                       f"{_pct(overall['method'])} ({100 * overall['difference']:+.1f} points, McNemar p={overall['mcnemar_p']:.3g})")
+    for mode in modes:
+        rows = _rows(summary, mode)
         sections.append(Section(
-            f"Accuracy, {mode} extraction",
-            "flexible: the paper's cascade (option text -> letter, 'answer is X', 'X is correct', leading letter, "
-            "first standalone letter, fuzzy match); strict: only the letter after 'Response:'." if mode == "flexible" else "",
-            figures=[category_bars(rows, (baseline, method))],
-            tables=[(["level", "name", "n", baseline, method, "difference (points) [95% CI]", "McNemar p"],
-                     _comparison_rows(rows))],
+            f"Accuracy and parse rate, {mode} extraction",
+            MODE_TEXT[mode] + ". Accuracy counts an unanswered question as wrong; the parse rate is the share of "
+            "responses that gave an answer in this mode. Differences are paired on the same questions, with a "
+            "bootstrap interval and McNemar's exact test.",
+            figures=[category_bars(rows, f"CoT accuracy by category, {mode} extraction (95% bootstrap intervals)")]
+            if mode == modes[0] else [],
+            tables=[_table(rows)],
         ))
-    tokens = stats.computed_tokens(runs)
+    swept = sweeps(summary, modes[0])
+    if swept:
+        sections.insert(1, Section("Sweeps", "Overall accuracy of one method at several values of one parameter; "
+                                   "the dashed line is the baseline.", figures=swept))
+    review = [(variant, r) for variant, records in runs.items() for r in stats.disagreements(records, modes)]
+    sections.append(Section(
+        f"Responses to check by hand ({len(review)})",
+        "The responses where the extraction modes disagree, or the final mode found no answer: read these, not "
+        f"all of them. All are in review.csv beside the results; the first {REVIEW_ROWS} are shown.",
+        tables=[(["variant", "id", "answer", *modes, "question and options", "response"],
+                 [[variant, r["id"], r["answer"], *(r[f"pred_{m}"] for m in modes),
+                   r["question"][:300] + "\n" + "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(r["options"])),
+                   r["response"][-600:]] for variant, r in review[:REVIEW_ROWS]])],
+    ))
+    tokens = summary["computed_tokens"]
     fig = go.Figure()
     for run_name in runs:
         chosen = [r for r in tokens if r["run"] == run_name]
         fig.add_trace(go.Bar(x=[r["category"] for r in chosen], y=[r["mean_tokens"] for r in chosen], name=run_name))
-    fig.update_layout(title="Computed tokens: mean generated tokens per question", barmode="group", height=380)
+    fig.update_layout(title="Computed tokens: mean generated tokens per question", barmode="group", height=380,
+                      xaxis=dict(title="category"), yaxis=dict(title="generated tokens"))
     sections.append(Section("Computed tokens", figures=[fig], tables=[(
         ["run", "category", "n", "mean generated tokens"],
         [[r["run"], r["category"], r["n"], round(r["mean_tokens"], 1)] for r in tokens])]))
-    sections.append(Section("Accuracy by response length", tables=[(
+    sections.append(Section(f"Accuracy by response length ({modes[0]} extraction)", tables=[(
         ["run", "generated tokens", "n", "accuracy"],
         [[run_name, b["bin"], b["n"], _pct(b["accuracy"])] for run_name, records in runs.items()
-         for b in stats.accuracy_by_length(records)])]))
-    sample = list(runs[method])[:examples]
-    sections.append(Section("Raw responses (first questions, method)", tables=[(
-        ["id", "answer", "flexible", "strict", "response"],
-        [[r["id"], r["answer"], r["pred_flexible"], r["pred_strict"], r["response"][:400]] for r in sample])]))
-    return Page(name, title, summary, sections)
+         for b in stats.accuracy_by_length(records, mode=modes[0])])]))
+    return Page(name, title, "; ".join(parts), sections)

@@ -16,6 +16,7 @@ from torch import Tensor
 from interp.analysis import attention_entropy, attention_patterns
 from interp.anchors import Anchors, detect_anchors
 from interp.effects import Effect, intervention_effects
+from interp.generation import prefix_length
 from interp.interventions import (
     AnchorAblation, Intervention, PromptRangeRemoval, TopLayerEmulation, alternating_layers, describe,
 )
@@ -48,21 +49,14 @@ class Example:
         if not prompt or not dialogue:
             raise ValueError("both the prompt and the dialogue must be non-empty text")
         full = model.tokenizer(prompt + dialogue + answer).input_ids
-        stop = _boundary(model, full, prompt)
+        stop = prefix_length(model, full, prompt)
         if not 0 < stop < len(full):
             raise ValueError("the prompt must be followed by at least one dialogue token")
-        answer_start = _boundary(model, full, prompt + dialogue) if answer else None
+        answer_start = prefix_length(model, full, prompt + dialogue) if answer else None
         if answer_start is not None and not stop < answer_start < len(full):
             raise ValueError("the answer must add at least one token after the dialogue")
         ids = torch.tensor([full])
         return cls(ids, stop, tuple(model.to_str_tokens(ids[0])), answer_start)
-
-
-def _boundary(model: Any, full: list[int], head: str) -> int:
-    # Tokenised as one text, as the model reads it; ``head`` ends where its own tokenisation
-    # stops agreeing with the whole's.
-    alone = model.tokenizer(head).input_ids
-    return next((i for i, (a, b) in enumerate(zip(full, alone)) if a != b), min(len(full), len(alone)))
 
 
 def middle_layer(model: Any) -> int:

@@ -11,8 +11,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from interp.benchmarks import stats
-from interp.benchmarks.harness import evaluate
+from interp.benchmarks.harness import evaluate, summarise
 from interp.tiny.dataset import held_out_items
 from interp.tiny.default import DROPOUT, MAIN, load_shipped, shipped
 
@@ -21,11 +20,12 @@ def accuracies(name: str, questions: int) -> dict:
     model = load_shipped(name)
     with tempfile.TemporaryDirectory() as tmp:
         runs = evaluate(model, held_out_items(questions), tmp, max_new_tokens=64, batch_size=16, progress=False)
-    result = {}
-    for mode in ("flexible", "strict"):
-        rows = stats.compare(runs["cot"], runs["cot+method"], mode)
-        result[mode] = {row["name"]: {"n": row["n"], "cot": row["baseline"], "cot+method": row["method"]}
-                        for row in rows if row["level"] in ("overall", "category")}
+    result: dict = {}
+    for row in summarise(runs)["rows"]:
+        if row["level"] in ("overall", "category"):
+            group = result.setdefault(row["mode"], {}).setdefault(row["name"], {"n": row["n"]})
+            group[row["variant"]] = row["accuracy"]
+            group[f"{row['variant']} parse rate"] = row["parse_rate"]
     return result
 
 

@@ -1,0 +1,138 @@
+"""The harness's variants: which interventions each question is answered with.
+
+A method is written on the command line as ``KIND`` or ``KIND:key=value,key=value``:
+
+- ``emulation`` (``alpha``, ``threshold``, ``last_layer``, ``renormalise``, ``boost_all``): the
+  top-layer emulation, the same for every question.
+- ``prompt-removal`` (``first``, ``last``, ``step``, ``renormalise``): attention to the
+  instruction removed in layers ``first..last`` every ``step`` (default 4, 6, 8).
+- ``anchor-ablation`` and ``keep-anchors`` (``ratio``, ``renormalise``): the anchors are detected
+  per question inside its instruction (the prompt range), then removed, or kept alone.
+
+The prompt range of a question is its instruction, counted in tokens from its first token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+import torch
+
+from interp.anchors import detect_anchors
+from interp.interventions import (
+    AnchorAblation, Intervention, PromptRangeRemoval, TopLayerEmulation, alternating_layers, describe,
+)
+
+
+class Method(Protocol):
+    name: str  # the variant's name, e.g. "emulation(alpha=0.1)"
+    kind: str  # e.g. "emulation"
+    given: tuple[tuple[str, Any], ...]  # the parameters as given (what a sweep varies)
+
+    def interventions(self, model: Any, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]: ...
+
+    def record(self) -> dict[str, Any]: ...
+
+
+def _name(kind: str, params: dict[str, Any]) -> str:
+    # File-name safe on every system (no ':' or '/'), and readable as the spec it came from.
+    return kind + ("(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")" if params else "")
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """The same interventions for every question (e.g. the emulation)."""
+
+    fixed: tuple[Intervention, ...]
+    name: str
+    kind: str = "fixed"
+    given: tuple[tuple[str, Any], ...] = ()
+
+    def interventions(self, model: Any, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
+        return self.fixed
+
+    def record(self) -> dict[str, Any]:
+        return {"method": self.name, "kind": self.kind, "given": dict(self.given),
+                "interventions": [describe(iv) for iv in self.fixed]}
+
+
+@dataclass(frozen=True)
+class PromptRemoval:
+    """Attention to each question's instruction removed in alternating layers."""
+
+    first: int = 4
+    last: int = 8
+    step: int = 2
+    renormalise: bool = False
+    name: str = "prompt-removal"
+    kind: str = "prompt-removal"
+    given: tuple[tuple[str, Any], ...] = ()
+
+    def interventions(self, model: Any, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
+        layers = alternating_layers(self.first, self.last, self.step)
+        return (PromptRangeRemoval((0, prompt_stop), layers=layers, renormalise=self.renormalise),)
+
+    def record(self) -> dict[str, Any]:
+        return {"method": self.name, **dataclasses.asdict(self), "given": dict(self.given)}
+
+
+@dataclass(frozen=True)
+class AnchorMethod:
+    """Anchors detected inside each question's instruction, then removed (or kept alone)."""
+
+    keep_only: bool
+    ratio: float = 3.0
+    renormalise: bool = False
+    name: str = "anchor-ablation"
+    kind: str = "anchor-ablation"
+    given: tuple[tuple[str, Any], ...] = ()
+
+    def interventions(self, model: Any, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
+        anchors = detect_anchors(model, torch.tensor([list(ids)]), prompt_range=(0, prompt_stop), ratio=self.ratio)
+        return (AnchorAblation((0, prompt_stop), anchors.positions(), keep_only=self.keep_only,
+                               renormalise=self.renormalise),)
+
+    def record(self) -> dict[str, Any]:
+        return {"method": self.name, **dataclasses.asdict(self), "given": dict(self.given)}
+
+
+# kind -> (builder from the parsed parameters, {parameter: type})
+KINDS: dict[str, tuple[Any, dict[str, type]]] = {
+    "emulation": (lambda p: Fixed((TopLayerEmulation(**p),), "", "emulation"),
+                  {"alpha": float, "threshold": float, "last_layer": int, "renormalise": bool, "boost_all": bool}),
+    "prompt-removal": (lambda p: PromptRemoval(**p, kind="prompt-removal"),
+                       {"first": int, "last": int, "step": int, "renormalise": bool}),
+    "anchor-ablation": (lambda p: AnchorMethod(False, **p, kind="anchor-ablation"), {"ratio": float, "renormalise": bool}),
+    "keep-anchors": (lambda p: AnchorMethod(True, **p, kind="keep-anchors"), {"ratio": float, "renormalise": bool}),
+}
+
+
+def _value(kind: str, key: str, text: str, kind_of: type) -> Any:
+    if kind_of is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"method {kind!r}: {key}={text!r} must be true or false")
+        return text.lower() in ("true", "1")
+    try:
+        return kind_of(text)
+    except ValueError:
+        raise ValueError(f"method {kind!r}: {key}={text!r} is not a valid {kind_of.__name__}") from None
+
+
+def parse_method(spec: str) -> Method:
+    """``emulation``, ``emulation:alpha=0.1``, ``prompt-removal:first=2,last=6``, ``keep-anchors:ratio=4``."""
+    kind, _, rest = spec.strip().partition(":")
+    if kind not in KINDS:
+        raise ValueError(f"unknown method {kind!r} in {spec!r}; choose from {', '.join(KINDS)} "
+                         "(parameters as KIND:key=value,key=value)")
+    build, allowed = KINDS[kind]
+    params: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, text = part.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or key not in allowed:
+            raise ValueError(f"method {kind!r}: {part!r} is not a parameter; it takes "
+                             f"{', '.join(f'{k}=...' for k in allowed)}")
+        params[key] = _value(kind, key, text.strip(), allowed[key])
+    return dataclasses.replace(build(params), name=_name(kind, params), given=tuple(params.items()))
