@@ -9,9 +9,10 @@ A response is read the way a grader reads it:
    ``Final answer:`` header. Only when it names no option at all is the whole response read.
 3. **Mentions**: every place that names an option: its letter (``B``, ``(B)``, ``B)``,
    ``Option B``, ``b)``; the article "A" is told apart from the letter), its text (exact, longest
-   option first; in the answer section also fuzzily, with ``rapidfuzz``, above a threshold),
-   or an ordinal ("the second option", "solution 2", "the last choice"). Mentions joined by
-   "and", "or" or commas form one group ("A, C and D", "either B or D").
+   option first; in the answer section also fuzzily, with ``rapidfuzz``, above a threshold, and
+   for options that share most of their words, by the words that set one apart), or an ordinal
+   ("the second option", "solution 2", "the last choice", "the first is safer"). Mentions joined
+   by "and", "or" or commas form one group ("A, C and D", "either B or D").
 4. **Each group's reading**, from its clause: *negated* ("not A", "A is incorrect", "rather than
    A", "eliminate A and C"; in an option-by-option walk, a line whose verdict is "incorrect");
    *committed* ("the answer is B", "I would choose B", "B is correct", "B is the better choice",
@@ -77,6 +78,8 @@ COMMIT_AFTER = re.compile(
 # "C is incorrect and so are A and B": the group takes the verdict of the one before it.
 SAME_VERDICT = re.compile(r"\b(?:(?:so|as|nor|neither)\s+(?:is|are|does|do|was|were)|same\s+(?:for|goes\s+for|with))" + FILLER + "$",
                           re.IGNORECASE)
+LOOSE_NEGATION = re.compile(r"\b(?:not|never|don't|do\s+not|avoid|shouldn't|should\s+not|instead\s+of|rather\s+than)\b",
+                            re.IGNORECASE)
 HEDGE = re.compile(r"\b(?:could|might|may|possibly|perhaps|maybe)\b", re.IGNORECASE)
 REFUSAL = re.compile(
     r"\b(?:cannot|can't|can\s+not|unable\s+to|not\s+able\s+to|impossible\s+to|not\s+possible\s+to)\s+"
@@ -107,6 +110,7 @@ class Mention:
     start: int
     end: int
     letter: str
+    loose: bool = False  # read from a few of the option's words: any negator in its clause negates it
 
 
 @dataclass
@@ -114,6 +118,7 @@ class Group:
     start: int
     end: int
     letters: list[str]
+    loose: bool = False
     negated: bool = False
     committed: bool = False
     hedged: bool = False
@@ -166,7 +171,40 @@ def _text_mentions(text: str, options: Sequence[str], letters: str, fuzzy: bool)
         if scored and scored[0][0] >= FUZZY_THRESHOLD and (len(scored) == 1 or scored[0][0] - scored[1][0] >= FUZZY_MARGIN):
             _, start, end, index = scored[0]
             found.append(Mention(start, end, letters[index]))
+        else:
+            found += _distinctive_mention(text, options, letters)
     return found
+
+
+STOPWORDS = frozenset("a an the to of in on at for with and or but is are be it its this that by from as into your you "
+                      "their them they he she his her use using".split())
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS and len(w) > 2]
+
+
+def _distinctive_mention(text: str, options: Sequence[str], letters: str) -> list[Mention]:
+    """Options that share most of their words (PIQA's two solutions) differ in a few: the one
+    option at least half of whose own words the text uses, while it uses none of the others'."""
+    words = [set(_content_words(o)) for o in options]
+    used = [(m.group().lower(), m.start(), m.end()) for m in re.finditer(r"[A-Za-z0-9]+", text)]
+
+    def same(word: str, other: str) -> bool:  # "ladder"/"ladders", "stand"/"standing"
+        return fuzz.ratio(word, other) >= FUZZY_THRESHOLD or other.startswith(word) or (len(other) >= 5 and word.startswith(other[:5]))
+
+    def found(index: int) -> list[tuple[int, int]]:
+        own = words[index] - set().union(*(w for i, w in enumerate(words) if i != index))
+        hits = [next(((a, b) for u, a, b in used if same(w, u)), None) for w in own]
+        return [h for h in hits if h] if own and 2 * sum(h is not None for h in hits) >= len(own) else []
+
+    hits = [found(i) for i in range(len(options))]
+    chosen = [i for i, h in enumerate(hits) if h]
+    if len(chosen) == 1 and not any(same(w, u) for i in range(len(options)) if i != chosen[0]
+                                    for w in words[i] - words[chosen[0]] for u, _, _ in used):
+        start, end = min(hits[chosen[0]])
+        return [Mention(start, end, letters[chosen[0]], loose=True)]
+    return []
 
 
 def _closest_window(text: str, option: str) -> tuple[float, int, int]:
@@ -229,6 +267,9 @@ def _ordinal_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> 
     patterns = [
         (rf"\b(?:the\s+)?({words}|last)\s+(?:one|{NOUN})\b(?!\s*:)", lambda w: ORDINALS.get(w, len(letters) - 1)),
         (rf"\b{NOUN}\s*(?:number\s*|#)?([1-8])\b", lambda w: int(w) - 1),
+        # "the first is safer", "the latter": an ordinal standing for an option on its own
+        (rf"\bthe\s+({words}|last|former|latter)\b(?=\s*(?:[,.;!?]|$|is\b|was\b|would\b|seems\b|makes\b|works\b))",
+         lambda w: {"former": 0, "latter": len(letters) - 1}.get(w, ORDINALS.get(w, len(letters) - 1))),
     ]
     found = []
     for pattern, index_of in patterns:
@@ -261,7 +302,7 @@ def _groups(text: str, found: list[Mention]) -> list[Group]:
                 if mention.letter not in last.letters:
                     last.letters.append(mention.letter)
                 continue
-        groups.append(Group(mention.start, mention.end, [mention.letter]))
+        groups.append(Group(mention.start, mention.end, [mention.letter], mention.loose))
     return groups
 
 
@@ -299,7 +340,8 @@ def read_groups(text: str, options: Sequence[str], opener: bool, fuzzy: bool) ->
             group.negated, group.committed = groups[number - 1].negated, groups[number - 1].committed
             continue
         verdict = next((v for start, v in walk.items() if group.start <= start < group.end), None)
-        group.negated = bool(NEGATE_BEFORE.search(before) or NEGATE_AFTER.match(after)) or verdict == "negated"
+        group.negated = bool(NEGATE_BEFORE.search(before) or NEGATE_AFTER.match(after)) or verdict == "negated" \
+            or (group.loose and LOOSE_NEGATION.search(before) is not None)
         group.hedged = bool(HEDGE.search(before) or HEDGE.search(after[:30]))
         is_opener = opener and not walk and not re.search(r"[A-Za-z0-9]", re.sub(rf"\b(?:{NOUN})\b", "", text[: group.start], flags=re.I))
         group.committed = not group.negated and (
