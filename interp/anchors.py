@@ -96,3 +96,21 @@ def detect_anchors(
         for layer in range(model.cfg.n_layers)
     ])
     return Anchors(tuple(model.to_str_tokens(ids[0])), received.cpu(), ratio, (start, stop))
+
+
+SPECIAL = ("<s>", "</s>", "<unk>", "<pad>", "<|begin_of_text|>", "<|endoftext|>")
+
+
+def non_semantic(tokens: Sequence[str]) -> list[bool]:
+    """Which tokens carry no meaning of their own: special tokens (BOS), whitespace and newlines,
+    punctuation (':', '.', ','), the kinds the paper finds drawing outlier attention."""
+    return [t in SPECIAL or not any(ch.isalnum() for ch in t.replace("\u2581", "")) for t in tokens]
+
+
+def non_semantic_share(
+    patterns: Float[Tensor, "layer head query key"], tokens: Sequence[str], query_start: int
+) -> Float[Tensor, " layer"]:
+    """Per layer, the share of the attention of queries from ``query_start`` on (mean over heads
+    and those queries) that lands on non-semantic tokens."""
+    keys = torch.tensor(non_semantic(tokens), dtype=patterns.dtype)
+    return (patterns[:, :, query_start:, :] * keys).sum(-1).mean(dim=(1, 2))

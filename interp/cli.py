@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import shutil
 import sys
 import time
@@ -28,6 +29,7 @@ STUDIES = {
     "emulation": "depth-scaled top-layer emulation, inspected",
     "heads": "head probing: sink, previous-token, induction, entropy, ablation effects",
     "dropout": "attention of two models (without and with attention dropout) and their difference (Figure 5)",
+    "finetuning": "what fine-tuning did to attention: a base model against its fine-tuned version(s) (--tuned)",
 }
 
 
@@ -52,7 +54,7 @@ def _study_options(p: argparse.ArgumentParser, name: str) -> None:
     every = name == "run"
     p.add_argument("--prompt", help="the prompt range's text (default: the paper's CoT instruction)")
     p.add_argument("--dialogue", help="the text after the prompt (default: a held-out question with its answer)")
-    if every or name in ("anchors", "ablation", "heads"):
+    if every or name in ("anchors", "ablation", "heads", "finetuning"):
         p.add_argument("--ratio", type=float, default=3.0, help="anchor threshold: times the mean received attention")
     if every or name == "attention":
         p.add_argument("--zoom-layers", type=int, nargs="+", help="layers shown per head (default: first and middle)")
@@ -68,6 +70,10 @@ def _study_options(p: argparse.ArgumentParser, name: str) -> None:
         p.add_argument("--show", type=_head, nargs="+", default=[], help="heads whose pattern to show, e.g. 0.3 5.1")
     if every or name == "dropout":
         p.add_argument("--compare-model", help="the second model (default: the shipped dropout-trained model)")
+    if every or name == "finetuning":
+        p.add_argument("--tuned", required=name == "finetuning",
+                       help="the fine-tuned model directory written by `interp finetune`, or its --pair folder "
+                            "(then both, and the dropout comparison); --model is the base it was tuned from")
     if every:
         p.add_argument("--questions", type=int, default=24, help="held-out questions per family for CoT accuracy")
         p.add_argument("--cot-tokens", type=int, default=64, help="new tokens per CoT answer (default 64)")
@@ -111,6 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="re-extract the answers of an existing results folder (--results) with the current "
                           "extractors and rewrite its summaries and page; generates nothing, loads no model")
     acc.set_defaults(max_new_tokens=2048)
+    tune = sub.add_parser("finetune", help="fine-tune a model on structured CoT rows or your own (LoRA or full)",
+                          description="Fine-tune any model `load_model` accepts on the structured CoT dataset (the "
+                                      "paper's layout) or a JSONL of prompt/response rows, loss on the responses; "
+                                      "writes a Hugging Face directory with training.json. Resumable: run the same "
+                                      "command again after a kill.")
+    tune.add_argument("--model", required=True, help="HF LLaMA directory, hub name or llama2.c .bin")
+    tune.add_argument("--out", type=Path, required=True, help="the directory to write (with --pair: a folder of two)")
+    tune.add_argument("--data", default="structured", help="'structured' (default) or a JSONL file of "
+                                                           '{"prompt": ..., "response": ...} rows')
+    tune.add_argument("--no-instruction", action="store_true",
+                      help="structured rows without the paper's instruction (for short contexts, e.g. stories260K)")
+    tune.add_argument("--attention-dropout", type=float, default=0.0, help="attention dropout while training (default 0)")
+    kind = tune.add_mutually_exclusive_group()
+    kind.add_argument("--lora", type=int, default=8, metavar="RANK", help="LoRA rank (default 8)")
+    kind.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA (small models)")
+    tune.add_argument("--steps", type=int, default=200)
+    tune.add_argument("--batch-size", type=int, default=8)
+    tune.add_argument("--lr", type=float, default=3e-4)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    tune.add_argument("--pair", action="store_true", help="train both: without and with attention dropout "
+                                                          "(--attention-dropout, default 0.1), same rows and seed")
     return parser
 
 
@@ -164,6 +192,28 @@ def _accuracy(args: argparse.Namespace, model: Any) -> list[studies.Page]:
     return [page] if page else []
 
 
+def _tuned(args: argparse.Namespace) -> dict[str, Any]:
+    """The fine-tuned model of ``--tuned``, or both of a ``--pair`` folder."""
+    folder = Path(args.tuned)
+    pair = {"tuned": folder / "without-dropout", "tuned with dropout": folder / "with-dropout"}
+    if all(p.is_dir() for p in pair.values()):
+        return {name: _load(args, str(path)) for name, path in pair.items()}
+    return {"tuned": _load(args, str(folder))}
+
+
+def _finetune(args: argparse.Namespace) -> None:
+    from interp.finetune import FinetuneConfig, finetune, pair
+
+    config = FinetuneConfig(model=args.model, data=args.data, instruction=not args.no_instruction,
+                            attention_dropout=args.attention_dropout, lora_rank=None if args.full else args.lora,
+                            steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, dtype=args.dtype)
+    command = " ".join(["interp", *sys.argv[1:]])
+    written = pair(config, args.out, command=command) if args.pair else (finetune(config, args.out, command=command),)
+    for folder in written:
+        record = json.loads((Path(folder) / "training.json").read_text())
+        print(f"{folder}: final loss {record['final_loss']:.3f}", record.get("held_out_accuracy", {}).get("all", ""))
+
+
 def _studies(args: argparse.Namespace, model: Any) -> list[studies.Page]:
     from interp.interventions import TopLayerEmulation
     from interp.tiny.default import DROPOUT, default_example, load_shipped
@@ -193,9 +243,11 @@ def _studies(args: argparse.Namespace, model: Any) -> list[studies.Page]:
         "dropout": lambda: studies.dropout_study(
             model, _load(args, args.compare_model) if args.compare_model else load_shipped(DROPOUT), example,
             ("this model" if args.model else "no dropout", "compared" if args.compare_model else "attention dropout 0.1")),
+        "finetuning": lambda: studies.finetuning_study(model, _tuned(args), example, args.ratio),
     }
     for name, step in steps.items():
-        if wanted not in (name, "run") or (name == "dropout" and args.model and not args.compare_model):
+        if wanted not in (name, "run") or (name == "dropout" and args.model and not args.compare_model) \
+                or (name == "finetuning" and not args.tuned):
             continue
         started = time.perf_counter()
         pages.append(step())
@@ -218,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             from interp.benchmarks.methods import parse_method
 
             args.methods = [parse_method(spec) for spec in args.method]
+        if args.command == "finetune":
+            _finetune(args)
+            return 0
         if args.command == "accuracy" and args.rescore:
             pages, identity = _rescore(args), {}
         else:

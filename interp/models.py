@@ -104,10 +104,28 @@ def load_model(
     models over several GPUs and are passed through to TransformerLens.
     """
     torch_dtype = resolve_dtype(dtype)
-    placement = {"n_devices": n_devices, "device_map": device_map}
+    if (n_devices is not None or device_map is not None) and not isinstance(source, PreTrainedModel):
+        name, tok = _named_source(source, tokenizer)
+        if name is not None:  # TransformerLens places a named model over the devices itself
+            bridge = TransformerBridge.boot_transformers(name, tokenizer=tok, dtype=torch_dtype, n_devices=n_devices,
+                                                         device_map=device_map)
+            return _compat(bridge)
+    hf, tok = load_hf(source, tokenizer=tokenizer, dtype=torch_dtype)
+    return _bridge(hf, tok, torch_dtype, device)
+
+
+def load_hf(
+    source: str | Path | PreTrainedModel,
+    *,
+    tokenizer: str | Path | PreTrainedTokenizerBase | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase]:
+    """The plain Hugging Face model and its tokenizer, from any source :func:`load_model` takes
+    (what fine-tuning trains; no hooks, eager attention)."""
+    torch_dtype = resolve_dtype(dtype)
     if isinstance(source, PreTrainedModel):
         _check_llama(source.config, "the given model")
-        return _bridge(source, _tokenizer_for(tokenizer, None, "the given model"), torch_dtype, device)
+        return source, _tokenizer_for(tokenizer, None, "the given model")
     path = Path(source).expanduser()
     if path.is_file():
         if path.suffix != ".bin":
@@ -115,8 +133,17 @@ def load_model(
                 f"{path} is a file but not a llama2.c checkpoint (.bin); pass a Hugging Face "
                 "model directory, a hub name, or a llama2.c .bin file"
             )
-        hf = llama2c_to_hf(path).to(torch_dtype)
-        return _bridge(hf, _tokenizer_for(tokenizer, _single_sp_model(path.parent), str(path)), torch_dtype, device)
+        return llama2c_to_hf(path).to(torch_dtype), _tokenizer_for(tokenizer, _single_sp_model(path.parent), str(path))
+    name, tok = _named_source(source, tokenizer)
+    return LlamaForCausalLM.from_pretrained(name, dtype=torch_dtype, attn_implementation="eager"), tok
+
+
+def _named_source(source: str | Path, tokenizer: Any) -> tuple[str | None, PreTrainedTokenizerBase | None]:
+    """A Hugging Face directory or hub name, checked, with its tokenizer; ``(None, None)`` for a
+    llama2.c file."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return None, None
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelLoadError(
@@ -124,22 +151,10 @@ def load_model(
                 "save_pretrained) or a llama2.c .bin file"
             )
         _check_llama(AutoConfig.from_pretrained(path), str(path))
-        return _boot_named(str(path), _tokenizer_for(tokenizer, path, str(path)), torch_dtype, device, placement)
+        return str(path), _tokenizer_for(tokenizer, path, str(path))
     if _looks_like_path(str(source)):
         raise ModelLoadError(f"{path} does not exist; check the path to the model directory or checkpoint")
-    return _boot_hub(str(source), tokenizer, torch_dtype, device, placement)
-
-
-def _looks_like_path(text: str) -> bool:
-    return text.startswith((".", "/", "~")) or text.count("/") != 1 or text.endswith(".bin")
-
-
-def _single_sp_model(folder: Path) -> Path | None:
-    found = sorted(folder.glob("*.model"))
-    return folder / found[0].name if len(found) == 1 else None
-
-
-def _boot_hub(name: str, tokenizer: Any, dtype: torch.dtype, device: Any, placement: dict) -> TransformerBridge:
+    name = str(source)
     try:
         config = AutoConfig.from_pretrained(name)
         tok = _tokenizer_for(tokenizer, None, name) if tokenizer is not None else _finish_tokenizer(AutoTokenizer.from_pretrained(name))
@@ -150,15 +165,16 @@ def _boot_hub(name: str, tokenizer: Any, dtype: torch.dtype, device: Any, placem
             "`huggingface-cli login`) or pass the path of a local model directory"
         ) from err
     _check_llama(config, name)
-    return _boot_named(name, tok, dtype, device, placement)
+    return name, tok
 
 
-def _boot_named(name: str, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype, device: Any, placement: dict) -> TransformerBridge:
-    if placement["n_devices"] is None and placement["device_map"] is None:
-        hf = LlamaForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="eager")
-        return _bridge(hf, tokenizer, dtype, device)
-    bridge = TransformerBridge.boot_transformers(name, tokenizer=tokenizer, dtype=dtype, **placement)
-    return _compat(bridge)
+def _looks_like_path(text: str) -> bool:
+    return text.startswith((".", "/", "~")) or text.count("/") != 1 or text.endswith(".bin")
+
+
+def _single_sp_model(folder: Path) -> Path | None:
+    found = sorted(folder.glob("*.model"))
+    return folder / found[0].name if len(found) == 1 else None
 
 
 def _bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype, device: Any) -> TransformerBridge:

@@ -24,6 +24,7 @@ from interp.benchmarks.prompts import instruction
 from interp.models import sentencepiece_tokenizer
 from interp.tiny.dataset import FAMILIES, PUNCTUATION, WORDS, Drill, drills, questions, take
 from interp.tiny.tokenizer import train_sentencepiece
+from interp.training import atomic_save, collate
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _batches(tokenizer: Any, config: TrainConfig, step: int) -> list[tuple[torch
         ids = tokenizer(prompt + q.completion).input_ids + [tokenizer.eos_token_id]
         start = len(tokenizer(unlabelled).input_ids)
         groups[full].append((ids, [-100] * start + ids[start:]))
-    return [_pad(group) for group in groups if group]
+    return [collate(group, 0) for group in groups if group]
 
 
 def _drill_row(tokenizer: Any, drill: Drill) -> tuple[list[int], list[int]]:
@@ -126,18 +127,6 @@ def _drill_row(tokenizer: Any, drill: Drill) -> tuple[list[int], list[int]]:
         ids += asked + answer
         labels += [-100] * len(asked) + answer
     return ids, labels
-
-
-def _pad(rows: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.zeros(len(rows), width, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    target = torch.full_like(ids, -100)
-    for i, (row, labels) in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
-        target[i, : len(row)] = torch.tensor(labels)
-    return ids, mask, target
 
 
 def _lr(config: TrainConfig, step: int) -> float:
@@ -183,7 +172,7 @@ def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> Pat
         losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            _atomic_save({"config": dataclasses.asdict(config), "model": model.state_dict(),
+            atomic_save({"config": dataclasses.asdict(config), "model": model.state_dict(),
                           "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
                           "step": step + 1, "losses": losses}, state_file)
     model.eval()
@@ -201,12 +190,3 @@ def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> Pat
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
     # The thread count changes speed, not what is trained, so a run may resume with more threads.
     return {k: v for k, v in config.items() if k != "threads"}
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    # A run killed mid-write must not leave a truncated checkpoint behind.
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-

@@ -1,0 +1,246 @@
+"""Fine-tune a pretrained LLaMA on (prompt, response) rows, with or without attention dropout.
+
+- Rows: the project's structured CoT questions (:mod:`interp.tiny.dataset`, the paper's layout),
+  or a JSONL file of ``{"prompt": ..., "response": ...}``. The loss is on the response tokens only.
+- LoRA through ``peft`` (merged into the weights at the end) or full fine-tuning.
+- Attention dropout through the model's own ``attention_dropout``: active in ``train()`` mode
+  only, so evaluation and the written model are unaffected.
+- Deterministic for a seed: step ``s`` trains on rows fixed by ``(seed, s)``, and a checkpoint
+  holds the trainable weights, the optimiser and the random state, so a killed run resumes to
+  the same weights, bit for bit, as an uninterrupted one. A resume with other settings is refused.
+- The result is a Hugging Face directory that :func:`interp.load_model` loads like
+  Llama-2-7b-chat-hf, with ``training.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from interp.models import load_hf
+from interp.training import atomic_save, collate
+
+STRUCTURED = "structured"
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    model: str
+    data: str = STRUCTURED  # or the path of a JSONL file of {"prompt", "response"} rows
+    instruction: bool = True  # structured rows with the paper's instruction in front (off: short contexts)
+    attention_dropout: float = 0.0
+    lora_rank: int | None = 8  # None: full fine-tuning
+    lora_alpha: float = 16.0
+    steps: int = 200
+    batch_size: int = 8
+    lr: float = 3e-4
+    warmup: int = 10
+    weight_decay: float = 0.0
+    seed: int = 0
+    checkpoint_every: int = 25
+    held_out: int = 25  # structured data: held-out questions per family for the accuracy record
+    dtype: str = "float32"  # of the weights being trained (bfloat16 for a 7B LoRA run on a GPU)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.attention_dropout < 1:
+            raise ValueError(f"attention_dropout={self.attention_dropout} must lie in [0, 1)")
+        if self.lora_rank is not None and self.lora_rank < 1:
+            raise ValueError(f"lora_rank={self.lora_rank} must be at least 1 (or None for full fine-tuning)")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class Row:
+    prompt: str
+    response: str
+    where: str  # for messages: "line 12 of rows.jsonl", "structured question 40"
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """``{"prompt": ..., "response": ...}`` per line; a bad line is named."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; pass --data structured or a JSONL file of prompt/response rows")
+    rows = []
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"line {number} of {path} is not JSON ({err.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) or not isinstance(record.get("response"), str):
+            raise ValueError(f"line {number} of {path} needs string fields 'prompt' and 'response'")
+        rows.append(Row(record["prompt"], record["response"], f"line {number} of {path.name}"))
+    if not rows:
+        raise ValueError(f"{path} holds no rows")
+    return rows
+
+
+def step_rows(config: FinetuneConfig, rows: Sequence[Row] | None, step: int) -> list[Row]:
+    """The rows of step ``step``: fixed by the seed and the step, whatever came before."""
+    if rows is None:
+        from interp.tiny.dataset import questions
+
+        stream = questions("train", config.seed * 1_000_003 + step)
+        return [Row(q.prompt if config.instruction else q.short_prompt, q.completion,
+                    f"structured question {i} of step {step}") for i, q in zip(range(config.batch_size), stream)]
+    # Epochs of a seeded permutation; step s takes the next batch_size rows of that sequence.
+    start = step * config.batch_size
+    out = []
+    for position in range(start, start + config.batch_size):
+        epoch, index = divmod(position, len(rows))
+        order = list(range(len(rows)))
+        random.Random(config.seed * 1_000_003 + epoch).shuffle(order)
+        out.append(rows[order[index]])
+    return out
+
+
+def encode(tokenizer: Any, row: Row, context: int) -> tuple[list[int], list[int]]:
+    """Token ids of prompt + response + EOS, and labels that cover only the response and EOS."""
+    prompt = tokenizer(row.prompt).input_ids
+    ids = tokenizer(row.prompt + row.response).input_ids + [tokenizer.eos_token_id]
+    if len(ids) > context:
+        raise ValueError(f"{row.where} has {len(ids)} tokens, more than the model's context of {context}; "
+                         "shorten or drop it")
+    # The response starts where the prompt's own tokens stop agreeing with the whole's.
+    start = next((i for i, (a, b) in enumerate(zip(ids, prompt)) if a != b), len(prompt))
+    return ids, [-100] * start + ids[start:]
+
+
+def set_attention_dropout(model: Any, p: float) -> None:
+    """The model's own attention dropout (LLaMA's attention modules read it in training mode)."""
+    model.config.attention_dropout = p
+    for module in model.modules():
+        if hasattr(module, "attention_dropout") and isinstance(module.attention_dropout, float):
+            module.attention_dropout = p
+
+
+def _prepare(config: FinetuneConfig) -> tuple[Any, Any]:
+    model, tokenizer = load_hf(config.model, dtype=config.dtype)
+    set_attention_dropout(model, config.attention_dropout)
+    if config.lora_rank is not None:
+        from peft import LoraConfig, get_peft_model
+
+        torch.manual_seed(config.seed)  # LoRA's A matrices are drawn at random
+        model = get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+                                                 target_modules=list(LORA_TARGETS), bias="none"))
+    return model, tokenizer
+
+
+def _trainable(model: Any) -> dict[str, Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _lr(config: FinetuneConfig, step: int) -> float:
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, stop_after: int | None = None,
+             command: str | None = None) -> Path:
+    """Fine-tune (or resume) into ``out``; returns ``out``. ``stop_after`` ends the run early after
+    that many steps, with its checkpoint written, as a kill would (for tests and for slicing a
+    long run)."""
+    out = Path(out)
+    work = out / "checkpoint"
+    work.mkdir(parents=True, exist_ok=True)
+    rows = None if config.data == STRUCTURED else read_rows(config.data)
+    model, tokenizer = _prepare(config)
+    context = int(model.config.max_position_embeddings)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    state_file = work / "state.pt"
+    start, losses = 0, []
+    torch.manual_seed(config.seed)
+    if state_file.is_file():
+        state = torch.load(state_file, weights_only=False)
+        if state["config"] != dataclasses.asdict(config):
+            changed = sorted(k for k in state["config"] if state["config"][k] != dataclasses.asdict(config).get(k))
+            raise ValueError(f"{state_file} was written with other settings ({', '.join(changed)}); resume with the "
+                             f"same settings, or delete {work} to start afresh")
+        model.load_state_dict(state["trainable"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        start, losses = state["step"], state["losses"]
+    model.train()  # attention dropout on
+    last = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress,
+               desc=f"fine-tuning {out.name}", unit="step")
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(config, step)
+        ids, mask, labels = collate([encode(tokenizer, r, context) for r in step_rows(config, rows, step)],
+                                    tokenizer.pad_token_id or 0)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{sum(losses[-10:]) / len(losses[-10:]):.3f}")
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == last:
+            atomic_save({"config": dataclasses.asdict(config), "trainable": _trainable(model),
+                          "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step + 1,
+                          "losses": losses}, state_file)
+    bar.close()
+    if last < config.steps:
+        return out
+    model.eval()
+    if config.lora_rank is not None:
+        model = model.merge_and_unload()
+    set_attention_dropout(model, config.attention_dropout)  # recorded in the config; inert outside training
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    record = {"base_model": config.model, "data": config.data, "settings": dataclasses.asdict(config),
+              "command": command,
+              "loss_per_step": losses, "final_loss": sum(losses[-10:]) / len(losses[-10:])}
+    if rows is None:
+        record["held_out_accuracy"] = held_out_accuracy(out, config.held_out, config.instruction)
+    (out / "training.json").write_text(json.dumps(record, indent=2))
+    return out
+
+
+def held_out_accuracy(folder: Path, per_family: int, instruction: bool = True) -> dict[str, Any]:
+    """Greedy CoT accuracy (final extraction) of the written model on held-out structured
+    questions, per family, in the layout it was trained on."""
+    import interp
+    from interp.benchmarks import extract_answer, stats
+    from interp.tiny.dataset import FAMILIES, take
+
+    model = interp.load_model(folder)
+    questions = [q for family in FAMILIES for q in take("held_out", 0, per_family, (family,))]
+    texts = interp.generate(model, [q.prompt if instruction else q.short_prompt for q in questions],
+                            max_new_tokens=96, batch_size=16)
+    records = []
+    for i, (q, text) in enumerate(zip(questions, texts)):
+        pred = extract_answer(text, q.options)
+        records.append({"id": str(i), "subject": q.family, "category": q.family, "pred_final": pred,
+                        "correct_final": pred == q.answer})
+    return {r["name"]: {"n": r["n"], "accuracy": r["accuracy"], "parse_rate": r["parse_rate"]}
+            for r in stats.accuracy(records, "final") if r["level"] in ("overall", "category")}
+
+
+def pair(config: FinetuneConfig, out: str | Path, *, progress: bool = True, command: str | None = None) -> tuple[Path, Path]:
+    """Both variants from the same base, rows and seed: ``out/without-dropout`` (attention dropout
+    0) and ``out/with-dropout`` (the config's, 0.1 if it gives none)."""
+    out = Path(out)
+    dropout = config.attention_dropout or 0.1
+    without = finetune(dataclasses.replace(config, attention_dropout=0.0), out / "without-dropout", progress=progress,
+                       command=command)
+    with_ = finetune(dataclasses.replace(config, attention_dropout=dropout), out / "with-dropout", progress=progress,
+                     command=command)
+    return without, with_

@@ -1,0 +1,168 @@
+"""Fine-tuning on a tiny random LLaMA made here: the loss falls, only responses are trained on,
+resume is bit-identical, the written directory loads with its weights, attention dropout is on
+only in training; and the study of what fine-tuning did to attention."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import interp
+from interp.anchors import non_semantic, non_semantic_share
+from interp.finetune import FinetuneConfig, Row, encode, finetune, pair, read_rows, set_attention_dropout
+from interp.training import collate
+from interp.models import load_hf
+from interp.report.studies import Example, finetuning_study
+from interp.tiny import random_llama
+
+ROWS = [{"prompt": f"Question: {a} plus {b}?\nAnalysis:", "response": f" {a} and {b} make {a + b}.\nResponse: {a + b}"}
+        for a, b in [(1, 2), (3, 4), (2, 2), (5, 1), (4, 4), (3, 3)]]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, sp_model):
+    folder = tmp_path_factory.mktemp("base")
+    random_llama(n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, vocab_size=400, seed=3).save_pretrained(folder)
+    shutil.copyfile(sp_model, folder / "tokenizer.model")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rows") / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return path
+
+
+def config(base, rows, **changes):
+    settings = dict(model=str(base), data=str(rows), steps=12, batch_size=3, lr=1e-2, warmup=1, checkpoint_every=4)
+    return FinetuneConfig(**{**settings, **changes})
+
+
+def mean_loss(folder, rows_file):
+    """Mean response loss of a model directory on the rows, computed here with a plain forward."""
+    model, tokenizer = load_hf(folder)
+    batch = collate([encode(tokenizer, r, 512) for r in read_rows(rows_file)], tokenizer.pad_token_id)
+    with torch.no_grad():
+        return model(input_ids=batch[0], attention_mask=batch[1], labels=batch[2]).loss.item()
+
+
+@pytest.mark.parametrize("kind", [{"lora_rank": 4}, {"lora_rank": None}])
+def test_a_few_lora_or_full_steps_reduce_the_loss_on_the_training_rows(base, rows, tmp_path, kind):
+    out = finetune(config(base, rows, **kind), tmp_path / "tuned", progress=False)
+    before, after = mean_loss(base, rows), mean_loss(out, rows)
+    assert after < before - 0.25, (before, after)
+    record = json.loads((out / "training.json").read_text())
+    assert len(record["loss_per_step"]) == 12 and record["settings"]["lora_rank"] == kind["lora_rank"]
+
+
+def test_only_the_response_is_trained_on(base):
+    model, tokenizer = load_hf(base)
+    row = Row("Question: 1 plus 2?\nAnalysis:", " 1 and 2 make 3.\nResponse: 3", "a row")
+    ids, labels = encode(tokenizer, row, 512)
+    prompt = tokenizer(row.prompt).input_ids
+    assert ids[: len(prompt)] == prompt and labels == [-100] * len(prompt) + ids[len(prompt):]
+    assert ids[-1] == tokenizer.eos_token_id
+    # The model's loss equals a cross-entropy over the response tokens alone, computed by hand.
+    batch = collate([(ids, labels)], tokenizer.pad_token_id)
+    with torch.no_grad():
+        loss = model(input_ids=batch[0], labels=batch[2]).loss
+        logits = model(input_ids=batch[0]).logits[0]
+    picks = [-torch.log_softmax(logits[t - 1], -1)[ids[t]] for t in range(len(prompt), len(ids))]
+    assert loss.item() == pytest.approx(torch.stack(picks).mean().item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", [{"lora_rank": 4}, {"lora_rank": None}])
+def test_a_killed_run_resumes_to_bit_identical_weights(base, rows, tmp_path, kind):
+    settings = config(base, rows, attention_dropout=0.3, **kind)  # dropout: the random state must resume too
+    whole = finetune(settings, tmp_path / "whole", progress=False)
+    finetune(settings, tmp_path / "killed", progress=False, stop_after=5)  # dies after step 5 (checkpoint at 4 and 5)
+    assert not (tmp_path / "killed" / "model.safetensors").exists()
+    resumed = finetune(settings, tmp_path / "killed", progress=False)
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = [json.loads((p / "training.json").read_text())["loss_per_step"] for p in (whole, resumed)]
+    assert losses[0] == losses[1]
+
+
+def test_a_resume_with_other_settings_is_refused(base, rows, tmp_path):
+    finetune(config(base, rows), tmp_path, progress=False, stop_after=2)
+    with pytest.raises(ValueError, match=r"other settings \(lr\)"):
+        finetune(config(base, rows, lr=1e-3), tmp_path, progress=False)
+
+
+def test_the_written_directory_loads_with_the_fine_tuned_weights(base, rows, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    settings = config(base, rows, lora_rank=4)
+    out = finetune(settings, tmp_path, progress=False)
+    # The fine-tuned model rebuilt here from the checkpoint's LoRA weights, merged by peft.
+    model, tokenizer = load_hf(base)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=settings.lora_alpha, lora_dropout=0.0,
+                                                  target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                                  "up_proj", "down_proj"]))
+    state = torch.load(out / "checkpoint" / "state.pt", weights_only=False)
+    peft_model.load_state_dict(state["trainable"], strict=False)
+    merged = peft_model.merge_and_unload().eval()
+    ids = torch.tensor([tokenizer(ROWS[0]["prompt"] + ROWS[0]["response"]).input_ids])
+    hooked = interp.load_model(out)
+    with torch.no_grad():
+        expected = merged(input_ids=ids).logits
+        assert (hooked(ids) - expected).abs().max() < 1e-4
+        assert (expected - load_hf(base)[0](input_ids=ids).logits).abs().max() > 1e-2  # fine-tuning changed them
+
+
+def test_attention_dropout_is_on_in_training_only(base):
+    model, tokenizer = load_hf(base)
+    set_attention_dropout(model, 0.5)
+    ids = torch.tensor([tokenizer(ROWS[0]["prompt"]).input_ids])
+    with torch.no_grad():
+        model.eval()
+        assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
+        model.train()
+        assert not torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+def test_rows_past_the_context_are_refused_by_name(base, tmp_path):
+    long = tmp_path / "long.jsonl"
+    long.write_text(json.dumps(ROWS[0]) + "\n" + json.dumps({"prompt": "x " * 1200, "response": "y"}) + "\n")
+    with pytest.raises(ValueError, match=r"line 2 of long.jsonl has \d+ tokens, more than the model's context of 1024"):
+        finetune(config(base, long), tmp_path / "out", progress=False)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "only a prompt"}\n')
+    with pytest.raises(ValueError, match="line 1 of .*bad.jsonl needs string fields 'prompt' and 'response'"):
+        read_rows(bad)
+
+
+def test_pair_trains_both_variants_from_the_same_rows(base, rows, tmp_path):
+    without, with_ = pair(config(base, rows, steps=3, attention_dropout=0.2), tmp_path, progress=False)
+    records = [json.loads((p / "training.json").read_text())["settings"] for p in (without, with_)]
+    assert [r["attention_dropout"] for r in records] == [0.0, 0.2]
+    assert {k: v for k, v in records[0].items() if k != "attention_dropout"} == \
+        {k: v for k, v in records[1].items() if k != "attention_dropout"}
+
+
+def test_non_semantic_share_against_a_hand_count():
+    tokens = ["<s>", "The", " cat", ".", "\n", "sat"]
+    assert non_semantic(tokens) == [True, False, False, True, True, False]
+    pattern = torch.zeros(1, 1, 6, 6)
+    pattern[0, 0, 4] = torch.tensor([0.5, 0.1, 0.1, 0.2, 0.1, 0.0])  # query 4: 0.5 + 0.2 + 0.1 non-semantic
+    pattern[0, 0, 5] = torch.tensor([0.2, 0.2, 0.2, 0.0, 0.0, 0.4])  # query 5: 0.2
+    assert non_semantic_share(pattern, tokens, 4).tolist() == pytest.approx([(0.8 + 0.2) / 2])
+
+
+def test_the_finetuning_study_compares_base_and_both_tuned_models(base, rows, tmp_path):
+    pair(config(base, rows, steps=6), tmp_path, progress=False)
+    models = {name: interp.load_model(p) for name, p in
+              [("base", base), ("tuned", tmp_path / "without-dropout"), ("tuned with dropout", tmp_path / "with-dropout")]}
+    example = Example.from_text(models["base"], ROWS[0]["prompt"], ROWS[0]["response"])
+    page = finetuning_study(models.pop("base"), models, example)
+    titles = [s.title for s in page.sections]
+    assert "Difference: tuned minus base" in titles and "Anchors found in each model" in titles
+    assert any(t.startswith("Dropout comparison") for t in titles)
+    anchors = next(s for s in page.sections if s.title == "Anchors found in each model").tables[0][1]
+    assert [row[0] for row in anchors] == ["base", "tuned", "tuned with dropout"]
