@@ -47,6 +47,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--n-devices", type=int, default=None, help="split a large model over this many GPUs")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
+    parser.add_argument("--self-contained", action="store_true",
+                        help="plotly.js inside every page (4.6 MB each) instead of one plotly.min.js beside them")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="greedy continuation length")
 
 
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = run_metadata({"model": args.model or "shipped tiny LLaMA (cot-tiny)", **identity,
                          "command": " ".join(sys.argv), "arguments": vars(args)})
     for page in pages:
-        write_page(args.out / page.name, page.title, page.sections, meta)
+        write_page(args.out / page.name, page.title, page.sections, meta, self_contained=args.self_contained)
     index = write_index(args.out, "interp report", [(p.name, p.title, p.summary) for p in pages], meta)
     print(f"report: {index.resolve()} ({time.perf_counter() - started:.0f}s)")
     return 0

@@ -15,14 +15,26 @@ def test_main_job_writes_an_offline_report(tmp_path, capsys):
     assert main(["run", "--out", str(tmp_path), "--max-new-tokens", "4", "--questions", "3", "--cot-tokens", "8"]) == 0
     assert "report:" in capsys.readouterr().out
     assert {p.name for p in tmp_path.glob("*.html")} == PAGES
+    library = tmp_path / "plotly.min.js"
+    assert library.stat().st_size > 3_000_000 and "plotly.js" in library.read_text()[:2000]
     for page in tmp_path.glob("*.html"):
         text = page.read_text()
-        assert not re.search(r"<script[^>]+src=|<link[^>]+href=\"?https?:", text), page.name
+        assert not re.search(r"(?:src|href)=[\"']?(?:https?:)?//", text), page.name  # nothing from the network
+        sources = re.findall(r"<script[^>]+src=[\"']?([^\"' >]+)", text)
+        assert all((tmp_path / source).is_file() for source in sources), (page.name, sources)
         assert "&quot;commit&quot;" in text and "&quot;transformer-lens&quot;" in text
-        if page.name != "index.html":  # plotly.js itself is inline
-            assert "Plotly.newPlot" in text and len(text) > 3_000_000
+        if page.name != "index.html":  # figures drawn with the folder's one plotly.js
+            assert "Plotly.newPlot" in text and sources == ["plotly.min.js"] and len(text) < 2_000_000
+    assert sum(p.stat().st_size for p in tmp_path.iterdir() if p.is_file()) < 12_000_000
     index = (tmp_path / "index.html").read_text()
     assert all(name in index for name in PAGES - {"index.html"})
+
+
+def test_self_contained_pages_carry_plotly_inline(tmp_path):
+    assert main(["attention", "--out", str(tmp_path), "--self-contained"]) == 0
+    text = (tmp_path / "attention.html").read_text()
+    assert not (tmp_path / "plotly.min.js").exists() and "<script src=" not in text
+    assert "Plotly.newPlot" in text and len(text) > 3_000_000
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,4 +1,5 @@
-"""Self-contained HTML pages: plotly.js embedded once per page, no network needed to open them."""
+"""HTML pages that open offline: plotly.js once per report folder (``plotly.min.js``, referenced
+relatively, so the folder can be zipped and shared), or inline in every page (``self_contained``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
 
 PACKAGES = ("interp", "torch", "transformer-lens", "transformers", "plotly")
+PLOTLY_FILE = "plotly.min.js"
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
@@ -69,9 +72,11 @@ def _fmt(cell: Any) -> str:
     return f"{cell:.4g}" if isinstance(cell, float) else str(cell)
 
 
-def write_page(path: Path, title: str, sections: Sequence[Section], meta: dict[str, Any], back: str | None = "index.html") -> Path:
-    """Write one page; the first figure carries plotly.js inline, the rest reuse it."""
-    parts, embedded = [], False
+def write_page(path: Path, title: str, sections: Sequence[Section], meta: dict[str, Any], back: str | None = "index.html",
+               self_contained: bool = False) -> Path:
+    """Write one page. Its figures use the folder's ``plotly.min.js`` (written beside it once), or
+    with ``self_contained`` carry plotly.js inline in the first figure."""
+    parts, embedded = [], not self_contained
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         if section.text:
@@ -87,8 +92,14 @@ def write_page(path: Path, title: str, sections: Sequence[Section], meta: dict[s
     nav = f'<p><a href="{back}">&larr; all studies</a></p>' if back else ""
     meta_html = f'<details class="meta"><summary>Run details</summary><pre>{html.escape(json.dumps(meta, indent=2, default=str))}</pre></details>'
     path.parent.mkdir(parents=True, exist_ok=True)
+    script = ""
+    if not self_contained and any(section.figures for section in sections):
+        library = path.parent / PLOTLY_FILE
+        if not library.is_file() or library.stat().st_size == 0:
+            library.write_text(get_plotlyjs(), encoding="utf-8")
+        script = f'<script src="{PLOTLY_FILE}" charset="utf-8"></script>'
     path.write_text(
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{script}"
         f"<style>{STYLE}</style></head><body>{nav}<h1>{html.escape(title)}</h1>{meta_html}{''.join(parts)}</body></html>",
         encoding="utf-8",
     )
