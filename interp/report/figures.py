@@ -4,15 +4,19 @@ hundred tokens still gives pages of a few megabytes."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+import plotly.colors as px_colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from jaxtyping import Float
 from torch import Tensor
 
 SLIDER_CELLS = 400_000  # all layers of one sequence, chosen with a slider
+# Attention is mostly tiny with a few outliers (the anchors): colours follow value ** gamma, so
+# ordinary attention is visible beside the outliers. The page switches between these scales.
+SCALES = {"power 0.3 (default)": 0.3, "log-like (power 0.1)": 0.1, "linear": 1.0}
 GRID_CELLS = 150_000  # every head of one layer, side by side
 
 
@@ -38,6 +42,31 @@ def token_labels(tokens: Sequence[str]) -> list[str]:
     return [f"{i} {tok!r}"[:24] for i, tok in enumerate(tokens)]
 
 
+def colorscale(gamma: float, diverging: bool = False, stops: int = 24) -> list[list[Any]]:
+    """A plotly colour scale whose colour at a normalised value ``v`` is Viridis at ``v ** gamma``
+    (RdBu, symmetrically about the middle, for ``diverging``): the data stay as they are, so the
+    colour bar and the hover text read true values."""
+    names = px_colors.sample_colorscale("RdBu" if diverging else "Viridis", [i / stops for i in range(stops + 1)])
+    if not diverging:
+        return [[(i / stops) ** (1 / gamma), names[i]] for i in range(stops + 1)]
+    half = stops // 2
+    return [[0.5 + (0.5 if i > half else -0.5) * (abs(i - half) / half) ** (1 / gamma), names[i]] for i in range(stops + 1)]
+
+
+def scale_buttons(diverging: bool = False) -> list[dict[str, Any]]:
+    """Buttons that switch the figure's colour scale (see ``SCALES``)."""
+    return [dict(type="buttons", direction="right", x=0, y=1.09, xanchor="left", yanchor="bottom",
+                 buttons=[dict(label=name, method="relayout", args=[{"coloraxis.colorscale": colorscale(g, diverging)}])
+                          for name, g in SCALES.items()])]
+
+
+def mark_keys(fig: go.Figure, labels: Sequence[str], positions: Sequence[int], width: int, tokens: Sequence[str]) -> None:
+    """A red mark above the key axis at each of ``positions`` (the anchors), its token on hover."""
+    for position in positions:
+        fig.add_annotation(x=labels[position // width], y=1.0, yref="paper", yanchor="bottom", text="▼",
+                           showarrow=False, font=dict(color="red", size=11), hovertext=f"anchor {position} {tokens[position]!r}")
+
+
 def _boundary(fig: go.Figure, at: float, row: int | None = None, col: int | None = None) -> None:
     kwargs = {"row": row, "col": col} if row else {}
     fig.add_vline(x=at, line=dict(color="red", width=1, dash="dot"), **kwargs)
@@ -47,8 +76,10 @@ def _boundary(fig: go.Figure, at: float, row: int | None = None, col: int | None
 def layer_heatmaps(
     patterns: Float[Tensor, "layer query key"], tokens: Sequence[str], title: str,
     boundary: int | None = None, layer_names: Sequence[str] | None = None, zmax: float | None = None,
+    anchors: Sequence[int] = (),
 ) -> go.Figure:
-    """One attention matrix per layer, chosen with a slider; the prompt/dialogue boundary in red."""
+    """One attention matrix per layer, chosen with a slider; the prompt/dialogue boundary in red,
+    the anchors marked above the key axis, colours on a power scale (switchable)."""
     data, labels, width = pool(patterns.numpy(), token_labels(tokens), tokens_within(SLIDER_CELLS, len(patterns)))
     names = list(layer_names or [f"layer {i}" for i in range(len(data))])
     fig = go.Figure()
@@ -61,12 +92,16 @@ def layer_heatmaps(
                                                      {"title": f"{title}: {name}"}])
              for i, name in enumerate(names)]
     fig.update_layout(
-        title=f"{title}: {names[0]}", height=720, sliders=[dict(steps=steps, currentvalue={"prefix": ""})],
-        yaxis=dict(autorange="reversed", title="query"), xaxis=dict(title="key"),
-        coloraxis=dict(colorscale="Viridis", cmin=0, cmax=zmax or float(data.max() or 1)),
+        title=dict(text=f"{title}: {names[0]}", y=0.98), height=860, margin=dict(t=110, b=190),
+        sliders=[dict(steps=steps, currentvalue={"prefix": ""}, y=-0.22, yanchor="top")], updatemenus=scale_buttons(),
+        yaxis=dict(autorange="reversed", title="query token (position, text)"),
+        xaxis=dict(title="key token (position, text)"),
+        coloraxis=dict(colorscale=colorscale(SCALES["power 0.3 (default)"]), cmin=0, cmax=zmax or float(data.max() or 1),
+                       colorbar=dict(title="attention")),
     )
     if boundary is not None:
         _boundary(fig, boundary / width - 0.5)
+    mark_keys(fig, labels, anchors, width, tokens)
     return fig
 
 
@@ -76,7 +111,9 @@ def difference_heatmaps(
     """Per-layer differences of two models' attention, on a diverging scale centred on zero."""
     fig = layer_heatmaps(difference, tokens, title, boundary)
     bound = float(difference.abs().max() or 1)
-    fig.update_layout(coloraxis=dict(colorscale="RdBu", cmin=-bound, cmax=bound, cmid=0))
+    fig.update_layout(coloraxis=dict(colorscale=colorscale(SCALES["power 0.3 (default)"], diverging=True), cmin=-bound,
+                                     cmax=bound, cmid=0, colorbar=dict(title="difference")),
+                      updatemenus=scale_buttons(diverging=True))
     return fig
 
 
@@ -98,7 +135,9 @@ def head_grid(
         fig.update_xaxes(showticklabels=False, row=r, col=c)
         if boundary is not None:
             _boundary(fig, boundary / width - 0.5, r, c)
-    fig.update_layout(title=title, height=300 * rows, coloraxis=dict(colorscale="Viridis", cmin=0))
+    fig.update_layout(title=dict(text=title, y=0.99), height=300 * rows + 60, margin=dict(t=110),
+                      coloraxis=dict(colorscale=colorscale(SCALES["power 0.3 (default)"]), cmin=0,
+                                     colorbar=dict(title="attention")), updatemenus=scale_buttons())
     return fig
 
 

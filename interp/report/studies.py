@@ -91,11 +91,15 @@ def attention_study(model: Any, example: Example, zoom_layers: Sequence[int] | N
     """The paper's Figure 2: every layer's attention matrix, head-mean and per head."""
     patterns = attention_patterns(model, example.ids)
     zoom = [_check_layer(model, layer) for layer in (zoom_layers or (0, middle_layer(model)))]
+    anchors = detect_anchors(model, example.ids, prompt_range=(0, example.prompt_stop)).positions()
     sections = [Section(
         "Head-mean attention, every layer",
         f"{len(example.tokens)} tokens; the prompt is tokens 0 to {example.prompt_stop - 1} "
-        "(red dotted line: prompt/dialogue boundary). Move the slider to change layer.",
-        figures=[figures.layer_heatmaps(patterns.mean(1), example.tokens, "Head-mean attention", example.prompt_stop)],
+        "(red dotted line: prompt/dialogue boundary; red marks above: the anchor tokens). Each row is a query "
+        "token, each column a key it attends to; colours follow attention ** 0.3 so ordinary attention shows "
+        "beside the outliers (buttons switch the scale; hover for exact values). Move the slider to change layer.",
+        figures=[figures.layer_heatmaps(patterns.mean(1), example.tokens, "Head-mean attention", example.prompt_stop,
+                                        anchors=anchors)],
     )]
     for layer in zoom:
         sections.append(Section(f"Layer {layer}, per head", figures=[figures.head_grid(
