@@ -109,3 +109,11 @@ def test_shipped_models_beat_chance_on_held_out_questions_and_record_how_they_we
         correct = sum(extract_strict(text, item.options) == item.answer for item, text in mine) / len(mine)
         chance = sum(1 / len(item.options) for item, _ in mine) / len(mine)
         assert correct >= chance + 0.4, (family, correct, chance, mine[0][1])
+
+
+def test_held_out_tables_can_be_longer_than_the_training_tables():
+    for item in held_out_items(6, pairs=(8, 10)):
+        table = item.question.split(": ", 1)[1].split(".")[0]
+        assert 8 <= len(table.split(", ")) <= 10, item.question  # pairs counted in the text itself
+    with pytest.raises(ValueError, match="give 2 <= fewest <= most <= 10"):
+        held_out_items(2, pairs=(8, 11))  # the social family owns 10 things

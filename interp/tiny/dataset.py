@@ -76,7 +76,11 @@ def _table(header: str, pairs: Sequence[tuple[str, str]]) -> str:
     return f"{header}: " + ", ".join(f"{k} {v}" for k, v in pairs) + "."
 
 
-def _lookup(rng: random.Random, family: str, n_options: int, answer_index: int) -> Question:
+TRAINING_PAIRS = (2, 4)  # table sizes the models are trained on
+
+
+def _lookup(rng: random.Random, family: str, n_options: int, answer_index: int,
+            pairs: tuple[int, int] = TRAINING_PAIRS) -> Question:
     """A table of ``key value`` pairs, a question about one key, and options that are values.
 
     Keys precede their values, so the look-up is a copy of what follows the asked key (what
@@ -84,7 +88,7 @@ def _lookup(rng: random.Random, family: str, n_options: int, answer_index: int) 
     44 yes.", so that choosing the letter is a comparison of neighbouring tokens, not a search.
     """
     header, keys, values = TABLES[family]
-    n_pairs = rng.randint(max(2, n_options - 1), 4)
+    n_pairs = rng.randint(max(pairs[0], n_options - 1), pairs[1])
     asked_keys = rng.sample(keys, n_pairs)
     asked_values = rng.sample(values, n_pairs)
     asked = rng.randrange(n_pairs)
@@ -120,8 +124,10 @@ def drills(seed: int, families: tuple[str, ...] = FAMILIES, n_asked: int = 8) ->
         yield Drill(_table(header, pairs), tuple(rng.choice(pairs) for _ in range(n_asked)))
 
 
-def questions(split: str, seed: int, families: tuple[str, ...] = FAMILIES) -> Iterator[Question]:
-    """An endless, seeded stream of questions of one split ("train" or "held_out").
+def questions(split: str, seed: int, families: tuple[str, ...] = FAMILIES,
+              pairs: tuple[int, int] = TRAINING_PAIRS) -> Iterator[Question]:
+    """An endless, seeded stream of questions of one split ("train" or "held_out"), on tables of
+    ``pairs`` (fewest, most) key-value pairs.
 
     Families alternate, the option count cycles 2, 3, 4, and the correct position cycles within
     each option count, so families, option counts and letters are balanced.
@@ -131,29 +137,35 @@ def questions(split: str, seed: int, families: tuple[str, ...] = FAMILIES) -> It
     unknown = set(families) - set(TABLES)
     if unknown:
         raise ValueError(f"unknown families {sorted(unknown)}; choose from {list(TABLES)}")
+    largest = min(len(TABLES[f][1]) for f in families)
+    if not 2 <= pairs[0] <= pairs[1] <= largest:
+        raise ValueError(f"tables of {pairs[0]} to {pairs[1]} pairs: give 2 <= fewest <= most <= {largest} "
+                         f"(the families {list(families)} have {largest} keys at least)")
     rng = random.Random(f"{seed}-{split}")
     counter = 0
     while True:
         family = families[counter % len(families)]
         n_options = 2 + (counter // len(families)) % 3
         answer_index = (counter // (len(families) * 3)) % n_options
-        question = _lookup(rng, family, n_options, answer_index)
+        question = _lookup(rng, family, n_options, answer_index, pairs)
         if question.held_out == (split == "held_out"):
             counter += 1
             yield question
 
 
-def take(split: str, seed: int, n: int, families: tuple[str, ...] = FAMILIES) -> list[Question]:
-    stream = questions(split, seed, families)
+def take(split: str, seed: int, n: int, families: tuple[str, ...] = FAMILIES,
+         pairs: tuple[int, int] = TRAINING_PAIRS) -> list[Question]:
+    stream = questions(split, seed, families, pairs)
     return [next(stream) for _ in range(n)]
 
 
-def held_out_items(n_per_family: int, seed: int = 0) -> list["Item"]:
-    """Held-out questions as benchmark items (subject and category = family)."""
+def held_out_items(n_per_family: int, seed: int = 0, pairs: tuple[int, int] = TRAINING_PAIRS) -> list["Item"]:
+    """Held-out questions as benchmark items (subject and category = family), on tables of
+    ``pairs`` key-value pairs (longer than the training tables: a harder test)."""
     from interp.benchmarks.data import Item
 
     items = []
     for family in FAMILIES:
-        for i, q in enumerate(take("held_out", seed, n_per_family, (family,))):
+        for i, q in enumerate(take("held_out", seed, n_per_family, (family,), pairs)):
             items.append(Item(f"tiny/{family}/{i}", "tiny", family, family, q.question, q.options, q.answer))
     return items
