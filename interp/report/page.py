@@ -100,7 +100,7 @@ def write_page(path: Path, title: str, sections: Sequence[Section], meta: dict[s
         script = f'<script src="{PLOTLY_FILE}" charset="utf-8"></script>'
     path.write_text(
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{script}"
-        f"<style>{STYLE}</style></head><body>{nav}<h1>{html.escape(title)}</h1>{meta_html}{''.join(parts)}</body></html>",
+        f"<style>{STYLE}</style></head><body>{nav}<h1>{html.escape(title)}</h1>{''.join(parts)}{meta_html}</body></html>",
         encoding="utf-8",
     )
     return path
@@ -118,5 +118,7 @@ def write_index(folder: Path, title: str, pages: Sequence[tuple[str, str, str]],
         f'<tr><td><a href="{html.escape(name)}">{html.escape(page_title)}</a></td><td>{html.escape(summary)}</td></tr>'
         for name, (page_title, summary) in known.items()
     )
-    section = Section("Studies", raw_html=f"<table><tr><th>study</th><th>summary</th></tr>{rows}</table>")
+    section = Section("What each study found", "One line per study with its headline numbers; follow a study's link "
+                      "for its figures, tables and how to read them. How the report was made is at the bottom.",
+                      raw_html=f"<table><tr><th>study</th><th>what it found</th></tr>{rows}</table>")
     return write_page(folder / "index.html", title, [section], meta, back=None)

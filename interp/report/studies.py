@@ -104,8 +104,12 @@ def attention_study(model: Any, example: Example, zoom_layers: Sequence[int] | N
     for layer in zoom:
         sections.append(Section(f"Layer {layer}, per head", figures=[figures.head_grid(
             patterns[layer], example.tokens, f"Layer {layer}: every head", example.prompt_stop)]))
+    on_first = patterns[:, :, example.prompt_stop:, 0].mean(dim=(1, 2))  # the dialogue's attention on token 0
+    busiest = int(on_first.argmax())
     return Page("attention.html", "Per-layer attention matrices",
-                f"{model.cfg.n_layers} layers x {model.cfg.n_heads} heads; zoom on layers {zoom}", sections)
+                f"{model.cfg.n_layers} layers x {model.cfg.n_heads} heads; the dialogue's attention on the first token "
+                f"{float(on_first.min()):.2f} to {float(on_first.max()):.2f} of each row (most in layer {busiest}); "
+                f"anchors {list(anchors)}", sections)
 
 
 def anchor_study(model: Any, example: Example, ratio: float = 3.0) -> tuple[Page, Anchors]:
@@ -146,8 +150,8 @@ def _effect_page(model: Any, example: Example, variants: dict[str, Sequence[Inte
         Section(f"Layer {layer} attention under each variant", figures=[figures.layer_heatmaps(
             maps, example.tokens, f"Layer {layer} head-mean attention", example.prompt_stop, layer_names=list(variants))]),
     ]
-    worst = max(effects, key=lambda e: e.kl)
-    return Page(name, title, f"largest KL {worst.kl:.3f} ({worst.name})", sections)
+    moved = "; ".join(f"{e.name}: KL {e.kl:.3f}, top-1 agreement {e.top1_agreement:.0%}" for e in effects[1:])
+    return Page(name, title, f"logits moved (KL from the original, dialogue tokens) by {moved}", sections)
 
 
 def ablation_study(model: Any, example: Example, anchors: Sequence[int], layer: int | None = None,
@@ -278,8 +282,12 @@ def dropout_study(model: Any, other: Any, example: Example, names: tuple[str, st
             figures.per_layer_bars({"mean |difference|": difference.abs().mean(dim=(-1, -2)).tolist()},
                                    "Mean absolute difference per layer", "attention")]),
     ]
+    per_layer = difference.abs().mean(dim=(-1, -2))
+    top = int(per_layer.argmax())
     return Page("dropout.html", "Attention-dropout comparison",
-                f"largest mean |difference| in layer {int(difference.abs().mean(dim=(-1, -2)).argmax())}", sections)
+                f"largest mean |difference| {float(per_layer[top]):.4f} in layer {top}; share of the dialogue's attention "
+                f"on the prompt, mean over layers: {names[0]} {sum(prompt_share[names[0]]) / n:.2f}, "
+                f"{names[1]} {sum(prompt_share[names[1]]) / n:.2f}", sections)
 
 
 
