@@ -25,6 +25,8 @@ def test_main_job_writes_an_offline_report(tmp_path, capsys):
         assert "&quot;commit&quot;" in text and "&quot;transformer-lens&quot;" in text
         if page.name != "index.html":  # figures drawn with the folder's one plotly.js
             assert "Plotly.newPlot" in text and sources == ["plotly.min.js"] and len(text) < 2_000_000
+            # every figure says under it how to read it
+            assert text.count("Plotly.newPlot") == text.count('<p class="caption">'), page.name
     assert sum(p.stat().st_size for p in tmp_path.iterdir() if p.is_file()) < 12_000_000
     index = (tmp_path / "index.html").read_text()
     assert all(name in index for name in PAGES - {"index.html"})

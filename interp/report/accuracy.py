@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 
 from interp.benchmarks import stats
+from interp.report.figures import caption
 from interp.report.page import Section
 from interp.report.studies import Page
 
@@ -66,7 +67,8 @@ def category_bars(rows: Sequence[dict[str, Any]], title: str) -> go.Figure:
         ))
     fig.update_layout(title=title, yaxis=dict(title="accuracy (%)", range=[0, 100]), xaxis=dict(title="category"),
                       barmode="group", height=420)
-    return fig
+    return caption(fig, "Bars: the share of questions answered correctly (unanswered counts as wrong), one bar per "
+                        "variant; whiskers: 95% bootstrap intervals; hover for the parse rate.")
 
 
 def sweeps(summary: dict[str, Any], mode: str = "final") -> list[go.Figure]:
@@ -92,7 +94,8 @@ def sweeps(summary: dict[str, Any], mode: str = "final") -> list[go.Figure]:
         fig.add_hline(y=100 * base, line_dash="dash", annotation_text=f"baseline {_pct(base)}")
         fig.update_layout(title=f"{kind}: overall accuracy ({mode} extraction) against {key}",
                           xaxis=dict(title=key), yaxis=dict(title="accuracy (%)", range=[0, 100]), height=380)
-        figures.append(fig)
+        figures.append(caption(fig, f"Points: overall accuracy at each value of {key}, with 95% bootstrap intervals; "
+                                    "dashed line: the baseline without the method."))
     return figures
 
 
@@ -139,7 +142,9 @@ def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[
         chosen = [r for r in tokens if r["run"] == run_name]
         fig.add_trace(go.Bar(x=[r["category"] for r in chosen], y=[r["mean_tokens"] for r in chosen], name=run_name))
     fig.update_layout(title="Computed tokens: mean generated tokens per question", barmode="group", height=380,
-                      xaxis=dict(title="category"), yaxis=dict(title="generated tokens"))
+                      xaxis=dict(title="category"), yaxis=dict(title="generated tokens (mean per question)"))
+    caption(fig, "Bars: how many tokens each variant generated per question on average, by category (the EOS "
+                 "token included).")
     sections.append(Section("Computed tokens", figures=[fig], tables=[(
         ["run", "category", "n", "mean generated tokens"],
         [[r["run"], r["category"], r["n"], round(r["mean_tokens"], 1)] for r in tokens])]))

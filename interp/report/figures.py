@@ -67,6 +67,17 @@ def mark_keys(fig: go.Figure, labels: Sequence[str], positions: Sequence[int], w
                            showarrow=False, font=dict(color="red", size=11), hovertext=f"anchor {position} {tokens[position]!r}")
 
 
+def caption(fig: go.Figure, text: str) -> go.Figure:
+    """The sentence printed under the figure, saying how to read it."""
+    fig.update_layout(meta={"caption": text})
+    return fig
+
+
+HEATMAP_CAPTION = ("Each row is a query token and each column a key it attends to; colour is the attention (a share "
+                   "of the row, on a power scale: the buttons switch it, hover for exact values); red dotted lines "
+                   "mark the prompt/dialogue boundary and red triangles the anchors.")
+
+
 def _boundary(fig: go.Figure, at: float, row: int | None = None, col: int | None = None) -> None:
     kwargs = {"row": row, "col": col} if row else {}
     fig.add_vline(x=at, line=dict(color="red", width=1, dash="dot"), **kwargs)
@@ -102,7 +113,7 @@ def layer_heatmaps(
     if boundary is not None:
         _boundary(fig, boundary / width - 0.5)
     mark_keys(fig, labels, anchors, width, tokens)
-    return fig
+    return caption(fig, HEATMAP_CAPTION + (" The slider changes the layer." if len(data) > 1 else ""))
 
 
 def difference_heatmaps(
@@ -114,7 +125,9 @@ def difference_heatmaps(
     fig.update_layout(coloraxis=dict(colorscale=colorscale(SCALES["power 0.3 (default)"], diverging=True), cmin=-bound,
                                      cmax=bound, cmid=0, colorbar=dict(title="difference")),
                       updatemenus=scale_buttons(diverging=True))
-    return fig
+    return caption(fig, "Each cell is the change in attention from a query token (row) to a key (column): blue where "
+                        "the second model attends more, red where it attends less, white where nothing changed. The "
+                        "slider changes the layer.")
 
 
 def head_grid(
@@ -138,7 +151,8 @@ def head_grid(
     fig.update_layout(title=dict(text=title, y=0.99), height=300 * rows + 60, margin=dict(t=110),
                       coloraxis=dict(colorscale=colorscale(SCALES["power 0.3 (default)"]), cmin=0,
                                      colorbar=dict(title="attention")), updatemenus=scale_buttons())
-    return fig
+    return caption(fig, "One panel per head, on one colour scale: rows are query tokens, columns the keys they "
+                        "attend to; hover for the tokens and values.")
 
 
 def received_lines(received: Float[Tensor, "layer key"], tokens: Sequence[str], anchors: Sequence[Sequence[int]]) -> go.Figure:
@@ -153,8 +167,9 @@ def received_lines(received: Float[Tensor, "layer key"], tokens: Sequence[str], 
                                      mode="markers", marker=dict(size=9, symbol="star"),
                                      name=f"anchors, layer {layer}", showlegend=False))
     fig.update_layout(title="Attention received by each prompt token (mean over later queries and heads)",
-                      xaxis_title="key token", yaxis_title="mean attention", height=480)
-    return fig
+                      xaxis_title="key token (position, text)", yaxis_title="mean attention (share of a row)", height=480)
+    return caption(fig, "Each line is a layer: how much the tokens after the prompt attend, on average, to each prompt "
+                        "token; stars mark that layer's anchors. Click a legend entry to show or hide a layer.")
 
 
 def per_layer_bars(values: dict[str, Sequence[float]], title: str, y_title: str) -> go.Figure:
@@ -162,11 +177,12 @@ def per_layer_bars(values: dict[str, Sequence[float]], title: str, y_title: str)
     for name, ys in values.items():
         fig.add_trace(go.Bar(x=list(range(len(ys))), y=list(ys), name=name))
     fig.update_layout(title=title, xaxis_title="layer", yaxis_title=y_title, barmode="group", height=380)
-    return fig
+    return caption(fig, "One group of bars per layer, from the first (left) to the last" +
+                   (f"; within a group, one bar each for {', '.join(values)}." if len(values) > 1 else "."))
 
 
 def layer_head_heatmap(values: Float[Tensor, "layer head"], title: str, colorbar: str) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=values.numpy(), colorbar=dict(title=colorbar),
                                hovertemplate="layer %{y}<br>head %{x}<br>%{z:.4f}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="head", yaxis_title="layer", height=420)
-    return fig
+    return caption(fig, "One cell per head (column) of each layer (row), layer 0 at the top; hover for the value.")

@@ -21,7 +21,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } pre { background: #f7f7f7; padding: 8px; white-space: pre-wrap; }
-.meta { font-size: 0.85em; color: #555; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+.meta { font-size: 0.85em; color: #555; } .caption { font-size: 0.9em; color: #444; margin-top: 0; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 """
 
 
@@ -85,6 +85,9 @@ def write_page(path: Path, title: str, sections: Sequence[Section], meta: dict[s
         for fig in section.figures:
             parts.append(fig.to_html(full_html=False, include_plotlyjs=not embedded, config={"responsive": True}))
             embedded = True
+            how_to_read = (fig.layout.meta or {}).get("caption") if isinstance(fig.layout.meta, dict) else None
+            if how_to_read:
+                parts.append(f'<p class="caption">{html.escape(how_to_read)}</p>')
         for header, rows in section.tables:
             parts.append(_table(header, rows))
         if section.preformatted:
