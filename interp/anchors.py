@@ -16,7 +16,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.interventions import pattern_hook_name
+from interp.analysis import attention_patterns
 
 
 def received_attention(
@@ -89,13 +89,9 @@ def detect_anchors(
             f"prompt_range={(start, stop)} does not fit a sequence of {n} tokens; it must satisfy "
             f"0 <= start < stop < {n} so that some tokens follow it"
         )
-    names = {pattern_hook_name(layer) for layer in range(model.cfg.n_layers)}
-    _, cache = model.run_with_cache(ids, names_filter=lambda name: name in names)
-    received = torch.stack([
-        received_attention(cache[pattern_hook_name(layer)], stop, stop)
-        for layer in range(model.cfg.n_layers)
-    ])
-    return Anchors(tuple(model.to_str_tokens(ids[0])), received.cpu(), ratio, (start, stop))
+    patterns = attention_patterns(model, ids)
+    received = torch.stack([received_attention(layer[None], stop, stop) for layer in patterns])
+    return Anchors(tuple(model.to_str_tokens(ids[0])), received, ratio, (start, stop))
 
 
 SPECIAL = ("<s>", "</s>", "<unk>", "<pad>", "<|begin_of_text|>", "<|endoftext|>")

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.generation import decode_until_eos, generate_ids
@@ -23,6 +23,21 @@ class Effect:
     top1_agreement: float  # share of positions whose argmax is unchanged
     loss: float  # mean next-token cross-entropy on the dialogue tokens
     continuation: str
+
+
+@torch.no_grad()
+def dialogue_logprobs(model: Any, ids: Int[Tensor, "1 pos"], prompt_stop: int,
+                      interventions: Sequence[Intervention] = ()) -> Float[Tensor, "dialogue vocab"]:
+    """Log-probabilities of each dialogue token's prediction (positions ``prompt_stop - 1`` to the
+    second last), under the interventions."""
+    with intervene(model, *interventions):
+        return model(ids)[0, prompt_stop - 1 : -1].float().log_softmax(-1)
+
+
+def dialogue_loss(model: Any, ids: Int[Tensor, "1 pos"], prompt_stop: int, interventions: Sequence[Intervention] = ()) -> float:
+    """Mean next-token cross-entropy on the tokens after the prompt."""
+    logp = dialogue_logprobs(model, ids, prompt_stop, interventions)
+    return F.nll_loss(logp, ids[0, prompt_stop:].to(logp.device)).item()
 
 
 @torch.no_grad()
@@ -47,12 +62,11 @@ def intervention_effects(
             f"the prompt must end before the last two tokens (prompt_stop={prompt_stop}, {n} tokens); "
             "give a sequence with dialogue after the prompt"
         )
-    base = model(ids)[0, prompt_stop - 1 : -1].float().log_softmax(-1)
+    base = dialogue_logprobs(model, ids, prompt_stop)
     targets = ids[0, prompt_stop:].to(base.device)
     effects = []
     for name, interventions in variants.items():
-        with intervene(model, *interventions):
-            logp = model(ids)[0, prompt_stop - 1 : -1].float().log_softmax(-1)
+        logp = dialogue_logprobs(model, ids, prompt_stop, interventions)
         new = generate_ids(model, ids[:, :generate_from], max_new_tokens=max_new_tokens, interventions=interventions)[0]
         effects.append(Effect(
             name=name,

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.head_detector import (
@@ -17,7 +16,8 @@ from transformer_lens.head_detector import (
 )
 
 from interp.analysis import attention_entropy, attention_patterns
-from interp.interventions import HeadAblation, intervene
+from interp.effects import dialogue_loss
+from interp.interventions import HeadAblation
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,6 @@ def mean_head_outputs(model: Any, ids: Int[Tensor, "batch pos"]) -> dict[tuple[i
     _, cache = model.run_with_cache(ids, names_filter=lambda name: name in names)
     return {(layer, head): cache[names[layer]][:, :, head].mean(dim=(0, 1))
             for layer in range(model.cfg.n_layers) for head in range(cache[names[layer]].shape[2])}
-
-
-@torch.no_grad()
-def dialogue_loss(model: Any, ids: Int[Tensor, "1 pos"], prompt_stop: int, interventions: Sequence[Any] = ()) -> float:
-    """Mean next-token cross-entropy on the tokens after the prompt."""
-    with intervene(model, *interventions):
-        logits = model(ids)[0, prompt_stop - 1 : -1].float()
-    return F.cross_entropy(logits, ids[0, prompt_stop:].to(logits.device)).item()
 
 
 @torch.no_grad()

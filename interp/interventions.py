@@ -45,12 +45,12 @@ def alternating_layers(first: int = 4, last: int = 8, step: int = 2) -> tuple[in
     return tuple(range(first, last + 1, step))
 
 
-def _check_layers(layers: Sequence[int], n_layers: int, what: str) -> None:
+def check_layers(layers: Sequence[int], n_layers: int, what: str, fix: str = "pass layers= within that range") -> None:
+    """Raise unless every layer index exists in a model of ``n_layers`` layers."""
     bad = [layer for layer in layers if not 0 <= layer < n_layers]
     if bad:
         raise ValueError(
-            f"{what}: layers {bad} do not exist in a model with {n_layers} layers "
-            f"(valid: 0 to {n_layers - 1}); pass layers= within that range"
+            f"{what}: layers {bad} do not exist in a model with {n_layers} layers (valid: 0 to {n_layers - 1}); {fix}"
         )
 
 
@@ -170,7 +170,7 @@ class PromptRangeRemoval:
 
     def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
         _check_range(self.prompt_range, type(self).__name__)
-        _check_layers(self.layers, n_layers, type(self).__name__)
+        check_layers(self.layers, n_layers, type(self).__name__)
         start, stop = self.prompt_range
 
         def remove(pattern: Tensor, hook: Any) -> Tensor:
@@ -216,7 +216,7 @@ class AnchorAblation:
                 "pass anchor positions inside the range"
             )
         layers = tuple(range(n_layers)) if self.layers is None else self.layers
-        _check_layers(layers, n_layers, name)
+        check_layers(layers, n_layers, name)
         anchors = torch.tensor(self.anchors, dtype=torch.long)
 
         def ablate(pattern: Tensor, hook: Any) -> Tensor:
@@ -240,7 +240,7 @@ class HeadAblation:
     means: dict[tuple[int, int], Tensor] | None = None
 
     def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
-        _check_layers(sorted({layer for layer, _ in self.heads}), n_layers, type(self).__name__)
+        check_layers(sorted({layer for layer, _ in self.heads}), n_layers, type(self).__name__)
         missing = [h for h in self.heads if self.means is not None and h not in self.means]
         if missing:
             raise ValueError(f"HeadAblation: no mean given for heads {missing}; pass means for every head, or none to zero them")

@@ -19,7 +19,7 @@ def test_the_labelled_set_covers_two_three_and_four_options_and_unanswered_respo
     assert {len(c["options"]) for c in CASES} == {2, 3, 4}
     assert sum(c["label"] is None for c in CASES) >= 10
     for c in CASES:
-        assert c["label"] is None or c["label"] in "ABCD"[: len(c["options"])]
+        assert c["label"] is None or c["label"] in tuple("ABCD"[: len(c["options"])])
 
 
 def test_the_final_mode_reads_at_least_95_percent_of_the_labelled_set(capsys):

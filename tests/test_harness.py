@@ -8,11 +8,10 @@ import json
 
 import pytest
 
-import interp
 from interp.benchmarks import runner, stats
 from interp.benchmarks.data import load_mmlu, load_piqa, load_siqa
 from interp.benchmarks.harness import evaluate, limit_per_subject, rescore_folder
-from interp.benchmarks.methods import Fixed, parse_method
+from interp.benchmarks.methods import parse_method
 from interp.benchmarks.prompts import instruction
 from interp.benchmarks.runner import Settings, run
 from interp.cli import main

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import interp
-from interp.heads import dialogue_loss, head_scores, sink_scores
+from interp.heads import head_scores, sink_scores
 from interp.interventions import HeadAblation
 
 
@@ -30,12 +30,27 @@ def test_sink_scores_are_mean_attention_to_the_sinks():
     assert sink_scores(patterns, (0,)).item() == (0.5 + 0.25 + 0.0) / 3
 
 
-def test_head_scores_rank_by_ablation_effect(stories):
+def test_head_scores_rank_heads_by_the_loss_a_plain_hf_model_loses_without_them(stories):
+    from interp.models import llama2c_to_hf
+    from tests.conftest import STORIES
+
     ids = stories.to_tokens("Lily likes cats.\nTom likes dogs.\nOne day, Lily saw a cat. Lily likes cats.")
     scores = head_scores(stories, ids, 10)
-    ranked = scores.ranked()
-    assert ranked[0]["ablation_loss_change"] == scores.ablation.max().item()
-    layer, head = map(int, ranked[0]["head"].split("."))
-    assert dialogue_loss(stories, ids, 10, [HeadAblation(((layer, head),))]) - dialogue_loss(stories, ids, 10) \
-        == pytest.approx(ranked[0]["ablation_loss_change"], abs=1e-6)
+    hf = llama2c_to_hf(STORIES)  # an independent copy, never bridged
+    d_head = hf.config.hidden_size // hf.config.num_attention_heads
+
+    def loss_without(layer: int | None, head: int | None) -> float:
+        model = copy.deepcopy(hf)
+        with torch.no_grad():
+            if layer is not None:
+                model.model.layers[layer].self_attn.o_proj.weight[:, head * d_head : (head + 1) * d_head] = 0
+            logits = model(ids).logits[0, 9:-1]
+        return torch.nn.functional.cross_entropy(logits, ids[0, 10:]).item()
+
+    base = loss_without(None, None)
+    expected = {(layer, head): loss_without(layer, head) - base for layer in range(5) for head in range(8)}
+    ranked = [tuple(map(int, row["head"].split("."))) for row in scores.ranked()]
+    assert ranked[:3] == sorted(expected, key=expected.get, reverse=True)[:3]
+    for row in scores.ranked()[:3]:
+        assert row["ablation_loss_change"] == pytest.approx(expected[tuple(map(int, row["head"].split(".")))], abs=1e-4)
     assert scores.previous_token.shape == (5, 8) and 0 <= scores.induction.min() <= scores.induction.max() <= 1

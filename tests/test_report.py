@@ -40,8 +40,9 @@ def test_self_contained_pages_carry_plotly_inline(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["removal", "--first", "4", "--last", "20"], "do not fit a model with 10 layers"),
-    (["attention", "--zoom-layers", "12"], "layer 12 does not exist"),
+    (["removal", "--first", "4", "--last", "20"], "layers [20] do not exist in a model with 10 layers"),
+    (["removal", "--first", "6", "--last", "4"], "--first 6 comes after --last 4"),
+    (["attention", "--zoom-layers", "12"], "layers [12] do not exist in a model with 10 layers"),
     (["heads", "--show", "1.9"], "head 9 does not exist"),
     (["anchors", "--prompt", "Hi", "--dialogue", ""], "must be non-empty"),
     (["run", "--model", "/no/such/model"], "does not exist"),

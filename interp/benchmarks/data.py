@@ -58,6 +58,23 @@ class Item:
             raise DataError(f"{self.id}: answer {self.answer!r} is not one of {letters(len(self.options))}")
 
 
+def mmlu_item(subject: str, number: int, question: str, options: Sequence[str], answer: str) -> Item:
+    return Item(f"mmlu/{subject}/{number}", "mmlu", subject, SUBJECT_CATEGORY.get(subject, "Other"), question,
+                tuple(options), answer)
+
+
+def piqa_item(index: int, row: dict, label: int) -> Item:
+    """A PIQA row (goal, sol1, sol2) with its 0/1 label."""
+    return Item(f"piqa/{index}", "piqa", "piqa", "PIQA", row["goal"], (row["sol1"], row["sol2"]), "AB"[label])
+
+
+def siqa_item(index: int, row: dict, label: int) -> Item:
+    """A Social IQa row (context, question, answerA-C) with its 1-3 label; the question is the
+    context and the question on two lines, as in the paper."""
+    return Item(f"siqa/{index}", "siqa", "siqa", "SIQA", row["context"] + "\n" + row["question"],
+                (row["answerA"], row["answerB"], row["answerC"]), "ABC"[label - 1])
+
+
 def load_mmlu(folder: str | Path, subjects: Sequence[str] | None = None) -> list[Item]:
     folder = Path(folder)
     if (folder / "test").is_dir():
@@ -80,8 +97,7 @@ def load_mmlu(folder: str | Path, subjects: Sequence[str] | None = None) -> list
                 question, *options, answer = row
                 if answer.strip() not in "ABCD" or not answer.strip():
                     raise DataError(f"{path}:{line}: answer must be A, B, C or D, got {answer!r}")
-                items.append(Item(f"mmlu/{subject}/{line}", "mmlu", subject, SUBJECT_CATEGORY.get(subject, "Other"),
-                                  question, tuple(options), answer.strip()))
+                items.append(mmlu_item(subject, line, question, options, answer.strip()))
     return items
 
 
@@ -121,20 +137,16 @@ def load_piqa(path: str | Path) -> list[Item]:
     path = path / "valid.jsonl" if path.is_dir() else path
     rows = _jsonl(path, ("goal", "sol1", "sol2"))
     labels = _labels(path.with_name(path.stem + "-labels.lst"), {"0", "1"}, len(rows), path)
-    return [Item(f"piqa/{i}", "piqa", "piqa", "PIQA", row["goal"], (row["sol1"], row["sol2"]), "AB"[int(label)])
-            for i, (row, label) in enumerate(zip(rows, labels))]
+    return [piqa_item(i, row, int(label)) for i, (row, label) in enumerate(zip(rows, labels))]
 
 
 def load_siqa(path: str | Path) -> list[Item]:
-    """``dev.jsonl`` (or its folder); labels from ``dev-labels.lst`` beside it. The question is
-    the context and the question on two lines, as in the paper."""
+    """``dev.jsonl`` (or its folder); labels from ``dev-labels.lst`` beside it."""
     path = Path(path)
     path = path / "dev.jsonl" if path.is_dir() else path
     rows = _jsonl(path, ("context", "question", "answerA", "answerB", "answerC"))
     labels = _labels(path.with_name(path.stem + "-labels.lst"), {"1", "2", "3"}, len(rows), path)
-    return [Item(f"siqa/{i}", "siqa", "siqa", "SIQA", row["context"] + "\n" + row["question"],
-                 (row["answerA"], row["answerB"], row["answerC"]), "ABC"[int(label) - 1])
-            for i, (row, label) in enumerate(zip(rows, labels))]
+    return [siqa_item(i, row, int(label)) for i, (row, label) in enumerate(zip(rows, labels))]
 
 
 HUB_NAMES = {"mmlu": ("cais/mmlu", "all", "test"), "piqa": ("ybisk/piqa", None, "validation"),
@@ -156,13 +168,10 @@ def load_from_hub(benchmark: str) -> list[Item]:
         raise DataError(f"could not load {name} through datasets ({err.__class__.__name__}); "
                         "pass the local files instead (see ../shared/data or the benchmark's site)") from err
     if benchmark == "mmlu":
-        return [Item(f"mmlu/{r['subject']}/{i}", "mmlu", r["subject"], SUBJECT_CATEGORY.get(r["subject"], "Other"),
-                     r["question"], tuple(r["choices"]), "ABCD"[r["answer"]]) for i, r in enumerate(rows)]
+        return [mmlu_item(r["subject"], i, r["question"], r["choices"], "ABCD"[r["answer"]]) for i, r in enumerate(rows)]
     if benchmark == "piqa":
-        return [Item(f"piqa/{i}", "piqa", "piqa", "PIQA", r["goal"], (r["sol1"], r["sol2"]), "AB"[r["label"]])
-                for i, r in enumerate(rows)]
-    return [Item(f"siqa/{i}", "siqa", "siqa", "SIQA", r["context"] + "\n" + r["question"],
-                 (r["answerA"], r["answerB"], r["answerC"]), "ABC"[int(r["label"]) - 1]) for i, r in enumerate(rows)]
+        return [piqa_item(i, r, int(r["label"])) for i, r in enumerate(rows)]
+    return [siqa_item(i, r, int(r["label"])) for i, r in enumerate(rows)]
 
 
 def load_benchmark(benchmark: str, path: str | Path | None = None, subjects: Sequence[str] | None = None) -> list[Item]:

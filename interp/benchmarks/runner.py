@@ -26,6 +26,7 @@ from interp.benchmarks.methods import Method
 from interp.benchmarks.prompts import chat_template, format_prompt, instruction
 from interp.generation import decode_until_eos, generate_ids, left_pad, prefix_length
 from interp.interventions import Intervention, describe
+from interp.models import describe_model
 
 
 @dataclass(frozen=True)
@@ -233,8 +234,8 @@ def rescore(path: Path) -> list[dict[str, Any]]:
 
 
 def _write_settings(out: Path, variant: str, model: Any, method: Method | None, settings: Settings) -> None:
-    identity = {"name": str(getattr(model.cfg, "model_name", "")), "parameters": sum(p.numel() for p in model.parameters()),
-                "dtype": str(model.cfg.dtype)}
+    # Where the model runs does not change what it answers: a run may resume on another device.
+    identity = {k: v for k, v in describe_model(model).items() if k != "device"}
     record = {"variant": variant, "model": identity, "settings": asdict(settings),
               "method": method.record() if method else None}
     path = out / f"{variant}.settings.json"

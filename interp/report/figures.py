@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import einops
 import numpy as np
 import plotly.colors as px_colors
 import plotly.graph_objects as go
@@ -34,7 +35,7 @@ def pool(matrix: np.ndarray, labels: Sequence[str], max_tokens: int) -> tuple[np
     bins = -(-n // width)
     padded = np.zeros(matrix.shape[:-2] + (bins * width, bins * width), dtype=matrix.dtype)
     padded[..., :n, :n] = matrix
-    pooled = padded.reshape(matrix.shape[:-2] + (bins, width, bins, width)).mean(axis=(-3, -1))
+    pooled = einops.reduce(padded, "... (q w) (k v) -> ... q k", "mean", w=width, v=width)
     return pooled, [f"{labels[i]}…" for i in range(0, n, width)], width
 
 

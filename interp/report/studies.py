@@ -18,7 +18,7 @@ from interp.anchors import Anchors, detect_anchors, non_semantic_share
 from interp.effects import Effect, intervention_effects
 from interp.generation import prefix_length
 from interp.interventions import (
-    AnchorAblation, Intervention, PromptRangeRemoval, TopLayerEmulation, alternating_layers, describe,
+    AnchorAblation, Intervention, check_layers, PromptRangeRemoval, TopLayerEmulation, alternating_layers, describe,
 )
 from interp.patterns import emulation_mask
 from interp.report import figures
@@ -64,8 +64,7 @@ def middle_layer(model: Any) -> int:
 
 
 def _check_layer(model: Any, layer: int) -> int:
-    if not 0 <= layer < model.cfg.n_layers:
-        raise ValueError(f"layer {layer} does not exist; the model has layers 0 to {model.cfg.n_layers - 1}")
+    check_layers([layer], model.cfg.n_layers, "layer", "choose layers within that range")
     return layer
 
 
@@ -170,11 +169,9 @@ def ablation_study(model: Any, example: Example, anchors: Sequence[int], layer: 
 
 def removal_study(model: Any, example: Example, first: int = 4, last: int = 8, max_new_tokens: int = 32) -> Page:
     """The paper's Figure 4: prompt-range attention removed in alternating middle layers."""
-    if not 0 <= first <= last < model.cfg.n_layers:
-        raise ValueError(
-            f"layers {first} to {last} do not fit a model with {model.cfg.n_layers} layers; "
-            f"pass --first/--last between 0 and {model.cfg.n_layers - 1}"
-        )
+    check_layers([first, last], model.cfg.n_layers, "removal span", "pass --first/--last within that range")
+    if first > last:
+        raise ValueError(f"removal span: --first {first} comes after --last {last}; give first <= last")
     prompt = (0, example.prompt_stop)
     alternating = alternating_layers(first, last)
     variants = {
