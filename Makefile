@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 
-.PHONY: report test bench tiny-models clean
+.PHONY: report test perf tiny-models clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,9 @@ report: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
-bench: $(VENV)/.installed
-	$(PY) benchmarks/core.py
-	$(PY) benchmarks/harness.py
+perf: $(VENV)/.installed
+	$(PY) perf/forward_and_generate.py
+	$(PY) perf/cot_generation.py
 
 # Retrain the shipped tiny models from scratch (70 minutes on 2 cores), then measure them.
 tiny-models: $(VENV)/.installed

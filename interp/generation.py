@@ -30,7 +30,7 @@ def prefix_length(model: Any, full: Sequence[int], head: str) -> int:
     return next((i for i, (a, b) in enumerate(zip(full, alone)) if a != b), min(len(full), len(alone)))
 
 
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
+def stack_left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
     """Stack token rows to the right edge; returns the ids and each row's padding count."""
     width = max(len(row) for row in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -52,7 +52,7 @@ def generate_ids(
     ids: Int[Tensor, "batch pos"],
     *,
     max_new_tokens: int,
-    pad: Int[Tensor, " batch"] | None = None,
+    left_pad: Int[Tensor, " batch"] | None = None,
     interventions: Sequence[Intervention] = (),
     eos_token_id: int | None = None,
 ) -> Int[Tensor, "batch new"]:
@@ -63,8 +63,8 @@ def generate_ids(
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     eos = _eos_id(model, eos_token_id)
     device = next(model.parameters()).device
-    pad = (torch.zeros(ids.shape[0], dtype=torch.long) if pad is None else pad).to(device)
-    positions = torch.arange(ids.shape[1], device=device)[None, :] - pad[:, None]
+    left_pad = (torch.zeros(ids.shape[0], dtype=torch.long) if left_pad is None else left_pad).to(device)
+    positions = torch.arange(ids.shape[1], device=device)[None, :] - left_pad[:, None]
     mask = (positions >= 0).long()
     positions = positions.clamp_min(0)
     tokens, cache, step = ids.to(device), None, 0
@@ -72,7 +72,7 @@ def generate_ids(
     rows = torch.arange(ids.shape[0], device=device)  # the rows still generating
     while step < max_new_tokens and len(rows):
         # Finished rows leave the batch (and the KV cache); the hooks are rebuilt for those left.
-        with intervene(model, *interventions, left_pad=pad[rows]):
+        with intervene(model, *interventions, left_pad=left_pad[rows]):
             while step < max_new_tokens:
                 # The wrapped HF model runs the bridge's components, so every hook fires; calling it
                 # directly skips the bridge's per-call bookkeeping (~13% of a decoding step here).
@@ -121,8 +121,8 @@ def generate(
     pad_id = model.tokenizer.pad_token_id if model.tokenizer is not None else 0
     chunks = []
     for begin in range(0, len(rows), step):
-        ids, pad = left_pad(rows[begin : begin + step], pad_id or 0)
-        chunks.append(generate_ids(model, ids, max_new_tokens=max_new_tokens, pad=pad,
+        ids, left_pad = stack_left_padded(rows[begin : begin + step], pad_id or 0)
+        chunks.append(generate_ids(model, ids, max_new_tokens=max_new_tokens, left_pad=left_pad,
                                    interventions=interventions, eos_token_id=eos_token_id))
     new = torch.cat(chunks)
     if isinstance(inputs, Tensor):

@@ -63,7 +63,7 @@ def _check_range(prompt_range: tuple[int, int], what: str) -> None:
         )
 
 
-def _row_offsets(left_pad: Tensor | None, pattern: Tensor) -> Tensor:
+def _rows_left_pad(left_pad: Tensor | None, pattern: Tensor) -> Tensor:
     if left_pad is None:
         return torch.zeros(pattern.shape[0], dtype=torch.long, device=pattern.device)
     if left_pad.shape[0] != pattern.shape[0]:
@@ -75,13 +75,13 @@ def _row_offsets(left_pad: Tensor | None, pattern: Tensor) -> Tensor:
 
 
 def _edited_queries(
-    offsets: Tensor, pattern: Tensor, stop: int, queries: Literal["after", "all"]
+    left_pad: Tensor, pattern: Tensor, stop: int, queries: Literal["after", "all"]
 ) -> Tensor:
     n_query, n_key = pattern.shape[-2:]
     q_pos = patterns.query_positions(n_query, n_key, pattern.device)
     if queries == "all":
         return torch.ones(pattern.shape[0], n_query, dtype=torch.bool, device=pattern.device)
-    return (q_pos[None, :] - offsets[:, None]) >= stop
+    return (q_pos[None, :] - left_pad[:, None]) >= stop
 
 
 @dataclass(frozen=True)
@@ -174,11 +174,11 @@ class PromptRangeRemoval:
         start, stop = self.prompt_range
 
         def remove(pattern: Tensor, hook: Any) -> Tensor:
-            offsets = _row_offsets(left_pad, pattern)
+            row_left_pad = _rows_left_pad(left_pad, pattern)
             keys = patterns.positions_in_range(
-                offsets, torch.arange(pattern.shape[-1], device=pattern.device), start, stop
+                row_left_pad, torch.arange(pattern.shape[-1], device=pattern.device), start, stop
             )
-            queries = _edited_queries(offsets, pattern, stop, self.queries)
+            queries = _edited_queries(row_left_pad, pattern, stop, self.queries)
             return patterns.remove_keys(pattern, keys, queries, self.renormalise)
 
         return [(pattern_hook_name(layer), remove) for layer in self.layers]
@@ -220,12 +220,12 @@ class AnchorAblation:
         anchors = torch.tensor(self.anchors, dtype=torch.long)
 
         def ablate(pattern: Tensor, hook: Any) -> Tensor:
-            offsets = _row_offsets(left_pad, pattern)
+            row_left_pad = _rows_left_pad(left_pad, pattern)
             key_pos = torch.arange(pattern.shape[-1], device=pattern.device)
-            in_range = patterns.positions_in_range(offsets, key_pos, start, stop)
-            is_anchor = patterns.positions_in_set(offsets, key_pos, anchors)
+            in_range = patterns.positions_in_range(row_left_pad, key_pos, start, stop)
+            is_anchor = patterns.positions_in_set(row_left_pad, key_pos, anchors)
             keys = in_range & ~is_anchor if self.keep_only else in_range & is_anchor
-            queries = _edited_queries(offsets, pattern, stop, self.queries)
+            queries = _edited_queries(row_left_pad, pattern, stop, self.queries)
             return patterns.remove_keys(pattern, keys, queries, self.renormalise)
 
         return [(pattern_hook_name(layer), ablate) for layer in layers]

@@ -3,7 +3,8 @@
 A pattern is the post-softmax attention of one layer, ``[batch, head, query, key]``. During
 KV-cached decoding the queries are the last ``query`` positions of the ``key`` sequence, so a
 query's own key position is ``key - query + i``. Positions are those of the padded batch;
-``left_pad[b]`` real-token offsets translate a row's own positions into them.
+``left_pad[b]``, the padding tokens before row ``b``'s first real token, translates a row's own
+positions into them.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import interp
-from interp.generation import generate_ids, left_pad
+from interp.generation import generate_ids, stack_left_padded
 from tests.reference import EDIT, Edit, reference_greedy
 
 DEPTHS = [32, 7]
@@ -44,7 +44,7 @@ def pair(request, tiny_models):
 def batch():
     torch.manual_seed(1)
     rows = [torch.randint(3, 400, (n,)).tolist() for n in (20, 14, 17)]
-    return left_pad(rows, 0)
+    return stack_left_padded(rows, 0)
 
 
 @pytest.mark.parametrize("case", range(6))
@@ -73,7 +73,7 @@ def test_greedy_tokens_match_reference_with_kv_cache(pair, case):
     ids, pad = batch()
     set_edit(edit, pad.tolist())
     expected = reference_greedy(ref, ids, pad.tolist(), steps=12)
-    got = generate_ids(model, ids, max_new_tokens=12, pad=pad, interventions=interventions, eos_token_id=-1)
+    got = generate_ids(model, ids, max_new_tokens=12, left_pad=pad, interventions=interventions, eos_token_id=-1)
     assert torch.equal(got, expected), name
 
 

@@ -24,7 +24,7 @@ from interp.benchmarks.data import Item
 from interp.benchmarks.extraction import MODES, extract_answer
 from interp.benchmarks.methods import Method
 from interp.benchmarks.prompts import chat_template, format_prompt, instruction
-from interp.generation import decode_until_eos, generate_ids, left_pad, prefix_length
+from interp.generation import decode_until_eos, generate_ids, prefix_length, stack_left_padded
 from interp.interventions import Intervention, describe
 from interp.models import describe_model
 
@@ -168,8 +168,8 @@ def run(
                 sink.write(json.dumps(done[item.id]) + "\n")
         bar.update(len(over))
         for batch in _batches(todo_now, tokens, plans, batch_size):
-            ids, pad = left_pad([tokens[item.id] for item in batch], model.tokenizer.pad_token_id or 0)
-            new = generate_ids(model, ids, max_new_tokens=settings.max_new_tokens, pad=pad,
+            ids, left_pad = stack_left_padded([tokens[item.id] for item in batch], model.tokenizer.pad_token_id or 0)
+            new = generate_ids(model, ids, max_new_tokens=settings.max_new_tokens, left_pad=left_pad,
                                interventions=plans[batch[0].id])
             for item, row in zip(batch, new):
                 record = _record(model, item, row, eos, len(tokens[item.id]), plans[item.id])

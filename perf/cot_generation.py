@@ -6,8 +6,8 @@ tokens/s and ratios; never asserts. Targets (CPU, ~50M parameters, 200-token pro
 tokens): at least 3x the paper's loop at the best batch size, and at least 0.8x plain Hugging
 Face eager ``generate`` at equal batch size.
 
-    python benchmarks/harness.py
-    python benchmarks/harness.py --shape 7b --dtype float16 --device cuda --batches 1 8 32 64
+    python perf/cot_generation.py
+    python perf/cot_generation.py --shape 7b --dtype float16 --device cuda --batches 1 8 32 64
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared timing for the benchmarks: a warm-up, then the best of a few runs (this machine is
+"""Shared timing for the speed measurements: a warm-up, then the best of a few runs (this machine is
 shared and noisy; the best run is the least disturbed one)."""
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Prints tokens/s and ratios; never asserts. Targets from the core issue: TopLayer
 at most 15% over the hooked model without interventions, and batched hooked generation (batch 8)
 gives at least 2.5x the tokens/s of batch 1.
 
-    python benchmarks/core.py                # ~58M-parameter LLaMA, 200-token prompt, 256 new tokens
-    python benchmarks/core.py --new-tokens 32
+    python perf/forward_and_generate.py                # ~58M-parameter LLaMA, 200-token prompt, 256 new tokens
+    python perf/forward_and_generate.py --new-tokens 32
 """
 
 from __future__ import annotations
