@@ -9,37 +9,16 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from interp.models import ModelLoadError, describe_model, load_model
-from interp.report import studies
-from interp.report.page import run_metadata, write_index, write_page
-
-HARD_PAIRS = (8, 10)  # the tiny benchmark's tables: longer than training's, so accuracy has room to move
-
-STUDIES = {
-    "attention": "per-layer attention matrices (Figure 2)",
-    "anchors": "anchor tokens: received attention, detected anchors, share, entropy",
-    "ablation": "anchor-token ablation and keep-only counter-experiment (Figure 3)",
-    "removal": "alternating-layer prompt removal (Figure 4)",
-    "emulation": "depth-scaled top-layer emulation, inspected",
-    "heads": "head probing: sink, previous-token, induction, entropy, ablation effects",
-    "dropout": "attention of two models (without and with attention dropout) and their difference (Figure 5)",
-    "finetuning": "what fine-tuning did to attention: a base model against its fine-tuned version(s) (--tuned)",
-}
-
-
-def _head(text: str) -> tuple[int, int]:
-    layer, _, head = text.partition(".")
-    if not (layer.isdigit() and head.isdigit()):
-        raise argparse.ArgumentTypeError(f"heads are written LAYER.HEAD, e.g. 3.1; got {text!r}")
-    return int(layer), int(head)
+from interp.report.page import Page, run_metadata, write_index, write_page
+from interp.studies import STUDIES, Context, Example
+from interp.studies.accuracy import METHOD, TABLE_PAIRS, accuracy_report
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -54,58 +33,29 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32, help="greedy continuation length")
 
 
-def _study_options(p: argparse.ArgumentParser, name: str) -> None:
-    every = name == "run"
-    p.add_argument("--prompt", help="the prompt range's text (default: the paper's CoT instruction)")
-    p.add_argument("--dialogue", help="the text after the prompt (default: a held-out question with its answer)")
-    if every or name in ("anchors", "ablation", "heads", "finetuning"):
-        p.add_argument("--ratio", type=float, default=3.0, help="anchor threshold: times the mean received attention")
-    if every or name == "attention":
-        p.add_argument("--zoom-layers", type=int, nargs="+", help="layers shown per head (default: first and middle)")
-    if every or name == "removal":
-        p.add_argument("--first", type=int, default=4, help="first layer of the removal span (default 4)")
-        p.add_argument("--last", type=int, default=8, help="last layer of the removal span (default 8)")
-    if every or name in ("emulation",):
-        p.add_argument("--alpha", type=float, default=0.2)
-        p.add_argument("--threshold", type=float, default=0.01)
-        p.add_argument("--last-layer", type=int, default=None, help="h in 1 + alpha (1 - l/h) (default: last layer)")
-    if every or name == "heads":
-        p.add_argument("--ablation", choices=["zero", "mean"], default="zero", help="how heads are ablated")
-        p.add_argument("--show", type=_head, nargs="+", default=[], help="heads whose pattern to show, e.g. 0.3 5.1")
-    if every or name == "dropout":
-        p.add_argument("--compare-model", help="the second model (default: the shipped dropout-trained model)")
-    if every or name == "finetuning":
-        p.add_argument("--tuned", required=name == "finetuning",
-                       help="the fine-tuned model directory written by `interp finetune`, or its --pair folder "
-                            "(then both, and the dropout comparison); --model is the base it was tuned from")
-    if every:
-        p.add_argument("--questions", type=int, default=24, help="held-out questions per family for CoT accuracy")
-        p.add_argument("--cot-tokens", type=int, default=64, help="new tokens per CoT answer (default 64)")
-        _table_pairs_option(p)
-        _method_option(p)
-
-
-def _table_pairs_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--table-pairs", type=int, nargs=2, default=list(HARD_PAIRS), metavar=("FEWEST", "MOST"),
-                   help="held-out tiny questions on tables of this many pairs (default 8 10: longer than the 2-4 "
-                        "the shipped models were trained on, so their accuracy is neither at chance nor at 100%%)")
-
-
-def _method_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", nargs="+", default=["emulation"], metavar="SPEC",
-                   help="variants compared with the CoT baseline, each KIND or KIND:key=value,...: emulation "
-                        "(alpha, threshold, last_layer), prompt-removal (first, last, step), anchor-ablation and "
-                        "keep-anchors (ratio; anchors found per question in its instruction); e.g. "
-                        "--method emulation:alpha=0.1 emulation:alpha=0.3 (default: emulation)")
+def _example_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prompt", help="the prompt range's text (default: the paper's CoT instruction)")
+    parser.add_argument("--dialogue", help="the text after the prompt (default: a held-out question with its answer)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="interp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in {"run": "every study, one report with an index", **STUDIES}.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        _common(p)
-        _study_options(p, name)
+    every = sub.add_parser("run", help="every study, one report with an index", description="every study, one report with an index")
+    _common(every)
+    _example_options(every)
+    added: set[str] = set()
+    for study in STUDIES.values():  # `run` takes every study's options, each once
+        for argument in study.arguments:
+            if argument.flags[0] not in added:
+                added.add(argument.flags[0])
+                argument.add_to(every)
+        if study.command:
+            p = sub.add_parser(study.name, help=study.help, description=study.help)
+            _common(p)
+            _example_options(p)
+            for argument in study.arguments:
+                argument.add_to(p)
     acc = sub.add_parser("accuracy", help="CoT accuracy, baseline vs methods (MMLU, PIQA, SIQA, tiny)",
                          description="CoT accuracy of the baseline and of each --method, with answer extraction in "
                                      "three modes (final, paper, strict) and parse rates; resumable; under torchrun "
@@ -116,12 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     "omitted: load through the datasets library by name")
     acc.add_argument("--subjects", nargs="+", help="MMLU subjects to run (default: all 57)")
     acc.add_argument("--limit", type=int, help="at most this many questions per subject (tiny: per family, default 50)")
-    _table_pairs_option(acc)
+    TABLE_PAIRS.add_to(acc)
     acc.add_argument("--batch-size", type=int, default=8)
     acc.add_argument("--results", type=Path, help="results folder (default: results/<benchmark>)")
     acc.add_argument("--direct", action="store_true", help="also run the non-CoT baseline (computed tokens)")
     acc.add_argument("--chat", action="store_true", help="wrap prompts in the LLaMA-2 chat template")
-    _method_option(acc)
+    METHOD.add_to(acc)
     acc.add_argument("--skip-over-context", action="store_true",
                      help="record questions whose prompt plus --max-new-tokens exceeds the model's context as "
                           "skipped (default: stop before generating, naming the longest prompt)")
@@ -162,25 +112,11 @@ def _load(args: argparse.Namespace, path: str | None) -> Any:
     return load_model(path, tokenizer=args.tokenizer, dtype=args.dtype, device=args.device, n_devices=args.n_devices)
 
 
-def _accuracy_page(args: argparse.Namespace, model: Any, items: list, name: str, results: Path,
-                   max_new_tokens: int) -> studies.Page | None:
-    from interp.benchmarks.harness import evaluate, write_tables
-    from interp.benchmarks.runner import Shard
-    from interp.report.accuracy import accuracy_page
-
-    runs = evaluate(model, items, results, methods=args.methods, max_new_tokens=max_new_tokens,
-                    batch_size=getattr(args, "batch_size", 16), direct=getattr(args, "direct", False),
-                    chat=getattr(args, "chat", False), shard=Shard.from_torchrun(),
-                    skip_over_context=getattr(args, "skip_over_context", False))
-    return None if runs is None else accuracy_page(f"CoT accuracy: {name}", write_tables(results, runs), runs,
-                                                   f"accuracy-{name}.html")
-
-
 def _results_folder(args: argparse.Namespace) -> Path:
     return args.results or Path("results") / args.benchmark
 
 
-def _rescore(args: argparse.Namespace) -> list[studies.Page]:
+def _rescore(args: argparse.Namespace) -> list[Page]:
     from interp.benchmarks.harness import rescore_folder, write_tables
     from interp.report.accuracy import accuracy_page
 
@@ -191,7 +127,7 @@ def _rescore(args: argparse.Namespace) -> list[studies.Page]:
     return [accuracy_page(f"CoT accuracy: {args.benchmark}", write_tables(folder, runs), runs, f"accuracy-{args.benchmark}.html")]
 
 
-def _accuracy(args: argparse.Namespace, model: Any) -> list[studies.Page]:
+def _accuracy(args: argparse.Namespace, model: Any) -> list[Page]:
     from interp.benchmarks.data import load_benchmark
     from interp.benchmarks.harness import limit_per_subject
     from interp.tiny.dataset import held_out_items
@@ -200,17 +136,8 @@ def _accuracy(args: argparse.Namespace, model: Any) -> list[studies.Page]:
         items = held_out_items(args.limit or 50, pairs=tuple(args.table_pairs))
     else:
         items = limit_per_subject(load_benchmark(args.benchmark, args.data, args.subjects), args.limit)
-    page = _accuracy_page(args, model, items, args.benchmark, _results_folder(args), args.max_new_tokens)
+    page = accuracy_report(args, model, items, args.benchmark, _results_folder(args), args.max_new_tokens)
     return [page] if page else []
-
-
-def _tuned(args: argparse.Namespace) -> dict[str, Any]:
-    """The fine-tuned model of ``--tuned``, or both of a ``--pair`` folder."""
-    folder = Path(args.tuned)
-    pair = {"tuned": folder / "without-dropout", "tuned with dropout": folder / "with-dropout"}
-    if all(p.is_dir() for p in pair.values()):
-        return {name: _load(args, str(path)) for name, path in pair.items()}
-    return {"tuned": _load(args, str(folder))}
 
 
 def _finetune(args: argparse.Namespace) -> None:
@@ -226,52 +153,22 @@ def _finetune(args: argparse.Namespace) -> None:
         print(f"{folder}: final loss {record['final_loss']:.3f}", record.get("held_out_accuracy", {}).get("all", ""))
 
 
-def _studies(args: argparse.Namespace, model: Any) -> list[studies.Page]:
-    from interp.interventions import TopLayerEmulation
-    from interp.tiny.default import DROPOUT, default_example, load_shipped
-    from interp.tiny.dataset import held_out_items
+def _studies(args: argparse.Namespace, model: Any) -> list[Page]:
+    from interp.tiny.default import default_example
 
     default_prompt, default_dialogue, default_answer = default_example()
     # A dialogue of one's own has no reference answer: continuations then start at its end.
-    example = studies.Example.from_text(model, default_prompt if args.prompt is None else args.prompt,
-                                        default_dialogue if args.dialogue is None else args.dialogue,
-                                        default_answer if args.dialogue is None else "")
+    example = Example.from_text(model, default_prompt if args.prompt is None else args.prompt,
+                                default_dialogue if args.dialogue is None else args.dialogue,
+                                default_answer if args.dialogue is None else "")
     print(f"{len(example.tokens)} tokens, prompt range 0-{example.prompt_stop}")
-    wanted = args.command
-    pages: list[studies.Page] = []
-
-    @functools.cache
-    def anchors() -> tuple[studies.Page, Any]:  # shared by the anchors and ablation studies
-        return studies.anchor_study(model, example, args.ratio)
-
-    steps: dict[str, Callable[[], Any]] = {
-        "attention": lambda: studies.attention_study(model, example, args.zoom_layers),
-        "anchors": lambda: anchors()[0],
-        "ablation": lambda: studies.ablation_study(model, example, anchors()[1].positions(), max_new_tokens=args.max_new_tokens),
-        "removal": lambda: studies.removal_study(model, example, args.first, args.last, args.max_new_tokens),
-        "emulation": lambda: studies.emulation_study(
-            model, example, TopLayerEmulation(args.alpha, args.threshold, args.last_layer), max_new_tokens=args.max_new_tokens),
-        "heads": lambda: studies.heads_study(model, example, args.ablation, args.show, args.ratio),
-        "dropout": lambda: studies.dropout_study(
-            model, _load(args, args.compare_model) if args.compare_model else load_shipped(DROPOUT), example,
-            ("this model" if args.model else "no dropout", "compared" if args.compare_model else "attention dropout 0.1")),
-        "finetuning": lambda: studies.finetuning_study(model, _tuned(args), example, args.ratio),
-    }
-    for name, step in steps.items():
-        if wanted not in (name, "run") or (name == "dropout" and args.model and not args.compare_model) \
-                or (name == "finetuning" and not args.tuned):
-            continue
-        started = time.perf_counter()
-        pages.append(step())
-        print(f"  {name}: {time.perf_counter() - started:.1f}s", flush=True)
-    if wanted == "run" and not args.model:
-        started = time.perf_counter()
-        results = args.out / "results-tiny"
-        shutil.rmtree(results, ignore_errors=True)  # the main job's own scratch results: always a fresh run
-        page = _accuracy_page(args, model, held_out_items(args.questions, pairs=tuple(args.table_pairs)), "tiny", results,
-                              args.cot_tokens)
-        pages.append(page)
-        print(f"  accuracy: {time.perf_counter() - started:.1f}s", flush=True)
+    context = Context(model, example, args, lambda path: _load(args, path))
+    pages = []
+    for name, study in STUDIES.items():
+        if args.command == name or (args.command == "run" and study.in_run(args)):
+            started = time.perf_counter()
+            pages.append(study.run(context))
+            print(f"  {name}: {time.perf_counter() - started:.1f}s", flush=True)
     return pages
 
 

@@ -16,7 +16,8 @@ from interp.anchors import non_semantic, non_semantic_share
 from interp.finetune import FinetuneConfig, Row, encode, finetune, pair, read_rows, set_attention_dropout
 from interp.training import collate
 from interp.models import load_hf
-from interp.report.studies import Example, finetuning_study
+from interp.studies import Example
+from interp.studies.finetuning import finetuning_study
 from interp.tiny import random_llama
 
 ROWS = [{"prompt": f"Question: {a} plus {b}?\nAnalysis:", "response": f" {a} and {b} make {a + b}.\nResponse: {a + b}"}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 import interp
-from interp.report import studies
 from interp.report.page import write_page
+from interp.studies import Example
+from interp.studies.anchors import anchor_study
+from interp.studies.attention import attention_study
 from interp.tiny import random_llama
 
-LIMIT_MB = 12  # plotly.js alone is ~4.6 MB
+LIMIT_MB = 4  # a page without plotly.js, which lies beside it (4.8 MB, once per folder)
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +22,9 @@ def wide(sp_model):
 
 def test_pages_for_a_32_layer_32_head_model_and_a_long_prompt_stay_small(wide, tmp_path):
     prompt = "Question: Ann has a red hat. " * 40
-    example = studies.Example.from_text(wide, prompt, "Analysis: Ann has it.\nResponse: (A)")
+    example = Example.from_text(wide, prompt, "Analysis: Ann has it.\nResponse: (A)")
     assert example.prompt_stop > 300
-    pages = [studies.attention_study(wide, example), studies.anchor_study(wide, example)[0]]
+    pages = [attention_study(wide, example), anchor_study(wide, example)[0]]
     for page in pages:
         path = write_page(tmp_path / page.name, page.title, page.sections, {})
         assert path.stat().st_size < LIMIT_MB * 2**20, (page.name, path.stat().st_size)

@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 
 from interp.benchmarks import stats
 from interp.report.figures import caption
-from interp.report.page import Section
-from interp.report.studies import Page
+from interp.report.page import Page, Section
+
 
 MODE_TEXT = {
     "final": "final: what the response commits to, read from its answer section first (refusals, open answers "

@@ -37,6 +37,16 @@ class Section:
     preformatted: str = ""
 
 
+@dataclass(frozen=True)
+class Page:
+    """A study's report page: file name, title, the one-line finding the index shows, sections."""
+
+    name: str
+    title: str
+    summary: str
+    sections: list[Section]
+
+
 def run_metadata(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Versions, commit and time, recorded on every page."""
     versions = {}

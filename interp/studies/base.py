@@ -1,0 +1,127 @@
+"""What every study shares: the ``Study`` record the registry holds, the ``Context`` a study
+runs in, the ``Example`` sequence it studies, and the helpers of the effect pages.
+
+A study is one module of :mod:`interp.studies` defining ``STUDY``: its name and help (the CLI
+subcommand), its own arguments, whether ``interp run`` includes it, and ``run(context) -> Page``,
+which computes its numbers with the library and lays them out with :mod:`interp.report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from interp.analysis import attention_patterns
+from interp.effects import Effect, intervention_effects
+from interp.generation import prefix_length
+from interp.interventions import Intervention, check_layers, describe
+from interp.report import figures
+from interp.report.page import Page, Section
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One command-line option of a study, as ``parser.add_argument(*flags, **options)`` takes it."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(*self.flags, **self.options)
+
+
+RATIO = Argument(("--ratio",), dict(type=float, default=3.0, help="anchor threshold: times the mean received attention"))
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a study runs on: the model, the example, the parsed arguments, and a loader for the
+    other models some studies compare with (path -> hooked model)."""
+
+    model: Any
+    example: "Example"
+    args: argparse.Namespace
+    load: Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    help: str
+    run: Callable[[Context], Page]
+    arguments: tuple[Argument, ...] = ()
+    in_run: Callable[[argparse.Namespace], bool] = lambda args: True  # does `interp run` include it?
+    command: bool = True  # does it have a subcommand of its own?
+
+
+@dataclass(frozen=True)
+class Example:
+    """A prompt (the instruction, the paper's prompt range) followed by a dialogue; when the
+    dialogue ends in a reference answer, ``answer_start`` is where it begins, and the studies'
+    greedy continuations are generated from there (what the model answers under each variant)."""
+
+    ids: Int[Tensor, "1 pos"]
+    prompt_stop: int
+    tokens: tuple[str, ...]
+    answer_start: int | None = None
+
+    @classmethod
+    def from_text(cls, model: Any, prompt: str, dialogue: str, answer: str = "") -> "Example":
+        if not prompt or not dialogue:
+            raise ValueError("both the prompt and the dialogue must be non-empty text")
+        full = model.tokenizer(prompt + dialogue + answer).input_ids
+        stop = prefix_length(model, full, prompt)
+        if not 0 < stop < len(full):
+            raise ValueError("the prompt must be followed by at least one dialogue token")
+        answer_start = prefix_length(model, full, prompt + dialogue) if answer else None
+        if answer_start is not None and not stop < answer_start < len(full):
+            raise ValueError("the answer must add at least one token after the dialogue")
+        ids = torch.tensor([full])
+        return cls(ids, stop, tuple(model.to_str_tokens(ids[0])), answer_start)
+
+
+def middle_layer(model: Any) -> int:
+    return model.cfg.n_layers // 2
+
+
+def check_layer(model: Any, layer: int) -> int:
+    check_layers([layer], model.cfg.n_layers, "layer", "choose layers within that range")
+    return layer
+
+
+def effects_table(effects: Sequence[Effect]) -> tuple[list[str], list[list[Any]]]:
+    header = ["variant", "KL(original || variant)", "top-1 agreement", "dialogue loss", "greedy continuation"]
+    # An empty continuation means the model ended the sequence at once; say so rather than show a blank.
+    return header, [[e.name, e.kl, e.top1_agreement, e.loss, e.continuation or "(end of sequence at once)"]
+                    for e in effects]
+
+
+def continuation_note(example: Example) -> str:
+    if example.answer_start is None:
+        return "Greedy continuations start at the end of the dialogue."
+    return (f"Greedy continuations start where the reference answer does (token {example.answer_start}, after "
+            f"{example.tokens[example.answer_start - 1]!r}): what the model answers under each variant.")
+
+
+def variants_record(variants: dict[str, Sequence[Intervention]]) -> str:
+    return "\n".join(f"{name}: {[describe(iv) for iv in ivs] or 'no intervention'}" for name, ivs in variants.items())
+
+
+def effect_page(model: Any, example: Example, variants: dict[str, Sequence[Intervention]], name: str, title: str,
+                 text: str, layer: int, max_new_tokens: int) -> Page:
+    effects = intervention_effects(model, example.ids, example.prompt_stop, variants, max_new_tokens=max_new_tokens,
+                                   generate_from=example.answer_start)
+    maps = torch.stack([attention_patterns(model, example.ids, ivs)[layer].mean(0) for ivs in variants.values()])
+    sections = [
+        Section("Effects on the dialogue", f"{text} {continuation_note(example)}", tables=[effects_table(effects)],
+                preformatted=variants_record(variants)),
+        Section(f"Layer {layer} attention under each variant", figures=[figures.layer_heatmaps(
+            maps, example.tokens, f"Layer {layer} head-mean attention", example.prompt_stop, layer_names=list(variants))]),
+    ]
+    moved = "; ".join(f"{e.name}: KL {e.kl:.3f}, top-1 agreement {e.top1_agreement:.0%}" for e in effects[1:])
+    return Page(name, title, f"logits moved (KL from the original, dialogue tokens) by {moved}", sections)
