@@ -172,7 +172,11 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
             changed = sorted(k for k in state["config"] if state["config"][k] != dataclasses.asdict(config).get(k))
             raise ValueError(f"{state_file} was written with other settings ({', '.join(changed)}); resume with the "
                              f"same settings, or delete {work} to start afresh")
-        model.load_state_dict(state["trainable"], strict=False)
+        # The checkpoint holds the trainable weights only; every one of them must find its place.
+        unexpected = model.load_state_dict(state["trainable"], strict=False).unexpected_keys
+        if unexpected:
+            raise ValueError(f"{state_file} holds weights this model does not have ({unexpected[:3]}); delete {work} "
+                             "to start afresh")
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         start, losses = state["step"], state["losses"]
