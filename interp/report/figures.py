@@ -114,7 +114,9 @@ def layer_heatmaps(
     if boundary is not None:
         _boundary(fig, boundary / width - 0.5)
     mark_keys(fig, labels, anchors, width, tokens)
-    return caption(fig, HEATMAP_CAPTION + (" The slider changes the layer." if len(data) > 1 else ""))
+    slider = "" if len(data) == 1 else " The slider changes the layer." if layer_names is None else \
+        f" The slider chooses the matrix: {', '.join(names)}."
+    return caption(fig, HEATMAP_CAPTION + slider)
 
 
 def difference_heatmaps(
