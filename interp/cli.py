@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--subjects", nargs="+", help="MMLU subjects to run (default: all 57)")
     acc.add_argument("--limit", type=int, help="at most this many questions per subject (tiny: per family, default 50)")
     TABLE_PAIRS.add_to(acc)
-    acc.add_argument("--batch-size", type=int, default=8)
+    acc.add_argument("--batch-size", type=_batch_size, default=8,
+                     help="questions per batch, or 'auto': the most whose KV cache fits the device's free memory "
+                          "(printed with the numbers used); halved on an out-of-memory error (default 8)")
     acc.add_argument("--results", type=Path, help="results folder (default: results/<benchmark>)")
     acc.add_argument("--direct", action="store_true", help="also run the non-CoT baseline (computed tokens)")
     acc.add_argument("--chat", action="store_true", help="wrap prompts in the LLaMA-2 chat template")
@@ -102,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--pair", action="store_true", help="train both: without and with attention dropout "
                                                           "(--attention-dropout, default 0.1), same rows and seed")
     return parser
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--batch-size takes a positive whole number or 'auto', got {text!r}")
+    return int(text)
 
 
 def _load(args: argparse.Namespace, path: str | None) -> Any:

@@ -15,6 +15,7 @@ from interp.benchmarks.methods import parse_method
 from interp.benchmarks.prompts import instruction
 from interp.benchmarks.runner import Settings, run
 from interp.cli import main
+from interp.models import load_model
 from interp.tiny.dataset import held_out_items
 from interp.tiny.default import load_shipped
 from tests.conftest import SHARED
@@ -206,3 +207,39 @@ def test_bad_method_parameters_exit_2_with_a_message_and_no_traceback(spec, mess
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not list(tmp_path.glob("*.jsonl"))
+
+
+def test_auto_batch_size_against_a_hand_computation(sp_model):
+    from interp.benchmarks.memory import fit_batch
+    from interp.tiny import random_llama
+
+    model = load_model(random_llama(n_layers=3, d_model=64, n_heads=4, n_kv_heads=2, vocab_size=400), tokenizer=sp_model)
+    # KV per token: 2 (k, v) x 3 layers x 2 KV heads x 16 (head size) x 4 bytes = 768; a row of 100 prompt + 50 new
+    # tokens holds 150 x 768 = 115,200 bytes, plus 4 heads x 100^2 prefill scores x 4 bytes = 160,000.
+    fit = fit_batch(model, 100, 50, n_rows=100, free_bytes=10_000_000)
+    assert fit.bytes_per_row == 115_200 + 160_000
+    assert fit.batch_size == int(0.9 * 10_000_000 // 275_200) == 32
+    assert fit_batch(model, 100, 50, n_rows=5, free_bytes=10_000_000).batch_size == 5
+    with pytest.raises(ValueError, match="even one row needs"):
+        fit_batch(model, 100, 50, n_rows=5, free_bytes=100_000)
+
+
+def test_out_of_memory_halves_the_batch_and_loses_and_repeats_nothing(tiny, items, tmp_path, monkeypatch, capsys):
+    import torch
+
+    settings = Settings(max_new_tokens=30)
+    reference = run(tiny, items, tmp_path / "reference", variant="cot", settings=settings, batch_size=1, progress=False)
+    real, sizes = runner.generate_ids, []
+
+    def short_of_memory(model, ids, **kwargs):
+        sizes.append(ids.shape[0])
+        if ids.shape[0] > 2:  # a device that holds two rows at most
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(model, ids, **kwargs)
+
+    monkeypatch.setattr(runner, "generate_ids", short_of_memory)
+    got = run(tiny, items, tmp_path / "tight", variant="cot", settings=settings, batch_size=8, progress=False)
+    assert got == reference
+    assert sizes[:3] == [6, 4, 2] and max(sizes[3:]) <= 2  # all 6 questions, then 4 of them, then 2 at a time
+    assert "batch size halved to 4" in capsys.readouterr().out
+    assert sorted(r["id"] for r in lines(tmp_path / "tight" / "cot.jsonl")) == sorted(i.id for i in items)

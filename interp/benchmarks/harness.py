@@ -39,7 +39,7 @@ def variant_name(method: Method) -> str:
 
 def evaluate(
     model: Any, items: Sequence[Item], out: str | Path, *, methods: Sequence[Method] = (parse_method("emulation"),),
-    max_new_tokens: int = 2048, batch_size: int = 8, direct: bool = False, chat: bool = False,
+    max_new_tokens: int = 2048, batch_size: int | str = 8, direct: bool = False, chat: bool = False,
     shard: Shard = Shard(), skip_over_context: bool = False, progress: bool = True,
 ) -> dict[str, list[dict[str, Any]]] | None:
     """The CoT baseline, CoT under each method, and optionally the non-CoT baseline (for computed

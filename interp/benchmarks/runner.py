@@ -118,16 +118,34 @@ def _drop_partial_line(path: Path) -> None:
         path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
-def _batches(items: list[Item], tokens: dict[str, list[int]], interventions: dict[str, tuple[Intervention, ...]],
-             size: int) -> Iterator[list[Item]]:
+def _groups(items: list[Item], tokens: dict[str, list[int]],
+            interventions: dict[str, tuple[Intervention, ...]]) -> Iterator[list[Item]]:
     # One batch runs one set of interventions; similar lengths together waste less on padding.
     groups: dict[tuple[Intervention, ...], list[Item]] = {}
     for item in items:
         groups.setdefault(interventions[item.id], []).append(item)
     for group in groups.values():
-        ordered = sorted(group, key=lambda item: len(tokens[item.id]))
-        for start in range(0, len(ordered), size):
-            yield ordered[start : start + size]
+        yield sorted(group, key=lambda item: len(tokens[item.id]))
+
+
+class BatchSize:
+    """The batch size of a run: a number, or ``"auto"`` (what fits the device's free memory); it
+    halves on a CUDA out-of-memory error, so a long run goes on with smaller batches."""
+
+    def __init__(self, size: int | str, model: Any, longest_prompt: int, max_new_tokens: int, n_rows: int) -> None:
+        if size == "auto":
+            from interp.benchmarks.memory import fit_batch
+
+            fit = fit_batch(model, longest_prompt, max_new_tokens, max(1, n_rows))
+            print(fit.explain(), flush=True)
+            size = fit.batch_size
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"batch size {size!r}: give a positive whole number or 'auto'")
+        self.size = size
+
+    def halve(self) -> None:
+        self.size = max(1, self.size // 2)
+        print(f"out of memory: batch size halved to {self.size}; the batch in flight is retried", flush=True)
 
 
 def run(
@@ -139,7 +157,7 @@ def run(
     method: Method | None = None,
     settings: Settings = Settings(),
     shard: Shard = Shard(),
-    batch_size: int = 8,
+    batch_size: int | str = 8,
     skip_over_context: bool = False,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
@@ -167,18 +185,31 @@ def run(
                 done[item.id] = skipped_record(item, len(tokens[item.id]))
                 sink.write(json.dumps(done[item.id]) + "\n")
         bar.update(len(over))
-        for batch in _batches(todo_now, tokens, plans, batch_size):
-            ids, left_pad = stack_left_padded([tokens[item.id] for item in batch], model.tokenizer.pad_token_id or 0)
-            new = generate_ids(model, ids, max_new_tokens=settings.max_new_tokens, left_pad=left_pad,
-                               interventions=plans[batch[0].id])
-            for item, row in zip(batch, new):
-                record = _record(model, item, row, eos, len(tokens[item.id]), plans[item.id])
-                sink.write(json.dumps(record) + "\n")
-                done[item.id] = record
-                generated += record["generated_tokens"]
-            sink.flush()
-            bar.update(len(batch))
-            bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - started):.1f}")
+        size = BatchSize(batch_size, model, max((len(tokens[i.id]) for i in todo_now), default=0),
+                         settings.max_new_tokens, len(todo_now))
+        for group in _groups(todo_now, tokens, plans):
+            while group:
+                batch = group[: size.size]
+                ids, left_pad = stack_left_padded([tokens[item.id] for item in batch], model.tokenizer.pad_token_id or 0)
+                try:
+                    new = generate_ids(model, ids, max_new_tokens=settings.max_new_tokens, left_pad=left_pad,
+                                       interventions=plans[batch[0].id])
+                except torch.cuda.OutOfMemoryError:
+                    if size.size == 1:
+                        raise
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    size.halve()  # nothing of this batch was written: it is retried, smaller
+                    continue
+                group = group[len(batch):]
+                for item, row in zip(batch, new):
+                    record = _record(model, item, row, eos, len(tokens[item.id]), plans[item.id])
+                    sink.write(json.dumps(record) + "\n")
+                    done[item.id] = record
+                    generated += record["generated_tokens"]
+                sink.flush()
+                bar.update(len(batch))
+                bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - started):.1f}", batch=size.size)
     bar.close()
     return [done[item.id] for item in mine]
 
