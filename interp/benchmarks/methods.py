@@ -41,6 +41,11 @@ def _name(kind: str, params: dict[str, Any]) -> str:
     return kind + ("(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")" if params else "")
 
 
+def _fields_record(method: Any) -> dict[str, Any]:
+    """A method whose fields are its parameters, recorded as they are."""
+    return {"method": method.name, **dataclasses.asdict(method), "given": dict(method.given)}
+
+
 @dataclass(frozen=True)
 class Fixed:
     """The same interventions for every question (e.g. the emulation)."""
@@ -75,7 +80,7 @@ class PromptRemoval:
         return (PromptRangeRemoval((0, prompt_stop), layers=layers, renormalise=self.renormalise),)
 
     def record(self) -> dict[str, Any]:
-        return {"method": self.name, **dataclasses.asdict(self), "given": dict(self.given)}
+        return _fields_record(self)
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ class AnchorMethod:
                                renormalise=self.renormalise),)
 
     def record(self) -> dict[str, Any]:
-        return {"method": self.name, **dataclasses.asdict(self), "given": dict(self.given)}
+        return _fields_record(self)
 
 
 # kind -> (builder from the parsed parameters, {parameter: type})
