@@ -22,7 +22,7 @@ from interp.studies.accuracy import METHOD, TABLE_PAIRS, accuracy_report
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="HF LLaMA directory, hub name or llama2.c .bin (default: shipped tiny model)")
+    parser.add_argument("--model", help="HF model directory (LLaMA, Mistral, Qwen2/3, Gemma 2, ...), hub name or llama2.c .bin (default: shipped tiny model)")
     parser.add_argument("--tokenizer", help="tokenizer file or directory, if not beside the model")
     parser.add_argument("--dtype", default=None, help="float32 (default), float16 or bfloat16")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "paper's layout) or a JSONL of prompt/response rows, loss on the responses; "
                                       "writes a Hugging Face directory with training.json. Resumable: run the same "
                                       "command again after a kill.")
-    tune.add_argument("--model", required=True, help="HF LLaMA directory, hub name or llama2.c .bin")
+    tune.add_argument("--model", required=True, help="HF model directory, hub name or llama2.c .bin")
     tune.add_argument("--out", type=Path, required=True, help="the directory to write (with --pair: a folder of two)")
     tune.add_argument("--data", default="structured", help="'structured' (default) or a JSONL file of "
                                                            '{"prompt": ..., "response": ...} rows')

@@ -22,6 +22,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp import patterns
+from interp.architectures import require_pattern_edits
 
 HookFn = Callable[..., Tensor]
 Hook = tuple[str, HookFn]
@@ -263,6 +264,16 @@ class HeadAblation:
         return [(f"blocks.{layer}.attn.hook_z", make(layer)) for layer in by_layer]
 
 
+def model_hooks(
+    model: Any, *interventions: Intervention, left_pad: Int[Tensor, " batch"] | None = None
+) -> list[Hook]:
+    """The interventions' hooks on ``model``; raises if a parameter does not fit the model or the
+    model's bridge would ignore a pattern edit."""
+    fwd_hooks = [hook for iv in interventions for hook in iv.hooks(model.cfg.n_layers, left_pad)]
+    require_pattern_edits(model, [int(name.split(".")[1]) for name, _ in fwd_hooks if name.endswith(".attn.hook_pattern")])
+    return fwd_hooks
+
+
 @contextmanager
 def intervene(
     model: Any, *interventions: Intervention, left_pad: Int[Tensor, " batch"] | None = None
@@ -272,7 +283,5 @@ def intervene(
     ``left_pad`` gives, per batch row, how many padding tokens precede its first real token,
     so that row-relative ranges land on the right positions in a left-padded batch.
     """
-    n_layers = model.cfg.n_layers
-    fwd_hooks = [hook for iv in interventions for hook in iv.hooks(n_layers, left_pad)]
-    with model.hooks(fwd_hooks=fwd_hooks):
+    with model.hooks(fwd_hooks=model_hooks(model, *interventions, left_pad=left_pad)):
         yield model

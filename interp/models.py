@@ -1,4 +1,4 @@
-"""Load a LLaMA-architecture model into a TransformerLens hooked model.
+"""Load a decoder-only model (LLaMA and the others TransformerLens 4 bridges) into a hooked model.
 
 TransformerLens 4 replaced ``HookedTransformer`` with ``TransformerBridge``. We boot the bridge
 around the Hugging Face model and enable compatibility mode *without* weight processing: the
@@ -12,14 +12,18 @@ import json
 import shutil
 import struct
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaTokenizer
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformer_lens.model_bridge import TransformerBridge
+
+from interp.edited_attention import plain_copy, remember
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 LLAMA2C_HEADER = struct.Struct("<7i")
@@ -76,11 +80,13 @@ def _tokenizer_for(tokenizer: Any, default: Path | None, what: str) -> PreTraine
     )
 
 
-def _check_llama(config: Any, what: str) -> None:
-    if getattr(config, "model_type", None) != "llama":
+def _check_decoder(config: Any, what: str) -> None:
+    kind = getattr(config, "model_type", "unknown")
+    if getattr(config, "is_encoder_decoder", False) or type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
         raise ModelLoadError(
-            f"{what} is a {getattr(config, 'model_type', 'unknown')!r} model; interp supports "
-            "LLaMA-architecture models (config model_type 'llama'), such as Llama-2-7b-chat-hf"
+            f"{what} is a {kind!r} model, not a decoder-only causal language model; interp loads models "
+            "that transformers' AutoModelForCausalLM loads, such as Llama-2-7b-chat-hf, "
+            "Meta-Llama-3-8B, Mistral-7B, Qwen2.5-7B, Qwen3-8B or gemma-2-9b"
         )
 
 
@@ -93,14 +99,16 @@ def load_model(
     n_devices: int | None = None,
     device_map: str | dict | None = None,
 ) -> TransformerBridge:
-    """A TransformerLens hooked model for a LLaMA-architecture model.
+    """A TransformerLens hooked model for a decoder-only language model.
 
-    ``source`` is one of: a local Hugging Face LLaMA directory (``config.json``, safetensors or
+    ``source`` is one of: a local Hugging Face directory (``config.json``, safetensors or
     ``.bin`` shards, tokenizer files), a hub name such as ``meta-llama/Llama-2-7b-chat-hf``
     (online, or already in the local cache), a llama2.c checkpoint (``.bin``; its SentencePiece
-    ``.model`` is taken from ``tokenizer=`` or from beside it), or an in-memory
-    ``LlamaForCausalLM`` (``tokenizer=`` required; the bridge rewires that model in place, so
-    keep a copy if you need the original). ``n_devices`` / ``device_map`` place large
+    ``.model`` is taken from ``tokenizer=`` or from beside it), or an in-memory Hugging Face
+    causal LM (``tokenizer=`` required; the bridge rewires that model in place, so keep a copy
+    if you need the original). Any architecture TransformerLens bridges loads; the attention
+    interventions refuse those whose bridge only observes the pattern
+    (:mod:`interp.architectures`). ``n_devices`` / ``device_map`` place large
     models over several GPUs and are passed through to TransformerLens.
     """
     torch_dtype = resolve_dtype(dtype)
@@ -119,12 +127,12 @@ def load_hf(
     *,
     tokenizer: str | Path | PreTrainedTokenizerBase | None = None,
     dtype: str | torch.dtype | None = None,
-) -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase]:
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The plain Hugging Face model and its tokenizer, from any source :func:`load_model` takes
     (what fine-tuning trains; no hooks, eager attention)."""
     torch_dtype = resolve_dtype(dtype)
     if isinstance(source, PreTrainedModel):
-        _check_llama(source.config, "the given model")
+        _check_decoder(source.config, "the given model")
         return source, _tokenizer_for(tokenizer, None, "the given model")
     path = Path(source).expanduser()
     if path.is_file():
@@ -135,7 +143,7 @@ def load_hf(
             )
         return llama2c_to_hf(path).to(torch_dtype), _tokenizer_for(tokenizer, _single_sp_model(path.parent), str(path))
     name, tok = _named_source(source, tokenizer)
-    return LlamaForCausalLM.from_pretrained(name, dtype=torch_dtype, attn_implementation="eager"), tok
+    return AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, attn_implementation="eager"), tok
 
 
 def _named_source(source: str | Path, tokenizer: Any) -> tuple[str | None, PreTrainedTokenizerBase | None]:
@@ -150,7 +158,7 @@ def _named_source(source: str | Path, tokenizer: Any) -> tuple[str | None, PreTr
                 f"{path} has no config.json; pass a Hugging Face model directory (as written by "
                 "save_pretrained) or a llama2.c .bin file"
             )
-        _check_llama(AutoConfig.from_pretrained(path), str(path))
+        _check_decoder(AutoConfig.from_pretrained(path), str(path))
         return str(path), _tokenizer_for(tokenizer, path, str(path))
     if _looks_like_path(str(source)):
         raise ModelLoadError(f"{path} does not exist; check the path to the model directory or checkpoint")
@@ -164,7 +172,7 @@ def _named_source(source: str | Path, tokenizer: Any) -> tuple[str | None, PreTr
             f"Download it once while online (`huggingface-cli download {name}`; gated models need "
             "`huggingface-cli login`) or pass the path of a local model directory"
         ) from err
-    _check_llama(config, name)
+    _check_decoder(config, name)
     return name, tok
 
 
@@ -182,8 +190,20 @@ def _bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dtype: torc
     hf = hf.to(device=device, dtype=dtype).eval()
     hf.config.pad_token_id = tokenizer.pad_token_id
     name = getattr(hf.config, "name_or_path", "") or "llama"
-    bridge = TransformerBridge.boot_transformers(name, hf_model=hf, tokenizer=tokenizer, device=device, dtype=dtype)
-    return _compat(bridge)
+    plain = plain_copy(hf)
+    try:
+        bridge = TransformerBridge.boot_transformers(name, hf_model=hf, tokenizer=tokenizer, device=device, dtype=dtype)
+    except ValueError as err:
+        if "supported architecture" not in str(err):
+            raise
+        raise ModelLoadError(
+            f"TransformerLens {version('transformer-lens')} has no bridge for {type(hf).__name__} "
+            f"(model_type {hf.config.model_type!r}); use an architecture it bridges, such as LLaMA, "
+            "Mistral, Qwen2, Qwen3 or Gemma 2"
+        ) from err
+    bridge = _compat(bridge)
+    remember(bridge, plain)  # for fast decoding (interp.edited_attention)
+    return bridge
 
 
 def _compat(bridge: TransformerBridge) -> TransformerBridge:

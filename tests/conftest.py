@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import interp
-from interp.tiny import random_llama, train_sentencepiece
+from interp.tiny import random_decoder, train_sentencepiece
 from tests.reference import reference_copy
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -30,17 +30,18 @@ def sp_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_models(sp_model):
-    """(reference HF model, hooked model) pairs of tiny random LLaMAs, keyed by depth
-    (32 layers exercises h = 31; 7 is another depth)."""
+    """(reference HF model, hooked model) pairs of tiny random decoders, keyed by depth and
+    architecture (32 layers exercises h = 31; 7 is another depth)."""
     built = {}
 
-    def build(n_layers: int):
-        if n_layers not in built:
-            hf = random_llama(n_layers=n_layers, d_model=64, n_heads=4, n_kv_heads=2,
-                              vocab_size=400, init_std=0.2, seed=n_layers)
+    def build(n_layers: int, architecture: str = "llama"):
+        key = (n_layers, architecture)
+        if key not in built:
+            hf = random_decoder(architecture, n_layers=n_layers, d_model=64, n_heads=4, n_kv_heads=2,
+                                vocab_size=400, init_std=0.2, seed=n_layers)
             # The reference is copied first: the bridge rewires the model it wraps in place.
-            built[n_layers] = (reference_copy(hf), interp.load_model(hf, tokenizer=sp_model))
-        return built[n_layers]
+            built[key] = (reference_copy(hf), interp.load_model(hf, tokenizer=sp_model))
+        return built[key]
 
     return build
 

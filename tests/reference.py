@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 
 import torch
-from transformers import AttentionInterface, LlamaForCausalLM
+from transformers import AttentionInterface, DynamicCache, LlamaForCausalLM
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 NAME = "interp_reference"
@@ -40,10 +40,12 @@ def _repeat(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.repeat_interleave(groups, dim=1)
 
 
-def reference_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+def reference_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, softcap=None, **kwargs):
     groups = query.shape[1] // key.shape[1]
     key, value = _repeat(key, groups), _repeat(value, groups)
     scores = (query @ key.transpose(-1, -2)) * scaling
+    if softcap is not None:  # Gemma 2 caps the scores before the mask
+        scores = softcap * torch.tanh(scores / softcap)
     if attention_mask is not None:
         scores = scores + attention_mask
     weights = torch.softmax(scores.float(), dim=-1).to(query.dtype)
@@ -98,7 +100,9 @@ def reference_greedy(model: LlamaForCausalLM, ids: torch.Tensor, pad: list[int],
     EDIT.left_pad = pad
     mask = torch.tensor([[0] * p + [1] * (ids.shape[1] - p) for p in pad])
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
-    out = model(ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    # A full cache in every layer: transformers' sliding-window cache layers drop old keys, so key
+    # index would no longer be the position the edits count in (the window stays in the mask).
+    out = model(ids, attention_mask=mask, position_ids=positions, past_key_values=DynamicCache(), use_cache=True)
     new = []
     for _ in range(steps):
         nxt = out.logits[:, -1].argmax(-1, keepdim=True)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import interp
+from interp import generation
 
 PROMPTS = ["Once upon a time", "Tom and Lily went to the park. They saw a dog.", "The cat"]
 
@@ -54,3 +55,36 @@ def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(storie
     alone = [interp.generate(stories, p, max_new_tokens=40, eos_token_id=period, interventions=method) for p in PROMPTS]
     assert batched == alone
     assert len({len(text) for text in batched}) == 3  # the rows stopped at different steps
+
+
+STORY_PROMPTS = [
+    "Once", "Tom had a big red ball. He liked to throw it high. One day the ball went over the fence and",
+    "The cat", "Lily saw a bird.", "A little boy named Tim lived in a small house near the woods. Every morning",
+    "Sue and Max", "The sun was hot and the children wanted to swim in the lake, so their mom said",
+    "Ben found a", "One day, a dog",
+]
+
+
+@pytest.mark.parametrize("interventions", [
+    (),
+    (interp.TopLayerEmulation(),),
+    (interp.PromptRangeRemoval((1, 3), layers=(1, 3)),),
+    (interp.AnchorAblation((0, 3), anchors=(0,), keep_only=False),),
+])
+def test_kept_full_batches_equal_one_at_a_time(stories, interventions):
+    """Rows of very different lengths, three decoding at once: each one that ends (at '.') gives
+    its slot to the next waiting prompt, prefilled and joined to the running batch."""
+    period = stories.tokenizer.convert_tokens_to_ids(".")
+    rows = generation.tokenize(stories, STORY_PROMPTS)
+    order = []
+    streamed = {}
+    for index, new in generation.generate_stream(stories, rows, max_new_tokens=40, batch_size=3,
+                                                 interventions=interventions, eos_token_id=period):
+        order.append(index)
+        streamed[index] = new
+    alone = [generation.generate_ids(stories, torch.tensor([row]), max_new_tokens=40, interventions=interventions,
+                                     eos_token_id=period)[0] for row in rows]
+    assert sorted(order) == list(range(len(rows)))
+    assert all(torch.equal(streamed[i], alone[i]) for i in range(len(rows)))
+    lengths = [new.tolist().index(period) if period in new else 40 for new in alone]
+    assert len(set(lengths)) > 3 and order != sorted(order)  # rows ended at different steps and were refilled

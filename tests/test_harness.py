@@ -51,18 +51,18 @@ def test_end_to_end_with_and_without_the_method(tiny, items, tmp_path):
 def test_resume_after_a_kill_loses_nothing_repeats_nothing(tiny, items, tmp_path, monkeypatch):
     settings = Settings(max_new_tokens=30)
     reference = run(tiny, items, tmp_path / "whole", variant="cot", settings=settings, batch_size=2, progress=False)
-    real, calls = runner.generate_ids, {"n": 0}
+    real = runner.generate_stream
 
-    def dies_on_third_batch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
+    def dies_after_four_answers(*args, **kwargs):
+        for n, answer in enumerate(real(*args, **kwargs)):
+            if n == 4:
+                raise KeyboardInterrupt
+            yield answer
 
-    monkeypatch.setattr(runner, "generate_ids", dies_on_third_batch)
+    monkeypatch.setattr(runner, "generate_stream", dies_after_four_answers)
     with pytest.raises(KeyboardInterrupt):
         run(tiny, items, tmp_path / "killed", variant="cot", settings=settings, batch_size=2, progress=False)
-    monkeypatch.setattr(runner, "generate_ids", real)
+    monkeypatch.setattr(runner, "generate_stream", real)
     path = tmp_path / "killed" / "cot.jsonl"
     assert len(lines(path)) == 4
     with path.open("a") as handle:
@@ -229,17 +229,20 @@ def test_out_of_memory_halves_the_batch_and_loses_and_repeats_nothing(tiny, item
 
     settings = Settings(max_new_tokens=30)
     reference = run(tiny, items, tmp_path / "reference", variant="cot", settings=settings, batch_size=1, progress=False)
-    real, sizes = runner.generate_ids, []
+    real, sizes = runner.generate_stream, []
 
-    def short_of_memory(model, ids, **kwargs):
-        sizes.append(ids.shape[0])
-        if ids.shape[0] > 2:  # a device that holds two rows at most
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return real(model, ids, **kwargs)
+    def short_of_memory(model, rows, *, batch_size, **kwargs):
+        # A device that holds two rows at most: with more, one answer comes out, then memory runs out.
+        sizes.append((len(rows), batch_size))
+        for n, answer in enumerate(real(model, rows, batch_size=batch_size, **kwargs)):
+            if batch_size > 2 and n == 1:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+            yield answer
 
-    monkeypatch.setattr(runner, "generate_ids", short_of_memory)
+    monkeypatch.setattr(runner, "generate_stream", short_of_memory)
     got = run(tiny, items, tmp_path / "tight", variant="cot", settings=settings, batch_size=8, progress=False)
     assert got == reference
-    assert sizes[:3] == [6, 4, 2] and max(sizes[3:]) <= 2  # all 6 questions, then 4 of them, then 2 at a time
+    # all 6 questions at 8 rows (1 answered), the other 5 at 4 (1 answered), the last 4 at 2
+    assert sizes == [(6, 8), (5, 4), (4, 2)]
     assert "batch size halved to 4" in capsys.readouterr().out
     assert sorted(r["id"] for r in lines(tmp_path / "tight" / "cot.jsonl")) == sorted(i.id for i in items)

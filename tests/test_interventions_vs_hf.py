@@ -1,5 +1,5 @@
-"""The hooked model with each intervention against a plain Hugging Face LLaMA whose attention is
-written independently in tests/reference.py (no interp code)."""
+"""The hooked model with each intervention against a plain Hugging Face model whose attention is
+written independently in tests/reference.py (no interp code), for every supported architecture."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import interp
-from interp.generation import generate_ids, stack_left_padded
+from interp.generation import decoder, generate_ids, stack_left_padded
 from tests.reference import EDIT, Edit, reference_greedy
 
-DEPTHS = [32, 7]
+# LLaMA-2 at two depths (32 exercises h = 31); every other architecture at 7 layers.
+MODELS = [(32, "llama"), (7, "llama"), (7, "llama3"), (7, "mistral"), (7, "qwen2"), (7, "qwen3"), (7, "gemma2")]
 
 
 def cases(n_layers: int):
@@ -35,10 +36,11 @@ def set_edit(edit: Edit, pad: list[int]) -> None:
     EDIT.state = {}
 
 
-@pytest.fixture(scope="module", params=DEPTHS)
+@pytest.fixture(scope="module", params=MODELS, ids=[f"{arch}-{depth}" for depth, arch in MODELS])
 def pair(request, tiny_models):
-    ref, model = tiny_models(request.param)
-    return model, ref, request.param
+    n_layers, architecture = request.param
+    ref, model = tiny_models(n_layers, architecture)
+    return model, ref, n_layers
 
 
 def batch():
@@ -83,3 +85,28 @@ def test_emulation_uses_the_models_last_layer(tiny_models):
     assert len(hooks) == 7
     assert interp.TopLayerEmulation().scale(6, 7) == pytest.approx(1.0)
     assert interp.TopLayerEmulation().scale(3, 7) == pytest.approx(1.1)
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_fast_path_equals_hook_path(pair, case):
+    """Decoding runs the plain model with the edits inside its attention; the bridge's hook path
+    must give the same logits (1e-5) and greedy tokens, batched with left padding."""
+    model, _, n_layers = pair
+    name, interventions, _ = list(cases(n_layers))[case]
+    ids, pad = batch()
+    mask = (torch.arange(ids.shape[1])[None] >= pad[:, None]).long()
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    with torch.no_grad():
+        with decoder(model, interventions, pad) as fast:
+            assert fast is not model.original_model, "the fast path was not taken"
+            fast_logits = fast(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+        with interp.intervene(model, *interventions, left_pad=pad):
+            hook_logits = model(ids, attention_mask=mask, position_ids=positions)
+    real = mask.bool()
+    assert (fast_logits - hook_logits)[real].abs().max() < 1e-5, name
+    fast_tokens = generate_ids(model, ids, max_new_tokens=12, left_pad=pad, interventions=interventions, eos_token_id=-1)
+    # A hook of the caller's own on the bridge must fire, so generation takes the hook path.
+    seen = []
+    with model.hooks(fwd_hooks=[("blocks.0.hook_resid_pre", lambda x, hook: seen.append(1))]):
+        hook_tokens = generate_ids(model, ids, max_new_tokens=12, left_pad=pad, interventions=interventions, eos_token_id=-1)
+    assert len(seen) == 12 and torch.equal(fast_tokens, hook_tokens), name

@@ -6,7 +6,7 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import T5Config, T5ForConditionalGeneration
 
 import interp
 from interp.models import ModelLoadError, sentencepiece_tokenizer
@@ -113,10 +113,10 @@ def test_bad_inputs_name_the_problem_and_the_fix(tmp_path, sp_model, monkeypatch
     (tmp_path / "bad.bin").write_bytes(struct.pack("<7i", 64, 172, 5, 8, 4, 512, 512) + b"\0" * 40)
     with pytest.raises(ModelLoadError, match="legacy"):
         interp.load_model(tmp_path / "bad.bin", tokenizer=sp_model)
-    gpt2 = tmp_path / "gpt2"
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=10)).save_pretrained(gpt2)
-    with pytest.raises(ModelLoadError, match="LLaMA-architecture"):
-        interp.load_model(gpt2)
+    t5 = tmp_path / "t5"
+    T5ForConditionalGeneration(T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2)).save_pretrained(t5)
+    with pytest.raises(ModelLoadError, match="'t5' model, not a decoder-only causal language model"):
+        interp.load_model(t5)
     notok = tmp_path / "notok"
     random_llama(n_layers=1, vocab_size=400).save_pretrained(notok)
     with pytest.raises(ModelLoadError, match="pass tokenizer="):

@@ -57,15 +57,23 @@ def free_memory(device: torch.device) -> int:
 def fit_batch(model: Any, longest_prompt: int, max_new_tokens: int, n_rows: int, free_bytes: int | None = None) -> BatchFit:
     """The largest batch (at most ``n_rows``) whose rows fit in the free memory."""
     device = next(model.parameters()).device
-    free = free_memory(device) if free_bytes is None else free_bytes
-    fit = BatchFit(
-        batch_size=0, free_bytes=free,
+    return fit(
+        free_bytes=free_memory(device) if free_bytes is None else free_bytes,
         weight_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
-        kv_bytes_per_token=kv_bytes_per_token(model), tokens_per_row=longest_prompt + max_new_tokens,
-        prefill_bytes_per_row=model.cfg.n_heads * longest_prompt**2 * 4,
+        kv_bytes_per_token=kv_bytes_per_token(model), n_heads=model.cfg.n_heads,
+        longest_prompt=longest_prompt, max_new_tokens=max_new_tokens, n_rows=n_rows,
     )
-    rows = int(MARGIN * free // fit.bytes_per_row)
+
+
+def fit(*, free_bytes: int, weight_bytes: int, kv_bytes_per_token: int, n_heads: int, longest_prompt: int,
+        max_new_tokens: int, n_rows: int) -> BatchFit:
+    """:func:`fit_batch` from the numbers alone (what a projection for a model not at hand uses)."""
+    found = BatchFit(
+        batch_size=0, free_bytes=free_bytes, weight_bytes=weight_bytes, kv_bytes_per_token=kv_bytes_per_token,
+        tokens_per_row=longest_prompt + max_new_tokens, prefill_bytes_per_row=n_heads * longest_prompt**2 * 4,
+    )
+    rows = int(MARGIN * free_bytes // found.bytes_per_row)
     if rows < 1:
-        raise ValueError(f"even one row needs {fit.bytes_per_row / 2**30:.2f} GiB and the device has "
-                         f"{free / 2**30:.2f} GiB free; lower --max-new-tokens, use a smaller dtype or a larger device")
-    return BatchFit(**{**fit.__dict__, "batch_size": min(rows, n_rows)})
+        raise ValueError(f"even one row needs {found.bytes_per_row / 2**30:.2f} GiB and the device has "
+                         f"{free_bytes / 2**30:.2f} GiB free; lower --max-new-tokens, use a smaller dtype or a larger device")
+    return BatchFit(**{**found.__dict__, "batch_size": min(rows, n_rows)})

@@ -24,8 +24,8 @@ from interp.benchmarks.data import Item
 from interp.benchmarks.extraction import MODES, extract_answer
 from interp.benchmarks.methods import Method
 from interp.benchmarks.prompts import chat_template, format_prompt, instruction
-from interp.generation import decode_until_eos, generate_ids, prefix_length, stack_left_padded
-from interp.interventions import Intervention, describe
+from interp.generation import decode_until_eos, generate_stream, prefix_length
+from interp.interventions import Intervention, describe, model_hooks
 from interp.models import describe_model
 
 
@@ -145,7 +145,7 @@ class BatchSize:
 
     def halve(self) -> None:
         self.size = max(1, self.size // 2)
-        print(f"out of memory: batch size halved to {self.size}; the batch in flight is retried", flush=True)
+        print(f"out of memory: batch size halved to {self.size}; the questions in flight are retried", flush=True)
 
 
 def run(
@@ -189,27 +189,28 @@ def run(
                          settings.max_new_tokens, len(todo_now))
         for group in _groups(todo_now, tokens, plans):
             while group:
-                batch = group[: size.size]
-                ids, left_pad = stack_left_padded([tokens[item.id] for item in batch], model.tokenizer.pad_token_id or 0)
+                # Rows keep the batch full: a finished question's slot goes to the next waiting one.
+                stream = generate_stream(model, [tokens[item.id] for item in group], max_new_tokens=settings.max_new_tokens,
+                                         batch_size=size.size, interventions=plans[group[0].id])
+                finished: set[int] = set()
                 try:
-                    new = generate_ids(model, ids, max_new_tokens=settings.max_new_tokens, left_pad=left_pad,
-                                       interventions=plans[batch[0].id])
+                    for index, row in stream:
+                        item = group[index]
+                        record = _record(model, item, row, eos, len(tokens[item.id]), plans[item.id])
+                        sink.write(json.dumps(record) + "\n")
+                        sink.flush()
+                        done[item.id] = record
+                        finished.add(index)
+                        generated += record["generated_tokens"]
+                        bar.update(1)
+                        bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - started):.1f}", batch=size.size)
                 except torch.cuda.OutOfMemoryError:
                     if size.size == 1:
                         raise
                     if torch.cuda.is_available():
                         torch.cuda.empty_cache()
-                    size.halve()  # nothing of this batch was written: it is retried, smaller
-                    continue
-                group = group[len(batch):]
-                for item, row in zip(batch, new):
-                    record = _record(model, item, row, eos, len(tokens[item.id]), plans[item.id])
-                    sink.write(json.dumps(record) + "\n")
-                    done[item.id] = record
-                    generated += record["generated_tokens"]
-                sink.flush()
-                bar.update(len(batch))
-                bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - started):.1f}", batch=size.size)
+                    size.halve()  # the questions in flight were not written: they are retried, with fewer rows
+                group = [item for index, item in enumerate(group) if index not in finished]
     bar.close()
     return [done[item.id] for item in mine]
 
@@ -219,8 +220,7 @@ def plan(model: Any, method: Method | None, item: Item, settings: Settings, ids:
     if method is None:
         return ()
     interventions = method.interventions(model, ids, instruction_stop(model, item, settings, ids))
-    for intervention in interventions:
-        intervention.hooks(model.cfg.n_layers)
+    model_hooks(model, *interventions)
     return interventions
 
 

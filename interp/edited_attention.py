@@ -1,0 +1,94 @@
+"""The fast decoding path: the plain Hugging Face model, with the interventions' pattern edits
+applied inside its attention.
+
+The TransformerLens bridge runs every module through hook points, which costs 15-30% of a
+decoding step on small models. For generation, :func:`interp.load_model` keeps a second module
+tree of the Hugging Face model that shares every weight with the bridged one (no extra memory)
+and runs transformers' own layers. Its attention is :func:`attention`, registered with
+transformers' ``AttentionInterface``: eager attention that, after the softmax, passes the pattern
+through the same hook functions the interventions give the bridge (``iv.hooks(...)``). So each
+edit has one source of truth, whichever path applies it; tests check that both give the same
+logits and greedy tokens.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
+from weakref import WeakKeyDictionary
+
+import torch
+from torch import Tensor
+from transformers import AttentionInterface, PreTrainedModel
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+NAME = "interp_edited"
+_PLAIN: WeakKeyDictionary[Any, PreTrainedModel] = WeakKeyDictionary()
+PATTERN_HOOK = ".attn.hook_pattern"
+
+
+def attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
+              scaling: float, dropout: float = 0.0, softcap: float | None = None, **kwargs: Any) -> tuple[Tensor, Tensor]:
+    """transformers' eager attention (grouped-query, soft-capping, additive mask), with the active
+    pattern edits of this layer applied after the softmax."""
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    pattern = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    pattern = torch.nn.functional.dropout(pattern, p=dropout, training=module.training)
+    for edit in getattr(module, "interp_edits", ()):
+        pattern = edit(pattern, None)
+    return torch.matmul(pattern, value).transpose(1, 2).contiguous(), pattern
+
+
+AttentionInterface.register(NAME, attention)
+AttentionMaskInterface.register(NAME, eager_mask)  # the additive mask eager attention takes
+
+
+def plain_copy(hf: PreTrainedModel) -> PreTrainedModel:
+    """A module tree of ``hf`` that shares its weights and buffers, running :func:`attention`
+    (made before the bridge rewires ``hf``)."""
+    shared = {id(t): t for t in [*hf.parameters(), *hf.buffers()]}
+    plain = copy.deepcopy(hf, memo=shared)
+    for module in plain.modules():  # the copy has its own configs
+        if getattr(module, "config", None) is not None:
+            module.config._attn_implementation = NAME
+    return plain.eval()
+
+
+def remember(bridge: Any, plain: PreTrainedModel) -> None:
+    _PLAIN[bridge] = plain
+
+
+def plain_model(bridge: Any, fwd_hooks: Sequence[tuple[str, Callable]]) -> PreTrainedModel | None:
+    """The plain model to decode with, or ``None`` where only the bridge can do it: a model loaded
+    without a plain copy, an edit outside ``hook_pattern``, or hooks attached to the bridge by the
+    caller (they would not fire on the plain model)."""
+    plain = _PLAIN.get(bridge)
+    if plain is None or any(not name.endswith(PATTERN_HOOK) for name, _ in fwd_hooks):
+        return None
+    if any(point._forward_hooks or point._forward_pre_hooks for point in bridge.hook_dict.values()):
+        return None
+    return plain
+
+
+@contextmanager
+def edits(plain: PreTrainedModel, fwd_hooks: Sequence[tuple[str, Callable]]) -> Iterator[PreTrainedModel]:
+    """Attach the pattern hooks to the plain model's attention layers for the duration of the block."""
+    by_layer: dict[int, list[Callable]] = {}
+    for name, fn in fwd_hooks:
+        by_layer.setdefault(int(name.split(".")[1]), []).append(fn)
+    layers = [module for module in plain.modules() if hasattr(module, "layer_idx") and hasattr(module, "o_proj")]
+    try:
+        for module in layers:
+            module.interp_edits = by_layer.get(module.layer_idx, [])
+        yield plain
+    finally:
+        for module in layers:
+            module.interp_edits = []

@@ -1,0 +1,95 @@
+"""interp as an lm-evaluation-harness model: any task, with an attention intervention active.
+
+``InterpLM`` is lm-evaluation-harness's own Hugging Face model (``HFLM``) running the hooked model
+that :func:`interp.load_model` builds: the harness batches, pads, scores log-likelihoods and
+generates exactly as it does for ``--model hf``, and every forward pass (each decoding step
+included) runs through ``blocks.{l}.attn.hook_pattern`` with the intervention's hooks attached.
+
+lm-evaluation-harness finds models only in its own registry (it has no plugin discovery), so the
+command is ``interp-lm-eval``: lm_eval's command line with ``--model interp`` registered::
+
+    interp-lm-eval --model interp --model_args pretrained=PATH,intervention=emulation,alpha=0.2 --tasks piqa
+
+Interventions are the harness methods that are the same for every request (``emulation`` and its
+parameters); those that need each request's prompt range are refused with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+from transformers import DynamicCache
+
+from interp.benchmarks.methods import KINDS, Fixed, parse_method
+from interp.interventions import Intervention, intervene
+from interp.models import load_model
+
+
+def interventions_from_args(intervention: str | None, params: dict[str, Any]) -> tuple[Intervention, ...]:
+    """The interventions named by ``intervention=KIND`` and its parameters in ``--model_args``."""
+    if intervention in (None, "", "none"):
+        if params:
+            raise ValueError(f"model_args {sorted(params)} are intervention parameters, but no intervention= is given")
+        return ()
+    if intervention not in KINDS:
+        raise ValueError(f"unknown intervention={intervention!r}; choose from none, {', '.join(KINDS)}")
+    spec = intervention + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
+    method = parse_method(spec)
+    if not isinstance(method, Fixed):
+        raise ValueError(
+            f"intervention={intervention} acts on each question's prompt range, which lm-evaluation-harness's "
+            "batched requests do not carry; use intervention=emulation here, or `interp accuracy --method "
+            f"{intervention}` on the built-in benchmarks"
+        )
+    return method.fixed
+
+
+@register_model("interp")
+class InterpLM(HFLM):
+    """``HFLM`` over interp's hooked model, with ``intervention`` (and its parameters) active."""
+
+    def __init__(
+        self,
+        pretrained: str,
+        intervention: str | None = None,
+        tokenizer: str | None = None,
+        dtype: str | None = None,
+        device: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kinds = {key for _, allowed in KINDS.values() for key in allowed}
+        params = {key: kwargs.pop(key) for key in list(kwargs) if key in kinds}
+        self.interventions = interventions_from_args(intervention, params)
+        dtype = None if dtype in (None, "auto") else dtype
+        if device == "cuda" and not torch.cuda.is_available():
+            device = "cpu"  # lm_eval's default device, on a machine without one
+        self.hooked = load_model(pretrained, tokenizer=tokenizer, dtype=dtype, device=device)
+        # The bridge has rewired the Hugging Face model to run through its hooks: the harness calls
+        # that model as it would any other.
+        super().__init__(pretrained=self.hooked.original_model, tokenizer=self.hooked.tokenizer, **kwargs)
+
+    def _model_call(self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                    labels: torch.Tensor | None = None) -> torch.Tensor:
+        with intervene(self.hooked, *self.interventions):
+            return super()._model_call(inps, attn_mask, labels)
+
+    def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any) -> torch.Tensor:
+        # A cache that keeps every layer's keys, as interp.generate uses: the edits count key
+        # positions, which transformers' sliding-window cache layers would shift.
+        generation_kwargs.setdefault("past_key_values", DynamicCache())
+        with intervene(self.hooked, *self.interventions):
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+
+
+def main() -> None:
+    """lm_eval's command line, with ``--model interp`` registered (by importing this module)."""
+    from lm_eval.__main__ import cli_evaluate
+
+    cli_evaluate()
+
+
+if __name__ == "__main__":
+    main()
