@@ -75,6 +75,11 @@ def plain_model(bridge: Any, fwd_hooks: Sequence[tuple[str, Callable]]) -> PreTr
         return None
     if any(point._forward_hooks or point._forward_pre_hooks for point in bridge.hook_dict.values()):
         return None
+    # Parameters are shared objects and follow a move of the bridge; buffers (rotary frequencies)
+    # are replaced by one, so the copy's are moved after them.
+    device = next(bridge.parameters()).device
+    if any(buffer.device != device for buffer in plain.buffers()):
+        plain.to(device)
     return plain
 
 

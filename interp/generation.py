@@ -2,7 +2,8 @@
 
 Rows are left-padded so that every row's next token sits in the last column; positions are
 counted per row from its first real token, so a padded row computes exactly what it would alone.
-The KV cache holds past keys and values; each step runs one query per row through the hooks.
+The KV cache holds past keys and values; each step runs one query per row. Batches are kept full
+(:func:`generate_stream`): a row that ends gives its slot to the next waiting prompt.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from interp.edited_attention import edits, plain_model
 from interp.interventions import Intervention, model_hooks
@@ -43,7 +45,7 @@ def stack_left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Int[T
 
 
 @contextmanager
-def decoder(model: Any, interventions: Sequence[Intervention], left_pad: Int[Tensor, " batch"]) -> Iterator[Callable[..., Any]]:
+def decoder(model: Any, interventions: Sequence[Intervention], left_pad: Int[Tensor, " batch"] | None) -> Iterator[Callable[..., Any]]:
     """The Hugging Face forward to decode with, the interventions attached for these rows.
 
     The plain model with the edits inside its attention where it can (:mod:`interp.edited_attention`);
@@ -93,6 +95,47 @@ def _collect(stream: Iterator[tuple[int, Tensor]], n_rows: int, max_new_tokens: 
     return out
 
 
+class GrowingLayer(DynamicLayer):
+    """A KV cache layer whose keys and values sit in buffers with room to grow: a decoding step
+    writes its column in place, where transformers' ``DynamicLayer`` copies the whole cache to
+    append it (which, with continuous batching's wide batches, costs more than the attention)."""
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args: Any, **kwargs: Any) -> tuple[Tensor, Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.set(key_states, value_states)
+            return self.keys, self.values
+        n, new = self.keys.shape[-2], key_states.shape[-2]
+        if n + new > self._keys.shape[-2]:
+            self.set(self.keys, self.values, room=n + new)
+        self._keys[:, :, n : n + new], self._values[:, :, n : n + new] = key_states, value_states
+        self.keys, self.values = self._keys[:, :, : n + new], self._values[:, :, : n + new]
+        return self.keys, self.values
+
+    def set(self, keys: Tensor, values: Tensor, room: int = 0) -> None:
+        """Hold ``keys`` and ``values`` (rows selected, padded or joined), with room for
+        ``room`` columns or half as many again as they have, whichever is more."""
+        n = keys.shape[-2]
+        capacity = max(room, n + n // 2 + 16)
+        self._keys = keys.new_empty(*keys.shape[:2], capacity, keys.shape[-1])
+        self._values = values.new_empty(*values.shape[:2], capacity, values.shape[-1])
+        self._keys[:, :, :n], self._values[:, :, :n] = keys, values
+        self.keys, self.values = self._keys[:, :, :n], self._values[:, :, :n]
+
+    def batch_select_indices(self, indices: Tensor) -> None:
+        self.set(self.keys[indices], self.values[indices])
+
+
+def new_cache() -> DynamicCache:
+    """A KV cache of :class:`GrowingLayer` layers that keeps every layer's keys (none of
+    transformers' sliding-window layers, which drop old keys): key index = padded position in every
+    layer, so row-relative ranges and the emulation's layer-0 mask line up; sliding-window models
+    still apply their window in the mask."""
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = GrowingLayer
+    return cache
+
+
 class _Batch:
     """The rows decoding together: their KV cache, attention mask and next inputs, left-padded to
     one width (a row's padding count is its ``left_pad``)."""
@@ -114,8 +157,8 @@ class _Batch:
         if extra > 0:
             self.mask = torch.nn.functional.pad(self.mask, (extra, 0))
             for layer in self.cache.layers:
-                layer.keys = torch.nn.functional.pad(layer.keys, (0, 0, extra, 0))
-                layer.values = torch.nn.functional.pad(layer.values, (0, 0, extra, 0))
+                layer.set(torch.nn.functional.pad(layer.keys, (0, 0, extra, 0)),
+                          torch.nn.functional.pad(layer.values, (0, 0, extra, 0)))
 
     def join(self, other: "_Batch") -> "_Batch":
         width = max(self.mask.shape[1], other.mask.shape[1])
@@ -123,20 +166,37 @@ class _Batch:
         other.widen(width)
         self.mask, self.tokens = torch.cat([self.mask, other.mask]), torch.cat([self.tokens, other.tokens])
         for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            mine.keys, mine.values = torch.cat([mine.keys, theirs.keys]), torch.cat([mine.values, theirs.values])
+            mine.set(torch.cat([mine.keys, theirs.keys]), torch.cat([mine.values, theirs.values]))
         self.index += other.index
         return self
 
+    def replace(self, slots: list[int], other: "_Batch") -> None:
+        """Put ``other``'s rows, no wider than this batch, into ``slots`` in place (no copy of the
+        rest of the cache)."""
+        extra = self.mask.shape[1] - other.mask.shape[1]
+        at = torch.tensor(slots, device=self.mask.device)
+        self.mask[at] = torch.nn.functional.pad(other.mask, (extra, 0))
+        self.tokens[at] = other.tokens
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.keys[at] = torch.nn.functional.pad(theirs.keys, (0, 0, extra, 0))  # views of the buffers
+            mine.values[at] = torch.nn.functional.pad(theirs.values, (0, 0, extra, 0))
+        for slot, index in zip(slots, other.index):
+            self.index[slot] = index
+
     def keep(self, rows: Tensor) -> None:
-        """Keep only ``rows``, and drop the columns that are now padding in every row."""
+        """Keep only ``rows``."""
         self.cache.batch_select_indices(rows)
         self.mask, self.tokens = self.mask[rows], self.tokens[rows]
         self.index = [self.index[i] for i in rows.tolist()]
-        drop = int(self.left_pad.min()) if len(self.index) else 0
-        if drop:
+
+    def trim(self) -> None:
+        """Drop the columns that are padding in every row, once they are an eighth of the width
+        (each trim copies the cache)."""
+        drop = int(self.left_pad.min()) if self.index else 0
+        if drop and drop >= self.mask.shape[1] // 8:
             self.mask = self.mask[:, drop:]
             for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, drop:], layer.values[:, :, drop:]
+                layer.set(layer.keys[:, :, drop:], layer.values[:, :, drop:])
 
 
 @torch.inference_mode()
@@ -176,40 +236,50 @@ def generate_stream(
         mask = (torch.arange(ids.shape[1], device=device)[None] >= left_pad[:, None]).long()
         with decoder(model, interventions, left_pad) as forward:
             output = forward(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
-                             past_key_values=DynamicCache(), use_cache=True, logits_to_keep=1)
+                             past_key_values=new_cache(), use_cache=True, logits_to_keep=1)
         return _Batch(output.past_key_values, mask, output.logits[:, -1].argmax(-1, keepdim=True), indices)
 
-    def finished(batch: _Batch) -> list[tuple[int, Tensor]]:
-        """Record the batch's new tokens; drop and return the rows that ended."""
+    def record(batch: _Batch) -> list[int]:
+        """Record the batch's new tokens; the slots whose rows ended."""
         ended = []
         for slot, (index, token) in enumerate(zip(batch.index, batch.tokens[:, 0].tolist())):
             new.setdefault(index, []).append(token)
             if token == eos or len(new[index]) == limits[index]:
                 ended.append(slot)
-        if not ended:
-            return []
-        done = []
-        for slot in ended:
+        return ended
+
+    def release(batch: _Batch, slots: list[int]) -> list[tuple[int, Tensor]]:
+        out = []
+        for slot in slots:
             index = batch.index[slot]
             ids = new.pop(index)
-            done.append((index, torch.tensor(ids + [eos] * (limits[index] - len(ids)), dtype=torch.long)))
-        batch.keep(torch.tensor([slot for slot in range(len(batch.index)) if slot not in ended], dtype=torch.long, device=device))
-        return done
+            out.append((index, torch.tensor(ids + [eos] * (limits[index] - len(ids)), dtype=torch.long)))
+        return out
+
+    def without(batch: _Batch, slots: list[int]) -> None:
+        if slots:
+            batch.keep(torch.tensor([s for s in range(len(batch.index)) if s not in slots], dtype=torch.long, device=device))
+
+    def admit(n: int) -> Iterator[tuple[int, Tensor]]:
+        """Prefill the next ``n`` waiting rows (as ``newcomers``); yield those ending on their first token."""
+        nonlocal newcomers
+        newcomers = prefill([waiting.pop() for _ in range(n)])
+        ended = record(newcomers)
+        yield from release(newcomers, ended)
+        without(newcomers, ended)
 
     running: _Batch | None = None
-    while waiting or running is not None:
+    newcomers: _Batch | None = None
+    while True:
         free = batch_size - (len(running.index) if running is not None else 0)
         if waiting and free > 0:
-            newcomers = prefill([waiting.pop() for _ in range(min(free, len(waiting)))])
-            yield from finished(newcomers)
+            yield from admit(min(free, len(waiting)))
             if newcomers.index:
                 running = newcomers if running is None else running.join(newcomers)
-            if waiting and (running is None or len(running.index) < batch_size):
-                continue  # rows ended at once: fill their slots before decoding
-        if running is None or not running.index:
-            running = None
             continue
-        # The rows' padding is fixed until one ends or joins: the edits are built for it once.
+        if running is None:
+            return
+        # The rows' padding is fixed until one ends: the edits are built for it once.
         with decoder(model, interventions, running.left_pad) as forward:
             while True:
                 running.mask = torch.cat([running.mask, torch.ones_like(running.mask[:, :1])], dim=1)
@@ -217,12 +287,25 @@ def generate_stream(
                                  position_ids=running.positions - 1, past_key_values=running.cache,
                                  use_cache=True, logits_to_keep=1)
                 running.cache, running.tokens = output.past_key_values, output.logits[:, -1].argmax(-1, keepdim=True)
-                done = finished(running)
-                if done:
+                ended = record(running)
+                if ended:
                     break
-        yield from done
+        yield from release(running, ended)
+        # Waiting rows take the ended slots in place where they fit; the rest of the slots go.
+        newcomers = None
+        if waiting:
+            yield from admit(min(len(ended), len(waiting)))
+            if newcomers.index and newcomers.mask.shape[1] <= running.mask.shape[1]:
+                placed, ended = ended[: len(newcomers.index)], ended[len(newcomers.index):]
+                running.replace(placed, newcomers)
+                newcomers = None
+        without(running, ended)
+        if newcomers is not None and newcomers.index:
+            running = running.join(newcomers) if running.index else newcomers
         if not running.index:
             running = None
+        else:
+            running.trim()
 
 
 def generate(

@@ -16,15 +16,16 @@ parameters); those that need each request's prompt range are refused with the re
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
-from transformers import DynamicCache
 
 from interp.benchmarks.methods import KINDS, Fixed, parse_method
-from interp.interventions import Intervention, intervene
+from interp.generation import decoder, new_cache
+from interp.interventions import Intervention
 from interp.models import load_model
 
 
@@ -71,16 +72,27 @@ class InterpLM(HFLM):
         # that model as it would any other.
         super().__init__(pretrained=self.hooked.original_model, tokenizer=self.hooked.tokenizer, **kwargs)
 
+    @contextmanager
+    def _edited(self) -> Iterator[None]:
+        """The harness's calls go to the model interp decodes with, the interventions attached:
+        the plain model with the edits inside its attention, or the bridge's hooked model."""
+        with decoder(self.hooked, self.interventions, None) as forward:
+            self._model = forward
+            try:
+                yield
+            finally:
+                self._model = self.hooked.original_model
+
     def _model_call(self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None,
                     labels: torch.Tensor | None = None) -> torch.Tensor:
-        with intervene(self.hooked, *self.interventions):
+        with self._edited():
             return super()._model_call(inps, attn_mask, labels)
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any) -> torch.Tensor:
         # A cache that keeps every layer's keys, as interp.generate uses: the edits count key
         # positions, which transformers' sliding-window cache layers would shift.
-        generation_kwargs.setdefault("past_key_values", DynamicCache())
-        with intervene(self.hooked, *self.interventions):
+        generation_kwargs.setdefault("past_key_values", new_cache())
+        with self._edited():
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
 
 

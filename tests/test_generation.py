@@ -88,3 +88,12 @@ def test_kept_full_batches_equal_one_at_a_time(stories, interventions):
     assert all(torch.equal(streamed[i], alone[i]) for i in range(len(rows)))
     lengths = [new.tolist().index(period) if period in new else 40 for new in alone]
     assert len(set(lengths)) > 3 and order != sorted(order)  # rows ended at different steps and were refilled
+
+
+def test_rows_ending_on_their_first_token_free_their_slot_at_once(stories):
+    rows = generation.tokenize(stories, STORY_PROMPTS)
+    first = int(generation.generate_ids(stories, torch.tensor([rows[4]]), max_new_tokens=1)[0, 0])
+    streamed = dict(generation.generate_stream(stories, rows, max_new_tokens=12, batch_size=2, eos_token_id=first))
+    alone = [generation.generate_ids(stories, torch.tensor([row]), max_new_tokens=12, eos_token_id=first)[0] for row in rows]
+    assert int(streamed[4][0]) == first
+    assert all(torch.equal(streamed[i], alone[i]) for i in range(len(rows)))
