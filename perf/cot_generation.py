@@ -9,7 +9,8 @@ each question's stop) of:
   until the whole batch is done (the harness before continuous batching);
 - kept-full batches: a finished row's slot goes to the next waiting question at once
   (``interp.generation.generate_stream``, what the harness runs).
-Printed as ratios; never asserts. Goal: kept-full >= 1.5x shrinking at batch 8.
+Shrinking and kept-full run interleaved (--rounds, order rotated); the ratio is the median of
+the per-round ratios. Printed as ratios; never asserts. Goal: kept-full >= 1.5x shrinking at batch 8.
 
 Part 2, a projection on paper (no GPU here): hours for the full MMLU CoT, baseline and method,
 for LLaMA-2-7B and 13B in float16 on one H100 (3.35 TB/s), from a bandwidth model. Assumptions
@@ -25,6 +26,7 @@ import argparse
 import copy
 import heapq
 import random
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +37,7 @@ import interp
 from interp.benchmarks.memory import fit
 from interp.generation import generate_stream
 from interp.tiny import random_llama, train_sentencepiece
+from timing import interleaved, median_ratio
 
 MMLU_QUESTIONS = 14042
 # LLaMA-2 tokenizer on the harness's CoT prompts for the 14,042 MMLU test questions (measured on
@@ -155,6 +158,7 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs=2, default=[30, 1000])
     parser.add_argument("--prompts", type=int, nargs=2, default=[100, 300])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of shrinking and kept-full (default 2)")
     parser.add_argument("--mean-generated", type=float, default=400.0, help="mean CoT answer tokens, for the projection")
     parser.add_argument("--max-new-tokens", type=int, default=2048, help="the harness's limit, for the projection's batch")
     parser.add_argument("--projection-only", action="store_true")

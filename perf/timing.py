@@ -30,9 +30,11 @@ def rate(fn: Callable[[], object], units: int, repeats: int = 2, device: str = "
     return units / min(_seconds(fn, device) for _ in range(repeats))
 
 
-def interleaved(fns: dict[str, Callable[[], object]], rounds: int, device: str = "cpu") -> dict[str, list[float]]:
-    """Seconds of each variant per round, after one warm-up call of each."""
-    for fn in fns.values():
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int, device: str = "cpu",
+                warm_up: bool = True) -> dict[str, list[float]]:
+    """Seconds of each variant per round, after one warm-up call of each (unless ``warm_up=False``,
+    for runs long enough that a first call's set-up does not count)."""
+    for fn in fns.values() if warm_up else ():
         _seconds(fn, device)
     names, times = list(fns), {name: [] for name in fns}
     for r in range(rounds):
