@@ -18,6 +18,16 @@ import torch
 _EDITABLE: WeakKeyDictionary[Any, tuple[int, ...]] = WeakKeyDictionary()
 
 
+def pattern_hook_name(layer: int) -> str:
+    return f"blocks.{layer}.attn.hook_pattern"
+
+
+def pattern_hook_layer(name: str) -> int | None:
+    """The layer of a ``blocks.{l}.attn.hook_pattern`` hook name; ``None`` for any other hook."""
+    parts = name.split(".")
+    return int(parts[1]) if len(parts) == 4 and parts[0] == "blocks" and parts[2:] == ["attn", "hook_pattern"] else None
+
+
 class PatternEditsIgnored(ValueError):
     """The model's bridge only observes attention patterns, so pattern edits cannot act."""
 
@@ -50,7 +60,7 @@ def editable_layers(model: Any) -> tuple[int, ...]:
         def scaler(layer: int):
             return lambda pattern, hook: pattern * scales[layer]
 
-        hooks = [(f"blocks.{layer}.attn.hook_pattern", scaler(layer)) for layer in range(n_layers)]
+        hooks = [(pattern_hook_name(layer), scaler(layer)) for layer in range(n_layers)]
         with model.hooks(fwd_hooks=hooks):
             logits = model(ids)
         grads = torch.autograd.grad(logits.float().sum(), scales, allow_unused=True)

@@ -23,9 +23,10 @@ from torch import Tensor
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
+from interp.architectures import pattern_hook_layer
+
 NAME = "interp_edited"
 _PLAIN: WeakKeyDictionary[Any, PreTrainedModel] = WeakKeyDictionary()
-PATTERN_HOOK = ".attn.hook_pattern"
 
 
 def attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
@@ -71,7 +72,7 @@ def plain_model(bridge: Any, fwd_hooks: Sequence[tuple[str, Callable]]) -> PreTr
     without a plain copy, an edit outside ``hook_pattern``, or hooks attached to the bridge by the
     caller (they would not fire on the plain model)."""
     plain = _PLAIN.get(bridge)
-    if plain is None or any(not name.endswith(PATTERN_HOOK) for name, _ in fwd_hooks):
+    if plain is None or any(pattern_hook_layer(name) is None for name, _ in fwd_hooks):
         return None
     if any(point._forward_hooks or point._forward_pre_hooks for point in bridge.hook_dict.values()):
         return None
@@ -88,7 +89,7 @@ def edits(plain: PreTrainedModel, fwd_hooks: Sequence[tuple[str, Callable]]) -> 
     """Attach the pattern hooks to the plain model's attention layers for the duration of the block."""
     by_layer: dict[int, list[Callable]] = {}
     for name, fn in fwd_hooks:
-        by_layer.setdefault(int(name.split(".")[1]), []).append(fn)
+        by_layer.setdefault(pattern_hook_layer(name), []).append(fn)
     layers = [module for module in plain.modules() if hasattr(module, "layer_idx") and hasattr(module, "o_proj")]
     try:
         for module in layers:

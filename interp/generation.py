@@ -260,20 +260,20 @@ def generate_stream(
         if slots:
             batch.keep(torch.tensor([s for s in range(len(batch.index)) if s not in slots], dtype=torch.long, device=device))
 
-    def admit(n: int) -> Iterator[tuple[int, Tensor]]:
-        """Prefill the next ``n`` waiting rows (as ``newcomers``); yield those ending on their first token."""
-        nonlocal newcomers
+    def admit(n: int) -> tuple[_Batch, list[tuple[int, Tensor]]]:
+        """Prefill the next ``n`` waiting rows; those that end on their first token come back finished."""
         newcomers = prefill([waiting.pop() for _ in range(n)])
         ended = record(newcomers)
-        yield from release(newcomers, ended)
+        done = release(newcomers, ended)
         without(newcomers, ended)
+        return newcomers, done
 
     running: _Batch | None = None
-    newcomers: _Batch | None = None
     while True:
         free = batch_size - (len(running.index) if running is not None else 0)
         if waiting and free > 0:
-            yield from admit(min(free, len(waiting)))
+            newcomers, done = admit(min(free, len(waiting)))
+            yield from done
             if newcomers.index:
                 running = newcomers if running is None else running.join(newcomers)
             continue
@@ -294,7 +294,8 @@ def generate_stream(
         # Waiting rows take the ended slots in place where they fit; the rest of the slots go.
         newcomers = None
         if waiting:
-            yield from admit(min(len(ended), len(waiting)))
+            newcomers, done = admit(min(len(ended), len(waiting)))
+            yield from done
             if newcomers.index and newcomers.mask.shape[1] <= running.mask.shape[1]:
                 placed, ended = ended[: len(newcomers.index)], ended[len(newcomers.index):]
                 running.replace(placed, newcomers)

@@ -22,14 +22,10 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp import patterns
-from interp.architectures import require_pattern_edits
+from interp.architectures import pattern_hook_layer, pattern_hook_name, require_pattern_edits
 
 HookFn = Callable[..., Tensor]
 Hook = tuple[str, HookFn]
-
-
-def pattern_hook_name(layer: int) -> str:
-    return f"blocks.{layer}.attn.hook_pattern"
 
 
 class Intervention(Protocol):
@@ -270,7 +266,8 @@ def model_hooks(
     """The interventions' hooks on ``model``; raises if a parameter does not fit the model or the
     model's bridge would ignore a pattern edit."""
     fwd_hooks = [hook for iv in interventions for hook in iv.hooks(model.cfg.n_layers, left_pad)]
-    require_pattern_edits(model, [int(name.split(".")[1]) for name, _ in fwd_hooks if name.endswith(".attn.hook_pattern")])
+    layers = [pattern_hook_layer(name) for name, _ in fwd_hooks]
+    require_pattern_edits(model, [layer for layer in layers if layer is not None])
     return fwd_hooks
 
 

@@ -18,9 +18,8 @@ from lm_eval.tasks import TaskManager  # noqa: E402
 
 from interp.lmeval import InterpLM, interventions_from_args  # noqa: E402
 from interp.tiny import random_decoder  # noqa: E402
-from tests.reference import reference_copy, reference_greedy  # noqa: E402
+from tests.reference import Edit, reference_copy, reference_greedy  # noqa: E402
 from tests.test_interventions_vs_hf import set_edit  # noqa: E402
-from tests.reference import Edit  # noqa: E402
 
 DOCS = [
     {"question": "Ann has a red hat. Who has the hat?", "choices": ["Ann", "Bob", "Cy"], "answer": 0},
