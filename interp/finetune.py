@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -131,7 +132,10 @@ def _prepare(config: FinetuneConfig) -> tuple[Any, Any]:
     model, tokenizer = load_hf(config.model, dtype=config.dtype)
     set_attention_dropout(model, config.attention_dropout)
     if config.lora_rank is not None:
-        from peft import LoraConfig, get_peft_model
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            raise ValueError("--lora needs peft: pip install 'interp[finetune]' (or use --full)") from None
 
         torch.manual_seed(config.seed)  # LoRA's A matrices are drawn at random
         model = get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
@@ -157,9 +161,8 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
     long run)."""
     out = Path(out)
     work = out / "checkpoint"
-    work.mkdir(parents=True, exist_ok=True)
     rows = None if config.data == STRUCTURED else read_rows(config.data)
-    model, tokenizer = _prepare(config)
+    model, tokenizer = _prepare(config)  # a bad model or data fails here, before anything is written
     context = int(model.config.max_position_embeddings)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -180,41 +183,50 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         start, losses = state["step"], state["losses"]
+    work.mkdir(parents=True, exist_ok=True)
     model.train()  # attention dropout on
     last = config.steps if stop_after is None else min(config.steps, start + stop_after)
     bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress,
                desc=f"fine-tuning {out.name}", unit="step")
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = _lr(config, step)
-        ids, mask, labels = collate([encode(tokenizer, r, context) for r in step_rows(config, rows, step)],
-                                    tokenizer.pad_token_id or 0)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{sum(losses[-10:]) / len(losses[-10:]):.3f}")
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == last:
-            atomic_save({"config": dataclasses.asdict(config), "trainable": _trainable(model),
-                          "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step + 1,
-                          "losses": losses}, state_file)
-    bar.close()
+    with bar:  # closed on the way out of an error too: the error's message is the last line printed
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = _lr(config, step)
+            ids, mask, labels = collate([encode(tokenizer, r, context) for r in step_rows(config, rows, step)],
+                                        tokenizer.pad_token_id or 0)
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{sum(losses[-10:]) / len(losses[-10:]):.3f}")
+            if (step + 1) % config.checkpoint_every == 0 or step + 1 == last:
+                atomic_save({"config": dataclasses.asdict(config), "trainable": _trainable(model),
+                              "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step + 1,
+                              "losses": losses}, state_file)
     if last < config.steps:
         return out
     model.eval()
     if config.lora_rank is not None:
         model = model.merge_and_unload()
     set_attention_dropout(model, config.attention_dropout)  # recorded in the config; inert outside training
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    # Written whole in a staging folder, then moved in with config.json and training.json last: a
+    # kill leaves no directory that loads as a finished model.
+    staging = out / "writing"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
     record = {"base_model": config.model, "data": config.data, "settings": dataclasses.asdict(config),
               "command": command,
               "loss_per_step": losses, "final_loss": sum(losses[-10:]) / len(losses[-10:])}
     if rows is None:
-        record["held_out_accuracy"] = held_out_accuracy(out, config.held_out, config.instruction)
-    (out / "training.json").write_text(json.dumps(record, indent=2))
+        record["held_out_accuracy"] = held_out_accuracy(staging, config.held_out, config.instruction)
+    (staging / "training.json").write_text(json.dumps(record, indent=2))
+    moved_last = ["config.json", "training.json"]
+    for path in [p for p in staging.iterdir() if p.name not in moved_last] + [staging / name for name in moved_last]:
+        path.replace(out / path.name)
+    staging.rmdir()
     return out
 
 

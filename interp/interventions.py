@@ -116,6 +116,9 @@ class TopLayerEmulation:
         """Raise unless the factor ``1 + alpha (1 - l/h)`` is positive in every scaled layer."""
         if n_layers < 2:
             raise ValueError("TopLayerEmulation needs a model with at least 2 layers")
+        if self.last_layer is not None and self.last_layer >= n_layers:
+            raise ValueError(f"TopLayerEmulation: last_layer={self.last_layer} is not a layer of this {n_layers}-layer "
+                             f"model; give h from 1 to {n_layers - 1} (default: the last, {n_layers - 1})")
         h = self.last_layer or n_layers - 1
         slopes = [1 - layer / h for layer in range(1, n_layers)]  # factor = 1 + alpha * slope
         low = max((-1 / c for c in slopes if c > 0), default=-math.inf)

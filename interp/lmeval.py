@@ -65,8 +65,8 @@ class InterpLM(HFLM):
         params = {key: kwargs.pop(key) for key in list(kwargs) if key in kinds}
         self.interventions = interventions_from_args(intervention, params)
         dtype = None if dtype in (None, "auto") else dtype
-        if device == "cuda" and not torch.cuda.is_available():
-            device = "cpu"  # lm_eval's default device, on a machine without one
+        if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
+            device = "cpu"  # lm_eval's default device ("cuda:0"), on a machine without one
         self.hooked = load_model(pretrained, tokenizer=tokenizer, dtype=dtype, device=device)
         # The bridge has rewired the Hugging Face model to run through its hooks: the harness calls
         # that model as it would any other.

@@ -8,6 +8,7 @@ hook names are the classic ones (``blocks.{l}.attn.hook_pattern``, ``run_with_ho
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import struct
@@ -24,6 +25,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.edited_attention import plain_copy, remember
+from interp.validation import looks_like_path
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 LLAMA2C_HEADER = struct.Struct("<7i")
@@ -80,14 +82,40 @@ def _tokenizer_for(tokenizer: Any, default: Path | None, what: str) -> PreTraine
     )
 
 
+CAUSAL_HEADS = ("ForCausalLM", "LMHeadModel")  # how transformers names the classes of causal language models
+
+
 def _check_decoder(config: Any, what: str) -> None:
     kind = getattr(config, "model_type", "unknown")
-    if getattr(config, "is_encoder_decoder", False) or type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+    # BERT-like encoders are in the causal mapping too (as decoders, when configured so): their
+    # saved architectures say what the weights were trained as.
+    trained_as = [a for a in getattr(config, "architectures", None) or [] if not a.endswith(CAUSAL_HEADS)]
+    if getattr(config, "is_encoder_decoder", False) or type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING or \
+            (trained_as and not getattr(config, "is_decoder", False) and len(trained_as) == len(config.architectures)):
         raise ModelLoadError(
-            f"{what} is a {kind!r} model, not a decoder-only causal language model; interp loads models "
+            f"{what} is a {kind!r} model, not a decoder-only causal language model"
+            f"{f' (its weights are a {trained_as[0]})' if trained_as else ''}: it has no causal self-attention to "
+            "study or edit. interp loads models "
             "that transformers' AutoModelForCausalLM loads, such as Llama-2-7b-chat-hf, "
             "Meta-Llama-3-8B, Mistral-7B, Qwen2.5-7B, Qwen3-8B or gemma-2-9b"
         )
+
+
+def _load_error(path: Path, err: Exception) -> ModelLoadError:
+    """What went wrong reading a model directory, in words, with the fix."""
+    text = " ".join(str(err).split())
+    if "size mismatch" in text or "mismatched_sizes" in text or "shape" in text.lower():
+        problem = "its weights' shapes do not match its config.json (weights from another model, or an edited config)"
+    elif "no file named" in text.lower() or "does not appear to have a file" in text:
+        problem = "it has no weights file (model.safetensors, its shards with their index, or pytorch_model.bin)"
+    elif type(err).__name__ == "SafetensorError" or "safetensors" in text.lower() or "header" in text.lower():
+        problem = "its weights file is truncated or corrupt (an interrupted download or copy)"
+    elif isinstance(err, (json.JSONDecodeError, UnicodeDecodeError)) or "json" in text.lower():
+        problem = "its config.json is not valid JSON"
+    else:
+        problem = f"transformers could not read it ({type(err).__name__}: {text[:200]})"
+    return ModelLoadError(f"{path}: {problem}; write the directory again with save_pretrained, or download the "
+                          "model again")
 
 
 def load_model(
@@ -143,7 +171,14 @@ def load_hf(
             )
         return llama2c_to_hf(path).to(torch_dtype), _tokenizer_for(tokenizer, _single_sp_model(path.parent), str(path))
     name, tok = _named_source(source, tokenizer)
-    return AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, attn_implementation="eager"), tok
+    try:
+        return AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, attn_implementation="eager"), tok
+    except (OSError, ValueError, RuntimeError) as err:
+        raise _load_error(path if path.is_dir() else Path(name), err) from err
+    except Exception as err:  # safetensors' SafetensorError derives from Exception alone
+        if type(err).__name__ != "SafetensorError":
+            raise
+        raise _load_error(path, err) from err
 
 
 def _named_source(source: str | Path, tokenizer: Any) -> tuple[str | None, PreTrainedTokenizerBase | None]:
@@ -158,9 +193,13 @@ def _named_source(source: str | Path, tokenizer: Any) -> tuple[str | None, PreTr
                 f"{path} has no config.json; pass a Hugging Face model directory (as written by "
                 "save_pretrained) or a llama2.c .bin file"
             )
-        _check_decoder(AutoConfig.from_pretrained(path), str(path))
+        try:
+            config = AutoConfig.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            raise _load_error(path, err) from err
+        _check_decoder(config, str(path))
         return str(path), _tokenizer_for(tokenizer, path, str(path))
-    if _looks_like_path(str(source)):
+    if looks_like_path(str(source)):
         raise ModelLoadError(f"{path} does not exist; check the path to the model directory or checkpoint")
     name = str(source)
     try:
@@ -174,10 +213,6 @@ def _named_source(source: str | Path, tokenizer: Any) -> tuple[str | None, PreTr
         ) from err
     _check_decoder(config, name)
     return name, tok
-
-
-def _looks_like_path(text: str) -> bool:
-    return text.startswith((".", "/", "~")) or text.count("/") != 1 or text.endswith(".bin")
 
 
 def _single_sp_model(folder: Path) -> Path | None:
@@ -280,6 +315,20 @@ def llama2c_to_hf(checkpoint: str | Path) -> LlamaForCausalLM:
         }
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+@torch.no_grad()
+def weights_fingerprint(model: Any, samples: int = 4096) -> str:
+    """sha256 over every parameter's name, shape, dtype, sum and ``samples`` evenly spaced values:
+    two models that differ in any trained weight differ here, at the cost of one pass over the
+    weights on their device (a full hash of a 7B model would copy 14 GB to the CPU)."""
+    digest = hashlib.sha256()
+    for name, weight in sorted(model.named_parameters(), key=lambda named: named[0]):
+        flat = weight.detach().reshape(-1)
+        picked = flat[:: max(1, flat.numel() // samples)].float().cpu()
+        digest.update(f"{name} {tuple(weight.shape)} {weight.dtype} {float(flat.double().sum())!r}".encode())
+        digest.update(picked.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def describe_model(model: TransformerBridge) -> dict[str, Any]:

@@ -148,12 +148,14 @@ def test_prompt_range_methods_are_refused_with_the_reason():
 
 
 def test_the_command_line_runs_with_model_interp(setup, tmp_path):
+    """As the README writes it: no --device, so lm-eval passes its default ("cuda:0"), which a
+    CPU-only machine must take as the CPU."""
     folder, _, _ = setup
     tasks = folder.parent / "tasks"
     done = subprocess.run(
         [sys.executable, "-m", "interp.lmeval", "--model", "interp", "--model_args",
          f"pretrained={folder},intervention=emulation,alpha=0.2", "--tasks", "local_mc", "--include_path", str(tasks),
-         "--device", "cpu", "--output_path", str(tmp_path)],
+         "--output_path", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -79,3 +79,33 @@ def test_continuations_start_where_the_reference_answer_does():
                                      max_new_tokens=40, generate_from=example.answer_start)
     assert original.continuation == interp.generate(model, [prompt + dialogue], max_new_tokens=40)[0].strip()
     assert Example.from_text(model, prompt, dialogue).answer_start is None
+
+
+def test_run_on_stories260k_refuses_up_front_then_adapts_the_removal_span(tmp_path, capsys):
+    """Its 512-token context cannot hold the default example (the paper's instruction alone is 519
+    tokens there): refused before any study runs. With a short example of one's own every study
+    runs, the removal on the middle of its 5 layers (the paper's 4 to 8 do not exist there)."""
+    if not STORIES.is_file():
+        pytest.skip("stories260K not found (needs ../shared beside the project)")
+    assert main(["run", "--model", str(STORIES), "--out", str(tmp_path / "default")]) == 2
+    assert "more than the model's context of 512 tokens" in capsys.readouterr().err
+    assert not (tmp_path / "default").exists()
+    assert main(["run", "--model", str(STORIES), "--prompt", "Lily likes cats. Tom likes dogs.\n",
+                 "--dialogue", "One day, Lily saw a cat.", "--out", str(tmp_path / "own")]) == 0
+    assert "alternating layers [1, 3]" in (tmp_path / "own" / "removal.html").read_text()
+    assert "Unfinished" not in (tmp_path / "own" / "index.html").read_text()
+
+
+def test_a_failing_study_keeps_the_pages_before_it_and_marks_the_report_unfinished(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    def fails(context):
+        raise RuntimeError("the removal study broke")
+
+    monkeypatch.setitem(STUDIES, "removal", dataclasses.replace(STUDIES["removal"], run=fails))
+    assert main(["run", "--out", str(tmp_path), "--max-new-tokens", "4", "--questions", "2", "--cot-tokens", "8"]) == 2
+    assert "RuntimeError: the removal study broke" in capsys.readouterr().err.splitlines()[-1]
+    index = (tmp_path / "index.html").read_text()
+    assert "Unfinished report" in index and "the removal study broke" in index
+    assert all((tmp_path / f"{name}.html").is_file() for name in ("attention", "anchors", "ablation"))
+    assert not (tmp_path / "removal.html").exists() and not (tmp_path / "heads.html").exists()

@@ -112,9 +112,15 @@ def _jsonl(path: Path, keys: Iterable[str]) -> list[dict]:
             row = json.loads(text)
         except json.JSONDecodeError as err:
             raise DataError(f"{path}:{line}: not valid JSON ({err.msg})") from err
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{line}: expected a JSON object with fields {list(keys)}")
         missing = [k for k in keys if k not in row]
         if missing:
             raise DataError(f"{path}:{line}: missing fields {missing}")
+        not_text = [k for k in keys if not isinstance(row[k], str)]
+        if not_text:
+            raise DataError(f"{path}:{line}: fields {not_text} must be text, got "
+                            f"{', '.join(repr(row[k]) for k in not_text)}")
         rows.append(row)
     return rows
 

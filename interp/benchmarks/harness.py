@@ -11,19 +11,22 @@ from typing import Any, Sequence
 from interp.benchmarks import stats
 from interp.benchmarks.data import Item
 from interp.benchmarks.extraction import MODES
+from interp.benchmarks.identity import claim, run_record
 from interp.benchmarks.methods import Method, parse_method
 from interp.benchmarks.runner import (
-    Settings, Shard, merge_shards, plan, prompt_for, read_results, rescore, run, synchronise,
+    Settings, Shard, check_context, merge_shards, plan, prompt_for, read_results, rescore, run, synchronise,
 )
+from interp.validation import UsageError
 
 BASELINE = "cot"
+DEFAULT_NEW_TOKENS = 2048
 
 
 def limit_per_subject(items: Sequence[Item], limit: int | None) -> list[Item]:
     if limit is None:
         return list(items)
     if limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {limit}")
+        raise UsageError(f"--limit {limit}: give a whole number of at least 1")
     seen: dict[str, int] = {}
     kept = []
     for item in items:
@@ -37,29 +40,57 @@ def variant_name(method: Method) -> str:
     return f"{BASELINE}+{method.name}"
 
 
+def new_tokens_allowed(model: Any, tokens: dict[str, list[int]], max_new_tokens: int | None) -> int:
+    """``max_new_tokens`` as given, or by default ``DEFAULT_NEW_TOKENS`` capped to what the
+    model's context leaves after the longest prompt (the tiny models' 512, say)."""
+    if max_new_tokens is not None:
+        if max_new_tokens < 1:
+            raise UsageError(f"--max-new-tokens {max_new_tokens}: give a whole number of at least 1")
+        return max_new_tokens
+    room = int(model.cfg.n_ctx) - max((len(ids) for ids in tokens.values()), default=0)
+    if room < 1:
+        raise UsageError(f"the longest prompt fills the model's context of {model.cfg.n_ctx} tokens, leaving no room "
+                         "to answer; use a model with a longer context, or fewer or shorter questions")
+    if room < DEFAULT_NEW_TOKENS:
+        print(f"max new tokens: {room} (the model's context of {model.cfg.n_ctx} tokens less the longest prompt; "
+              f"--max-new-tokens sets it)", flush=True)
+    return min(DEFAULT_NEW_TOKENS, room)
+
+
 def evaluate(
     model: Any, items: Sequence[Item], out: str | Path, *, methods: Sequence[Method] = (parse_method("emulation"),),
-    max_new_tokens: int = 2048, batch_size: int | str = 8, direct: bool = False, chat: bool = False,
+    max_new_tokens: int | None = None, batch_size: int | str = 8, direct: bool = False, chat: bool = False,
     shard: Shard = Shard(), skip_over_context: bool = False, progress: bool = True,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, list[dict[str, Any]]] | None:
     """The CoT baseline, CoT under each method, and optionally the non-CoT baseline (for computed
-    tokens). Returns the runs (merged over shards on rank 0; ``None`` on other ranks)."""
+    tokens). Returns the runs (merged over shards on rank 0; ``None`` on other ranks).
+
+    ``max_new_tokens`` defaults to 2048, or what the model's context leaves after the longest
+    prompt. Everything is checked (methods, context) before ``out`` is claimed for this run
+    (:mod:`interp.benchmarks.identity`; ``source`` says how the questions and the model were
+    chosen, to name what differs when a resume is refused) and before anything generates."""
     out = Path(out)
+    if not items:
+        raise UsageError("no questions to run: the benchmark, --subjects and --limit leave none")
     names = [variant_name(m) for m in methods]
     if len(set(names)) != len(names):
         raise ValueError(f"methods {names} name the same variant twice; give each once")
+    tokens = {item.id: model.tokenizer(prompt_for(item, Settings(chat=chat))).input_ids for item in items}
+    max_new_tokens = new_tokens_allowed(model, tokens, max_new_tokens)
     cot = Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens)
+    check_context(model, items, tokens, max_new_tokens, skip_over_context)
     variants: dict[str, tuple[Method | None, Settings]] = {BASELINE: (None, cot), **{n: (m, cot) for n, m in zip(names, methods)}}
     if direct:
         variants = {"direct": (None, Settings(cot=False, chat=chat, max_new_tokens=max_new_tokens)), **variants}
-    if items:  # every method's parameters are checked on the model before any variant generates
-        ids = model.tokenizer(prompt_for(items[0], cot)).input_ids
-        for method in methods:
-            plan(model, method, items[0], cot, ids)
+    for method in methods:  # every method's parameters are checked on the model before any variant generates
+        plan(model, method, items[0], cot, tokens[items[0].id])
+    claim(out, run_record(model, items, {"chat": chat, "max_new_tokens": max_new_tokens}, source))
     runs = {}
     for name, (method, settings) in variants.items():
         runs[name] = run(model, items, out, variant=name, method=method, settings=settings, shard=shard,
-                         batch_size=batch_size, skip_over_context=skip_over_context, progress=progress)
+                         batch_size=batch_size, skip_over_context=skip_over_context, progress=progress,
+                         tokens=tokens if settings == cot else None)
     if shard.world > 1:
         synchronise(shard)
         if shard.rank != 0:

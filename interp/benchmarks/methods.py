@@ -15,10 +15,13 @@ The prompt range of a question is its instruction, counted in tokens from its fi
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 import torch
+
+from interp.validation import UsageError, checked, ratio
 
 from interp.anchors import detect_anchors
 from interp.interventions import (
@@ -75,6 +78,13 @@ class PromptRemoval:
     kind: str = "prompt-removal"
     given: tuple[tuple[str, Any], ...] = ()
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.first <= self.last:
+            raise UsageError(f"method prompt-removal: first={self.first}, last={self.last} is an empty or negative "
+                             "span of layers; give 0 <= first <= last")
+        if self.step < 1:
+            raise UsageError(f"method prompt-removal: step={self.step}; give a step of at least 1 (the paper: 2)")
+
     def interventions(self, model: Any, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
         layers = alternating_layers(self.first, self.last, self.step)
         return (PromptRangeRemoval((0, prompt_stop), layers=layers, renormalise=self.renormalise),)
@@ -93,6 +103,9 @@ class AnchorMethod:
     name: str = "anchor-ablation"
     kind: str = "anchor-ablation"
     given: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        checked(f"method {self.kind}: ratio", ratio, str(self.ratio))
 
     def interventions(self, model: Any, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
         anchors = detect_anchors(model, torch.tensor([list(ids)]), prompt_range=(0, prompt_stop), ratio=self.ratio)
@@ -120,9 +133,12 @@ def _value(kind: str, key: str, text: str, kind_of: type) -> Any:
             raise ValueError(f"method {kind!r}: {key}={text!r} must be true or false")
         return text.lower() in ("true", "1")
     try:
-        return kind_of(text)
+        value = kind_of(text)
     except ValueError:
-        raise ValueError(f"method {kind!r}: {key}={text!r} is not a valid {kind_of.__name__}") from None
+        raise UsageError(f"method {kind!r}: {key}={text!r} is not a valid {kind_of.__name__}") from None
+    if kind_of is float and not math.isfinite(value):
+        raise UsageError(f"method {kind!r}: {key}={text!r} is not a finite number")
+    return value
 
 
 def parse_method(spec: str) -> Method:

@@ -20,13 +20,14 @@ from typing import Any, Iterator, Sequence
 import torch
 from tqdm import tqdm
 
-from interp.benchmarks.data import Item
+from interp.benchmarks.data import DataError, Item
 from interp.benchmarks.extraction import MODES, extract_answer
 from interp.benchmarks.methods import Method
 from interp.benchmarks.prompts import chat_template, format_prompt, instruction
 from interp.generation import decode_until_eos, generate_stream, prefix_length
 from interp.interventions import Intervention, describe, model_hooks
-from interp.models import describe_model
+from interp.benchmarks.identity import model_identity
+from interp.validation import UsageError
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class Settings:
     cot: bool = True
     chat: bool = False
     max_new_tokens: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={self.max_new_tokens}: give a whole number of at least 1")
 
 
 @dataclass(frozen=True)
@@ -97,15 +102,20 @@ def results_path(out: Path, variant: str, shard: Shard = Shard()) -> Path:
 
 
 def read_results(path: Path) -> dict[str, dict[str, Any]]:
-    """Finished examples by id. A last line cut off by a kill is ignored (it is redone)."""
+    """Finished examples by id. A last line cut off by a kill is ignored (it is redone); any other
+    line that is not a record stops the read, naming it, rather than being dropped in silence."""
     done = {}
     if path.is_file():
-        for text in path.read_text(encoding="utf-8").splitlines():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, text in enumerate(lines, start=1):
             try:
                 record = json.loads(text)
-            except json.JSONDecodeError:
-                continue
-            done[record["id"]] = record
+                done[record["id"]] = record
+            except (json.JSONDecodeError, TypeError, KeyError):
+                if number == len(lines):
+                    continue
+                raise DataError(f"{path}:{number} is not a result record; delete that line (its question is then "
+                                "answered again on the next run) or restore the file") from None
     return done
 
 
@@ -160,16 +170,18 @@ def run(
     batch_size: int | str = 8,
     skip_over_context: bool = False,
     progress: bool = True,
+    tokens: dict[str, list[int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Answer every item (this shard's share) under ``method`` (``None``: no intervention),
-    appending results; returns them in item order."""
+    appending results; returns them in item order. ``tokens``: the prompts' ids, if already known."""
     out = Path(out)
     mine = shard.take(items)
     path = results_path(out, variant, shard)
     _drop_partial_line(path)
     done = read_results(path)
     todo = [item for item in mine if item.id not in done]
-    tokens = {item.id: model.tokenizer(prompt_for(item, settings)).input_ids for item in todo}
+    tokens = {item.id: tokens[item.id] if tokens else model.tokenizer(prompt_for(item, settings)).input_ids
+              for item in todo}
     over = check_context(model, todo, tokens, settings.max_new_tokens, skip_over_context)
     out.mkdir(parents=True, exist_ok=True)
     _write_settings(out, variant, model, method, settings)
@@ -179,7 +191,8 @@ def run(
     eos = model.tokenizer.eos_token_id
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), disable=not progress, unit="q", desc=variant)
     generated, started = 0, time.perf_counter()
-    with path.open("a", encoding="utf-8") as sink:
+    # The bar closes on the way out of an error too, so the error's message is the last line printed.
+    with bar, path.open("a", encoding="utf-8") as sink:
         for item in todo:
             if item.id in over:
                 done[item.id] = skipped_record(item, len(tokens[item.id]))
@@ -211,7 +224,6 @@ def run(
                         torch.cuda.empty_cache()
                     size.halve()  # the questions in flight were not written: they are retried, with fewer rows
                 group = [item for index, item in enumerate(group) if index not in finished]
-    bar.close()
     return [done[item.id] for item in mine]
 
 
@@ -265,15 +277,17 @@ def rescore(path: Path) -> list[dict[str, Any]]:
 
 
 def _write_settings(out: Path, variant: str, model: Any, method: Method | None, settings: Settings) -> None:
-    # Where the model runs does not change what it answers: a run may resume on another device.
-    identity = {k: v for k, v in describe_model(model).items() if k != "device"}
-    record = {"variant": variant, "model": identity, "settings": asdict(settings),
-              "method": method.record() if method else None}
+    # What the model is, not where it was loaded from or runs: a run may resume from another path or device.
+    record = json.loads(json.dumps({"variant": variant, "model": model_identity(model), "settings": asdict(settings),
+                                    "method": method.record() if method else None}))
     path = out / f"{variant}.settings.json"
-    if path.is_file() and json.loads(path.read_text()) != json.loads(json.dumps(record)):
-        raise ValueError(
-            f"{path} records a different model or settings for variant {variant!r}; use another results "
-            "folder or variant name, or delete the old results to start afresh"
+    old = json.loads(path.read_text()) if path.is_file() else record
+    changed = [key for key in record if old.get(key) != record[key]]
+    if changed:
+        raise UsageError(
+            f"{path} records a different model or settings for variant {variant!r} ({changed[0]}: "
+            f"{old.get(changed[0])} there, {record[changed[0]]} now); use another results folder or variant name, "
+            "or delete the old results to start afresh"
         )
     path.write_text(json.dumps(record, indent=2))
 

@@ -21,6 +21,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } pre { background: #f7f7f7; padding: 8px; white-space: pre-wrap; }
+.unfinished { background: #fff3cd; border: 1px solid #e0c060; padding: 8px; }
 .meta { font-size: 0.85em; color: #555; } .caption { font-size: 0.9em; color: #444; margin-top: 0; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 """
 
@@ -109,29 +110,64 @@ def write_page(path: Path, title: str, sections: Sequence[Section], meta: dict[s
     if not self_contained and any(section.figures for section in sections):
         library = path.parent / PLOTLY_FILE
         if not library.is_file() or library.stat().st_size == 0:
-            library.write_text(get_plotlyjs(), encoding="utf-8")
+            _write_atomically(library, get_plotlyjs())
         script = f'<script src="{PLOTLY_FILE}" charset="utf-8"></script>'
-    path.write_text(
+    _write_atomically(path,
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{script}"
-        f"<style>{STYLE}</style></head><body>{nav}<h1>{html.escape(title)}</h1>{''.join(parts)}{meta_html}</body></html>",
-        encoding="utf-8",
-    )
+        f"<style>{STYLE}</style></head><body>{nav}<h1>{html.escape(title)}</h1>{''.join(parts)}{meta_html}</body></html>")
     return path
 
 
-def write_index(folder: Path, title: str, pages: Sequence[tuple[str, str, str]], meta: dict[str, Any]) -> Path:
+def _write_atomically(path: Path, text: str) -> None:
+    # A kill mid-write leaves the old file or none, never half a page.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def write_index(folder: Path, title: str, pages: Sequence[tuple[str, str, str]], meta: dict[str, Any],
+                unfinished: str | None = None) -> Path:
     """The index, one line per study page ``(file name, title, one-line summary)``. Pages written
-    into the same folder by earlier commands stay listed (``pages.json`` remembers them)."""
+    into the same folder by earlier commands stay listed (``pages.json`` remembers them).
+    ``unfinished`` says, at the top, why the command that writes this report has not completed."""
     manifest = folder / "pages.json"
     known = json.loads(manifest.read_text()) if manifest.is_file() else {}
     known |= {name: [page_title, summary] for name, page_title, summary in pages}
     known = {name: entry for name, entry in known.items() if (folder / name).is_file()}
-    manifest.write_text(json.dumps(known, indent=2))
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomically(manifest, json.dumps(known, indent=2))
     rows = "".join(
         f'<tr><td><a href="{html.escape(name)}">{html.escape(page_title)}</a></td><td>{html.escape(summary)}</td></tr>'
         for name, (page_title, summary) in known.items()
     )
+    warning = (f'<p class="unfinished"><strong>Unfinished report:</strong> {html.escape(unfinished)}. The pages '
+               "listed below are complete (this command's, and any an earlier command wrote into this folder); a "
+               "study not listed was not written.</p>") if unfinished else ""
     section = Section("What each study found", "One line per study with its headline numbers; follow a study's link "
                       "for its figures, tables and how to read them. How the report was made is at the bottom.",
-                      raw_html=f"<table><tr><th>study</th><th>what it found</th></tr>{rows}</table>")
-    return write_page(folder / "index.html", title, [section], meta, back=None)
+                      raw_html=f"{warning}<table><tr><th>study</th><th>what it found</th></tr>{rows}</table>")
+    return write_page(folder / "index.html", title + (" (unfinished)" if unfinished else ""), [section], meta, back=None)
+
+
+class Report:
+    """A report folder written as its pages come: the index says the report is unfinished from
+    the start until :meth:`finish`, so a command that fails or is killed never leaves a folder
+    that looks complete, and the pages that did finish are kept."""
+
+    def __init__(self, folder: Path, title: str, meta: dict[str, Any], *, self_contained: bool = False) -> None:
+        self.folder, self.title, self.meta, self.self_contained = Path(folder), title, meta, self_contained
+        self.pages: list[tuple[str, str, str]] = []
+        write_index(self.folder, title, [], meta, unfinished="the command writing it is still running, or it "
+                    "was killed")
+
+    def add(self, page: Page) -> Path:
+        path = write_page(self.folder / page.name, page.title, page.sections, self.meta,
+                          self_contained=self.self_contained)
+        self.pages.append((page.name, page.title, page.summary))
+        write_index(self.folder, self.title, self.pages, self.meta, unfinished="the command writing it is still "
+                    "running, or it was killed")
+        return path
+
+    def finish(self, failure: str | None = None) -> Path:
+        """The index, marked unfinished when ``failure`` says why the command stopped."""
+        return write_index(self.folder, self.title, self.pages, self.meta, unfinished=failure)

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
+from interp import validation
 from interp.benchmarks.data import Item
 from interp.report.accuracy import accuracy_page
 from interp.report.page import Page
@@ -16,7 +18,7 @@ from interp.studies.base import Argument, Context, Study
 HARD_PAIRS = (8, 10)  # the tiny benchmark's tables: longer than training's, so accuracy has room to move
 
 TABLE_PAIRS = Argument(("--table-pairs",), dict(
-    type=int, nargs=2, default=list(HARD_PAIRS), metavar=("FEWEST", "MOST"),
+    type=validation.count, nargs=2, default=None, metavar=("FEWEST", "MOST"),
     help="held-out tiny questions on tables of this many pairs (default 8 10: longer than the 2-4 the shipped "
          "models were trained on, so their accuracy is neither at chance nor at 100%%)"))
 METHOD = Argument(("--method",), dict(
@@ -27,18 +29,20 @@ METHOD = Argument(("--method",), dict(
 
 
 def accuracy_report(args: argparse.Namespace, model: Any, items: Sequence[Item], name: str, results: Path,
-                    max_new_tokens: int) -> Page | None:
+                    max_new_tokens: int | None, source: dict[str, Any] | None = None) -> Page | None:
     """Run the harness (baseline and ``args.methods``) into ``results`` and lay out its page;
     ``None`` on the ranks of a sharded run other than 0."""
-    from interp.benchmarks.harness import evaluate, write_tables
+    from interp.benchmarks.harness import evaluate
     from interp.benchmarks.runner import Shard
 
     runs = evaluate(model, items, results, methods=args.methods, max_new_tokens=max_new_tokens,
                     batch_size=getattr(args, "batch_size", 16), direct=getattr(args, "direct", False),
                     chat=getattr(args, "chat", False), shard=Shard.from_torchrun(),
-                    skip_over_context=getattr(args, "skip_over_context", False))
-    return None if runs is None else accuracy_page(f"CoT accuracy: {name}", write_tables(results, runs), runs,
-                                                   f"accuracy-{name}.html")
+                    skip_over_context=getattr(args, "skip_over_context", False), source=source)
+    if runs is None:
+        return None
+    summary = json.loads((results / "summary.json").read_text())  # evaluate wrote it
+    return accuracy_page(f"CoT accuracy: {name}", summary, runs, f"accuracy-{name}.html")
 
 
 def _run(c: Context) -> Page:
@@ -46,7 +50,7 @@ def _run(c: Context) -> Page:
 
     results = c.args.out / "results-tiny"
     shutil.rmtree(results, ignore_errors=True)  # the main job's own scratch results: always a fresh run
-    items = held_out_items(c.args.questions, pairs=tuple(c.args.table_pairs))
+    items = held_out_items(c.args.questions, pairs=tuple(c.args.table_pairs or HARD_PAIRS))
     page = accuracy_report(c.args, c.model, items, "tiny", results, c.args.cot_tokens)
     assert page is not None  # the main job is never sharded
     return page
@@ -56,8 +60,9 @@ STUDY = Study(
     "accuracy", "CoT accuracy on held-out tiny questions, baseline vs each method (shipped models only)",
     _run,
     arguments=(
-        Argument(("--questions",), dict(type=int, default=24, help="held-out questions per family for CoT accuracy")),
-        Argument(("--cot-tokens",), dict(type=int, default=64, help="new tokens per CoT answer (default 64)")),
+        Argument(("--questions",), dict(type=validation.count, default=24,
+                                        help="held-out questions per family for CoT accuracy (default 24)")),
+        Argument(("--cot-tokens",), dict(type=validation.count, default=64, help="new tokens per CoT answer (default 64)")),
         TABLE_PAIRS,
         METHOD,
     ),

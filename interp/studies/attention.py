@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from interp import validation
 from interp.analysis import attention_patterns
 from interp.anchors import detect_anchors
 from interp.report import figures
@@ -40,6 +41,6 @@ STUDY = Study(
     "attention", "per-layer attention matrices (Figure 2)",
     lambda c: attention_study(c.model, c.example, c.args.zoom_layers),
     arguments=(
-        Argument(("--zoom-layers",), dict(type=int, nargs="+", help="layers shown per head (default: first and middle)")),
+        Argument(("--zoom-layers",), dict(type=validation.index, nargs="+", help="layers shown per head (default: first and middle)")),
     ),
 )

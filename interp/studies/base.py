@@ -16,6 +16,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from interp import validation
 from interp.analysis import attention_patterns
 from interp.effects import Effect, intervention_effects
 from interp.generation import prefix_length
@@ -35,18 +36,19 @@ class Argument:
         parser.add_argument(*self.flags, **self.options)
 
 
-RATIO = Argument(("--ratio",), dict(type=float, default=3.0, help="anchor threshold: times the mean received attention"))
+RATIO = Argument(("--ratio",), dict(type=validation.ratio, default=3.0,
+                                   help="anchor threshold: times the mean received attention (default 3)"))
 
 
 @dataclass(frozen=True)
 class Context:
     """What a study runs on: the model, the example, the parsed arguments, and a loader for the
-    other models some studies compare with (path -> hooked model)."""
+    other models some studies compare with ((path, the option that named it) -> hooked model)."""
 
     model: Any
     example: "Example"
     args: argparse.Namespace
-    load: Callable[[str], Any]
+    load: Callable[[str, str], Any]
 
 
 @dataclass(frozen=True)

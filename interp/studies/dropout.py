@@ -48,7 +48,7 @@ def dropout_study(model: Any, other: Any, example: Example, names: tuple[str, st
 def _run(c: Context) -> Page:
     from interp.tiny.default import DROPOUT, load_shipped
 
-    other = c.load(c.args.compare_model) if c.args.compare_model else load_shipped(DROPOUT)
+    other = c.load(c.args.compare_model, "--compare-model") if c.args.compare_model else load_shipped(DROPOUT)
     names = ("this model" if c.args.model else "no dropout", "compared" if c.args.compare_model else "attention dropout 0.1")
     return dropout_study(c.model, other, c.example, names)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
+from interp import validation
 from interp.analysis import attention_patterns
 from interp.effects import intervention_effects
 from interp.interventions import TopLayerEmulation, describe
@@ -51,8 +52,10 @@ STUDY = Study(
     "emulation", "depth-scaled top-layer emulation, inspected",
     lambda c: emulation_study(c.model, c.example, TopLayerEmulation(c.args.alpha, c.args.threshold, c.args.last_layer), max_new_tokens=c.args.max_new_tokens),
     arguments=(
-        Argument(("--alpha",), dict(type=float, default=0.2)),
-        Argument(("--threshold",), dict(type=float, default=0.01)),
-        Argument(("--last-layer",), dict(type=int, default=None, help="h in 1 + alpha (1 - l/h) (default: last layer)")),
+        Argument(("--alpha",), dict(type=validation.finite, default=0.2, help="alpha in 1 + alpha (1 - l/h) (default 0.2)")),
+        Argument(("--threshold",), dict(type=validation.open_unit, default=0.01,
+                                        help="tau in the layer-0 mask A_0 > tau (default 0.01)")),
+        Argument(("--last-layer",), dict(type=validation.count, default=None,
+                                         help="h in 1 + alpha (1 - l/h) (default: the last layer)")),
     ),
 )

@@ -71,8 +71,8 @@ def tuned_models(c: Context) -> dict[str, Any]:
     folder = Path(c.args.tuned)
     pair = {"tuned": folder / "without-dropout", "tuned with dropout": folder / "with-dropout"}
     if all(p.is_dir() for p in pair.values()):
-        return {label: c.load(str(path)) for label, path in pair.items()}
-    return {"tuned": c.load(str(folder))}
+        return {label: c.load(str(path), "--tuned") for label, path in pair.items()}
+    return {"tuned": c.load(str(folder), "--tuned")}
 
 
 STUDY = Study(

@@ -11,7 +11,8 @@ from interp.analysis import attention_patterns
 from interp.anchors import detect_anchors
 from interp.report import figures
 from interp.report.page import Page, Section
-from interp.studies.base import RATIO, Argument, Example, Study, check_layer
+from interp import validation
+from interp.studies.base import RATIO, Argument, Example, Study
 
 
 def heads_study(model: Any, example: Example, mode: str = "zero", show: Sequence[tuple[int, int]] = (),
@@ -19,12 +20,10 @@ def heads_study(model: Any, example: Example, mode: str = "zero", show: Sequence
     """Head probing: per-head scores, ablation effects, a ranked table and layer-by-head heatmaps."""
     from interp.heads import head_scores
 
+    for layer, head in show:  # before the scores, which take the longest
+        validation.check_head("--show", layer, head, model.cfg.n_layers, model.cfg.n_heads)
     anchors = detect_anchors(model, example.ids, prompt_range=(0, example.prompt_stop), ratio=ratio).positions() or (0,)
     scores = head_scores(model, example.ids, example.prompt_stop, sinks=anchors, mode=mode)
-    for layer, head in show:
-        check_layer(model, layer)
-        if not 0 <= head < model.cfg.n_heads:
-            raise ValueError(f"head {head} does not exist; layers have heads 0 to {model.cfg.n_heads - 1}")
     ranked = scores.ranked()
     maps = [
         figures.layer_head_heatmap(scores.ablation, f"Dialogue loss change when the head is {mode}-ablated", "nats"),

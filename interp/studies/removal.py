@@ -4,16 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from interp import validation
 from interp.interventions import PromptRangeRemoval, alternating_layers, check_layers
 from interp.report.page import Page
 from interp.studies.base import Argument, Example, Study, effect_page
+from interp.validation import UsageError
 
 
-def removal_study(model: Any, example: Example, first: int = 4, last: int = 8, max_new_tokens: int = 32) -> Page:
-    """The paper's Figure 4: prompt-range attention removed in alternating middle layers."""
-    check_layers([first, last], model.cfg.n_layers, "removal span", "pass --first/--last within that range")
+PAPER_SPAN = (4, 8)  # of LLaMA-2-7B's 32 layers
+
+
+def removal_span(n_layers: int, first: int | None = None, last: int | None = None) -> tuple[int, int]:
+    """The layers ``first..last`` of the removal, checked against the model. By default the paper's
+    4 to 8 where the model is deep enough, else its middle (1 to n-2: a 5-layer model gets 1 to 3)."""
+    if n_layers < 3 and (first is None or last is None):
+        raise UsageError(f"the removal study needs middle layers, and this model has {n_layers}; give --first and "
+                         "--last, or leave the removal study out (run the other studies one by one)")
+    default = PAPER_SPAN if n_layers > PAPER_SPAN[1] else (1, n_layers - 2)
+    first = default[0] if first is None else first
+    last = default[1] if last is None else last
+    check_layers([first, last], n_layers, "--first/--last", "give layers in that range")
     if first > last:
-        raise ValueError(f"removal span: --first {first} comes after --last {last}; give first <= last")
+        raise UsageError(f"--first {first} comes after --last {last}: the removal span is empty; give first <= last")
+    return first, last
+
+
+def removal_study(model: Any, example: Example, first: int | None = None, last: int | None = None,
+                  max_new_tokens: int = 32) -> Page:
+    """The paper's Figure 4: prompt-range attention removed in alternating middle layers."""
+    first, last = removal_span(model.cfg.n_layers, first, last)
     prompt = (0, example.prompt_stop)
     alternating = alternating_layers(first, last)
     variants = {
@@ -30,7 +49,11 @@ STUDY = Study(
     "removal", "alternating-layer prompt removal (Figure 4)",
     lambda c: removal_study(c.model, c.example, c.args.first, c.args.last, c.args.max_new_tokens),
     arguments=(
-        Argument(("--first",), dict(type=int, default=4, help="first layer of the removal span (default 4)")),
-        Argument(("--last",), dict(type=int, default=8, help="last layer of the removal span (default 8)")),
+        Argument(("--first",), dict(type=validation.index, default=None,
+                                    help="first layer of the removal span (default 4, the paper's; 1 on models of "
+                                         "fewer than 9 layers)")),
+        Argument(("--last",), dict(type=validation.index, default=None,
+                                   help="last layer of the removal span (default 8, the paper's; the last but one "
+                                        "on models of fewer than 9 layers)")),
     ),
 )

@@ -20,10 +20,10 @@ def shipped(name: str = MAIN) -> Path:
     return path
 
 
-def load_shipped(name: str = MAIN) -> Any:
+def load_shipped(name: str = MAIN, *, dtype: str | None = None, device: str | None = None) -> Any:
     import interp
 
-    return interp.load_model(shipped(name))
+    return interp.load_model(shipped(name), dtype=dtype, device=device)
 
 
 def default_example(seed: int = 0) -> tuple[str, str, str]:
