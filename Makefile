@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 
-.PHONY: report test perf tiny-models clean
+.PHONY: report test test-fast perf tiny-models clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ report: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The quick loop while working: every module, without the slow end-to-end tests (make test runs all).
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
 
 perf: $(VENV)/.installed
 	$(PY) perf/forward_and_generate.py

@@ -130,20 +130,17 @@ def devices(text: str) -> int:
     return value
 
 
-def _writable(folder: Path) -> bool:
-    """Whether ``folder`` (existing or not) could be created and written."""
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
-
-
 def output_folder(option: str, folder: Path) -> None:
     """``folder`` is a folder (or can become one) that this user can write."""
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder} is a file; give a folder to write into (it is created if missing)")
-    if not _writable(folder):
-        raise UsageError(f"{option} {folder} cannot be written (no permission); give a folder you can write")
+    nearest = folder
+    while not nearest.exists():  # the folder that would hold what is created
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise UsageError(f"{option} {folder} cannot be created: {nearest} is a file; give a folder to write into")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {folder} cannot be written ({nearest}: no permission); give a folder you can write")
 
 
 def existing(option: str, path: str | Path, what: str) -> Path:

@@ -132,7 +132,7 @@ def project(args: argparse.Namespace) -> None:
         kv = 2 * layers * d_model * 2  # bytes per token: keys and values, every layer, float16
         batch = fit(free_bytes=int(H100["memory"] - weights), weight_bytes=int(weights), kv_bytes_per_token=kv,
                     n_heads=d_model // 128, longest_prompt=MMLU_PROMPT_MAX, max_new_tokens=args.max_new_tokens,
-                    n_rows=MMLU_QUESTIONS).batch_size
+                    n_rows=MMLU_QUESTIONS, n_layers=layers).batch_size
         context = prompt + gen / 2  # a row's mean cache length while it decodes
         tokens = MMLU_QUESTIONS * gen
         prefill = 2 * params * MMLU_QUESTIONS * prompt / (0.5 * H100["fp16_flops"])  # compute-bound, 50% of peak
@@ -142,8 +142,9 @@ def project(args: argparse.Namespace) -> None:
         print(f"{name:<12} {batch:>10} {step * 1e3:>8.2f} {kept:>12.2f} {paper:>13.1f} {paper / kept:>6.1f}"
               f"   (per variant; baseline + method: {2 * kept:.2f} h vs {2 * paper:.1f} h)")
     print("Assumptions: every step reads all weights and every row's KV cache at full bandwidth (a lower bound on "
-          "time; real kernels reach 60-80% of it); the batch is what --batch-size auto picks (KV cache of the "
-          "longest prompt + max new tokens per row, 90% of free memory) and stays full; the method's extra work "
+          "time; real kernels reach 60-80% of it); the batch is what --batch-size auto picks (the KV buffers "
+          "a row can hold: the longest prompt + max new tokens, 8/7 for padding, 1.5x + 16 room to grow; 90% of "
+          "free memory) and stays full; the method's extra work "
           "(a mask from layer 0, a multiply per layer) reads no more memory, so it projects the same as the "
           "baseline; prefill at 50% of the fp16 peak; the paper's loop also decodes its whole response every step, "
           "not counted here.")

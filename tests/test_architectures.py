@@ -39,6 +39,7 @@ def test_loads_from_a_directory_and_every_layer_takes_pattern_edits(architecture
     assert interp.TopLayerEmulation().scale(3, model.cfg.n_layers) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["gemma2", "qwen3"])
 def test_studies_and_harness_run(architecture, sp_model, tmp_path):
     folder = saved(architecture, tmp_path / "model", sp_model, n_layers=10)

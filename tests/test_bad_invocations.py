@@ -31,7 +31,7 @@ CASES = [
     (["attention", "--model", "{stories_bin}", "--tokenizer", "{missing}"], "--tokenizer {missing} does not exist"),
     # output folders
     (["attention", "--out", "{a_file}"], "--out {a_file} is a file"),
-    (["attention", "--out", "{under_a_file}"], "--out {under_a_file} cannot be written"),
+    (["attention", "--out", "{under_a_file}"], "--out {under_a_file} cannot be created: {a_file} is a file"),
     (["accuracy", "--benchmark", "tiny", "--results", "{a_file}"], "--results {a_file} is a file"),
     (["finetune", "--model", "{tiny_model}", "--out", "{tiny_model}"], "--out {tiny_model} would write over --model"),
     (["finetune", "--model", "{tiny_model}", "--out", "{tiny_model}/tuned"], "would write over --model"),

@@ -78,7 +78,7 @@ def test_resume_refuses_different_settings(tiny, items, tmp_path):
         run(tiny, items[:1], tmp_path, variant="cot", settings=Settings(max_new_tokens=4), progress=False)
 
 
-@pytest.mark.parametrize("spec", ["emulation", "keep-anchors"])
+@pytest.mark.parametrize("spec", ["emulation", pytest.param("keep-anchors", marks=pytest.mark.slow)])
 def test_batched_equals_one_at_a_time(tiny, items, tmp_path, spec):
     method = parse_method(spec)
     one = run(tiny, items, tmp_path / "one", variant="m", method=method,
@@ -127,6 +127,7 @@ def test_mcnemar_and_bootstrap_against_hand_computation():
     assert low < 4 / 17 < high
 
 
+@pytest.mark.slow
 def test_every_kind_of_method_end_to_end_from_the_command_line(tiny, tmp_path):
     methods = ["emulation:alpha=0.1", "emulation:alpha=0.3", "prompt-removal", "anchor-ablation", "keep-anchors:ratio=2"]
     code = main(["accuracy", "--benchmark", "tiny", "--limit", "3", "--max-new-tokens", "40", "--batch-size", "4",
@@ -209,17 +210,63 @@ def test_bad_method_parameters_exit_2_with_a_message_and_no_traceback(spec, mess
     assert not list(tmp_path.glob("*.jsonl"))
 
 
-def test_auto_batch_size_against_a_hand_computation(sp_model):
+def peak_cache_bytes(model, rows, limits, batch_size) -> int:
+    """The most bytes the KV cache's tensors held at once while ``generate_stream`` ran ``rows``
+    (every distinct storage of every live layer, and whatever a layer holds while it replaces its
+    buffers), measured on the tensors themselves."""
+    import weakref
+
+    from interp.generation import GrowingLayer, generate_stream
+
+    live: weakref.WeakSet = weakref.WeakSet()
+    peak = 0
+    real_set = GrowingLayer.set
+
+    def held(extra=()) -> int:
+        storages = {}
+        for layer in live:
+            for t in (getattr(layer, "_keys", None), getattr(layer, "_values", None)):
+                if t is not None:
+                    storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        for t in extra:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return sum(storages.values())
+
+    def measured_set(self, keys, values, room=0):
+        nonlocal peak
+        live.add(self)
+        old = [t for t in (getattr(self, "_keys", None), getattr(self, "_values", None)) if t is not None]
+        real_set(self, keys, values, room)
+        peak = max(peak, held([*old, keys, values]))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GrowingLayer, "set", measured_set)
+        for _ in generate_stream(model, rows, max_new_tokens=limits, batch_size=batch_size, eos_token_id=10_000):
+            pass
+    return peak
+
+
+def test_auto_batch_size_covers_the_bytes_the_cache_really_holds(sp_model):
+    """--batch-size auto's bytes per row, against the KV cache's own tensors measured while
+    continuous batching runs prompts of mixed lengths that stop at mixed lengths."""
+    import random
+
     from interp.benchmarks.memory import fit_batch
     from interp.tiny import random_llama
 
     model = load_model(random_llama(n_layers=3, d_model=64, n_heads=4, n_kv_heads=2, vocab_size=400), tokenizer=sp_model)
-    # KV per token: 2 (k, v) x 3 layers x 2 KV heads x 16 (head size) x 4 bytes = 768; a row of 100 prompt + 50 new
-    # tokens holds 150 x 768 = 115,200 bytes, plus 4 heads x 100^2 prefill scores x 4 bytes = 160,000.
-    fit = fit_batch(model, 100, 50, n_rows=100, free_bytes=10_000_000)
-    assert fit.bytes_per_row == 115_200 + 160_000
-    assert fit.batch_size == int(0.9 * 10_000_000 // 275_200) == 32
-    assert fit_batch(model, 100, 50, n_rows=5, free_bytes=10_000_000).batch_size == 5
+    rng = random.Random(0)
+    longest, most_new, batch = 60, 80, 4
+    rows = [[rng.randrange(3, 400) for _ in range(rng.randint(5, longest))] for _ in range(12)]
+    limits = [rng.randint(1, most_new) for _ in rows]
+    measured = peak_cache_bytes(model, rows, limits, batch)
+    fit = fit_batch(model, max(map(len, rows)), most_new, n_rows=batch, free_bytes=10**12)
+    kv_bytes = fit.bytes_per_row - fit.prefill_bytes_per_row
+    # The plain count (prompt + new tokens per row) that the estimate used to be falls short.
+    plain = 2 * 3 * 2 * 16 * 4 * (max(map(len, rows)) + most_new) * batch
+    assert plain < measured <= batch * kv_bytes, (plain, measured, batch * kv_bytes)
+    assert batch * kv_bytes < 2.5 * measured  # an upper bound, not a wild one
+    assert fit_batch(model, 100, 50, n_rows=5, free_bytes=10**9).batch_size == 5
     with pytest.raises(ValueError, match="even one row needs"):
         fit_batch(model, 100, 50, n_rows=5, free_bytes=100_000)
 

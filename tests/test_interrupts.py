@@ -13,6 +13,8 @@ import pytest
 
 from interp.tiny.default import shipped
 
+pytestmark = pytest.mark.slow  # real processes, each loading the model
+
 
 def interrupt(argv: list[str], after: str, cwd: Path) -> tuple[int, str, float]:
     """Start ``interp argv``, send SIGINT once a line with ``after`` has been printed; returns its exit

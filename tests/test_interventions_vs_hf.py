@@ -36,7 +36,9 @@ def set_edit(edit: Edit, pad: list[int]) -> None:
     EDIT.state = {}
 
 
-@pytest.fixture(scope="module", params=MODELS, ids=[f"{arch}-{depth}" for depth, arch in MODELS])
+# The 32-layer model takes the longest: the full suite runs it, `make test-fast` the 7-layer ones.
+@pytest.fixture(scope="module", params=[pytest.param(m, marks=pytest.mark.slow) if m[0] == 32 else m for m in MODELS],
+                ids=[f"{arch}-{depth}" for depth, arch in MODELS])
 def pair(request, tiny_models):
     n_layers, architecture = request.param
     ref, model = tiny_models(n_layers, architecture)

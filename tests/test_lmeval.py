@@ -88,6 +88,7 @@ def flat(samples):
     return torch.tensor([float(r[0][0]) for s in samples for r in s["resps"]], dtype=torch.float64)
 
 
+@pytest.mark.slow
 def test_without_intervention_equals_the_harness_own_hf_model(setup):
     folder, tasks, _ = setup
     lm = InterpLM(str(folder), batch_size=2)
@@ -108,6 +109,7 @@ def reference_loglikelihood(ref, tokenizer, context: str, continuation: str) -> 
     return sum(logits[i - 1, whole[i]].item() for i in range(start, len(whole)))
 
 
+@pytest.mark.slow
 def test_emulation_loglikelihoods_equal_the_reference_and_differ_from_the_baseline(setup):
     folder, tasks, ref = setup
     lm = InterpLM(str(folder), intervention="emulation", alpha=0.6, threshold=0.05, batch_size=3)
@@ -124,6 +126,7 @@ def test_emulation_loglikelihoods_equal_the_reference_and_differ_from_the_baseli
     assert (got - flat(plain)).abs().max() > 1e-2  # the edit matters
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["llama", "gemma2"])  # Gemma 2: sliding window, soft-capping
 def test_generate_until_runs_the_emulation_at_every_step(architecture, setup, sp_model, tmp_path):
     folder, tasks, ref = setup if architecture == "llama" else make_setup(tmp_path, sp_model, architecture)
@@ -147,6 +150,7 @@ def test_prompt_range_methods_are_refused_with_the_reason():
         interventions_from_args("emulation", {"gamma": 1})
 
 
+@pytest.mark.slow
 def test_the_command_line_runs_with_model_interp(setup, tmp_path):
     """As the README writes it: no --device, so lm-eval passes its default ("cuda:0"), which a
     CPU-only machine must take as the CPU."""

@@ -18,6 +18,8 @@ import pytest
 from interp.cli import main
 from tests.conftest import SHARED
 
+pytestmark = pytest.mark.slow  # every README command, end to end
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 # What a make target runs: `make report` is `interp run --out reports` (Makefile); `make test` is CI itself.
 MAKE = {"make report": ".venv/bin/interp run --out reports", "make test": None}

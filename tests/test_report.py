@@ -54,6 +54,7 @@ def test_bad_arguments_give_clear_errors(tmp_path, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_studies_run_on_stories260k(tmp_path):
     if not STORIES.is_file():
         pytest.skip("stories260K not found (needs ../shared beside the project)")

@@ -11,6 +11,8 @@ from interp.studies.anchors import anchor_study
 from interp.studies.attention import attention_study
 from interp.tiny import random_llama
 
+pytestmark = pytest.mark.slow  # a 32-layer, 32-head model's pages
+
 LIMIT_MB = 4  # a page without plotly.js, which lies beside it (4.8 MB, once per folder)
 
 

@@ -90,6 +90,7 @@ def test_a_trained_model_loads_like_any_llama_directory(tmp_path):
     assert model.cfg.n_layers == 2 and model.tokenizer("Let x = 5.").input_ids[0] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cot-tiny", "cot-tiny-dropout"])
 def test_shipped_models_beat_chance_on_held_out_questions_and_record_how_they_were_made(name):
     import json
