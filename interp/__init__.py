@@ -13,9 +13,9 @@ from interp.interventions import (
     describe,
     intervene,
 )
-from interp.models import ModelLoadError, load_model
+from interp.models import InterpModel, ModelLoadError, load_model
 
 __all__ = [
-    "AnchorAblation", "Anchors", "ModelLoadError", "PromptRangeRemoval", "TopLayerEmulation",
+    "AnchorAblation", "Anchors", "InterpModel", "ModelLoadError", "PromptRangeRemoval", "TopLayerEmulation",
     "alternating_layers", "describe", "detect_anchors", "generate", "intervene", "load_model",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence, TYPE_CHECKING
 
 import torch
 from jaxtyping import Float, Int
@@ -10,10 +10,13 @@ from torch import Tensor
 
 from interp.interventions import Intervention, intervene, pattern_hook_name
 
+if TYPE_CHECKING:
+    from interp.models import InterpModel
+
 
 @torch.no_grad()
 def attention_patterns(
-    model: Any, ids: Int[Tensor, "1 pos"], interventions: Sequence[Intervention] = ()
+    model: InterpModel, ids: Int[Tensor, "1 pos"], interventions: Sequence[Intervention] = ()
 ) -> Float[Tensor, "layer head query key"]:
     """Every layer's post-softmax attention (after any interventions) for one sequence."""
     if ids.ndim != 2 or ids.shape[0] != 1 or ids.shape[1] == 0:

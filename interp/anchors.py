@@ -10,13 +10,16 @@ local, so the yardstick is the prompt's own average, not a uniform share of the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence, TYPE_CHECKING
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.analysis import attention_patterns
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 
 def received_attention(
@@ -65,7 +68,7 @@ class Anchors:
 
 @torch.no_grad()
 def detect_anchors(
-    model: Any,
+    model: InterpModel,
     tokens: str | Int[Tensor, "1 pos"],
     *,
     prompt_range: tuple[int, int] | None = None,

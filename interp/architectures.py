@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import warnings
 from typing import Any, Sequence
-from weakref import WeakKeyDictionary
 
 import torch
-
-_EDITABLE: WeakKeyDictionary[Any, tuple[int, ...]] = WeakKeyDictionary()
 
 
 def pattern_hook_name(layer: int) -> str:
@@ -39,14 +36,16 @@ def architecture(model: Any) -> str:
 
 
 def editable_layers(model: Any) -> tuple[int, ...]:
-    """The layers whose ``hook_pattern`` output flows into the model's output.
+    """The layers whose ``hook_pattern`` output flows into the model's output: measured once per
+    :class:`interp.models.InterpModel` (which keeps the answer), or on a bare bridge each time."""
+    known = getattr(model, "editable_layers", None)
+    return known if isinstance(known, tuple) else measure_editable_layers(model)
 
-    Each layer's pattern is multiplied by its own scalar 1.0 (the output is unchanged) and the
+
+def measure_editable_layers(model: Any) -> tuple[int, ...]:
+    """Each layer's pattern is multiplied by its own scalar 1.0 (the output is unchanged) and the
     logits are differentiated with respect to those scalars: a layer whose hook only observes has
-    no path to the logits. One forward and backward over two tokens; cached per model.
-    """
-    if model in _EDITABLE:
-        return _EDITABLE[model]
+    no path to the logits. One forward and backward over two tokens."""
     n_layers = model.cfg.n_layers
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
@@ -64,9 +63,7 @@ def editable_layers(model: Any) -> tuple[int, ...]:
         with model.hooks(fwd_hooks=hooks):
             logits = model(ids)
         grads = torch.autograd.grad(logits.float().sum(), scales, allow_unused=True)
-    found = tuple(layer for layer, grad in enumerate(grads) if grad is not None)
-    _EDITABLE[model] = found
-    return found
+    return tuple(layer for layer, grad in enumerate(grads) if grad is not None)
 
 
 def require_pattern_edits(model: Any, layers: Sequence[int]) -> None:

@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from interp import validation
 from interp.models import DTYPES, ModelLoadError, describe_model, load_model
@@ -22,6 +22,9 @@ from interp.report.page import Page, Report, run_metadata
 from interp.studies import STUDIES, Context, Example
 from interp.studies.accuracy import METHOD, TABLE_PAIRS, accuracy_report
 from interp.validation import UsageError
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 
 class Parser(argparse.ArgumentParser):
@@ -200,7 +203,7 @@ def _check_accuracy(args: argparse.Namespace) -> None:
     validation.output_folder("--results", _results_folder(args))
 
 
-def check_against_model(args: argparse.Namespace, model: Any) -> None:
+def check_against_model(args: argparse.Namespace, model: InterpModel) -> None:
     """The options that name layers or heads, against the loaded model, before any study computes."""
     from interp.interventions import TopLayerEmulation, check_layers
     from interp.studies.removal import removal_span
@@ -250,7 +253,7 @@ def _rescore(args: argparse.Namespace) -> Page:
     return accuracy_page(f"CoT accuracy: {args.benchmark}", summary, runs, f"accuracy-{args.benchmark}.html")
 
 
-def _accuracy(args: argparse.Namespace, model: Any) -> Page | None:
+def _accuracy(args: argparse.Namespace, model: InterpModel) -> Page | None:
     from interp.benchmarks.data import DataError, load_benchmark
     from interp.benchmarks.harness import limit_per_subject
     from interp.studies.accuracy import HARD_PAIRS
@@ -291,7 +294,7 @@ def _finetune(args: argparse.Namespace) -> None:
         print(f"{folder}: final loss {record['final_loss']:.3f}", record.get("held_out_accuracy", {}).get("all", ""))
 
 
-def _example(args: argparse.Namespace, model: Any) -> Example:
+def _example(args: argparse.Namespace, model: InterpModel) -> Example:
     from interp.tiny.default import default_example
 
     default_prompt, default_dialogue, default_answer = default_example()
@@ -314,7 +317,7 @@ def _example(args: argparse.Namespace, model: Any) -> Example:
     return example
 
 
-def _studies(args: argparse.Namespace, model: Any, example: Example, report: Report) -> None:
+def _studies(args: argparse.Namespace, model: InterpModel, example: Example, report: Report) -> None:
     print(f"{len(example.tokens)} tokens, prompt range 0-{example.prompt_stop}")
     context = Context(model, example, args, lambda path, option: _load(args, path, option))
     for name, study in STUDIES.items():

@@ -16,17 +16,27 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
-from weakref import WeakKeyDictionary
 
 import torch
 from torch import Tensor
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from interp.architectures import pattern_hook_layer
+from interp.architectures import pattern_hook_layer, pattern_hook_name
 
 NAME = "interp_edited"
-_PLAIN: WeakKeyDictionary[Any, PreTrainedModel] = WeakKeyDictionary()
+
+
+class PatternSite:
+    """What a hook function is told about where it runs, on this path as on the bridge's
+    (``hook.name``, ``hook.layer()``): one contract, ``fn(pattern, hook=...) -> pattern``."""
+
+    def __init__(self, layer: int) -> None:
+        self.name = pattern_hook_name(layer)
+        self._layer = layer
+
+    def layer(self) -> int:
+        return self._layer
 
 
 def attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
@@ -43,8 +53,8 @@ def attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor
         scores = scores + attention_mask
     pattern = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     pattern = torch.nn.functional.dropout(pattern, p=dropout, training=module.training)
-    for edit in getattr(module, "interp_edits", ()):
-        pattern = edit(pattern, None)
+    for edit, site in getattr(module, "interp_edits", ()):
+        pattern = edit(pattern, hook=site)
     return torch.matmul(pattern, value).transpose(1, 2).contiguous(), pattern
 
 
@@ -63,17 +73,14 @@ def plain_copy(hf: PreTrainedModel) -> PreTrainedModel:
     return plain.eval()
 
 
-def remember(bridge: Any, plain: PreTrainedModel) -> None:
-    _PLAIN[bridge] = plain
-
-
-def plain_model(bridge: Any, fwd_hooks: Sequence[tuple[str, Callable]]) -> PreTrainedModel | None:
-    """The plain model to decode with, or ``None`` where only the bridge can do it: a model loaded
-    without a plain copy, an edit outside ``hook_pattern``, or hooks attached to the bridge by the
-    caller (they would not fire on the plain model)."""
-    plain = _PLAIN.get(bridge)
+def plain_model(model: Any, fwd_hooks: Sequence[tuple[str, Callable]]) -> PreTrainedModel | None:
+    """The plain model to decode with (``model.plain``), or ``None`` where only the bridge can do
+    it: a model without a plain copy, an edit outside ``hook_pattern``, or hooks attached to the
+    bridge by the caller (they would not fire on the plain model)."""
+    plain = getattr(model, "plain", None)
     if plain is None or any(pattern_hook_layer(name) is None for name, _ in fwd_hooks):
         return None
+    bridge = model.bridge
     if any(point._forward_hooks or point._forward_pre_hooks for point in bridge.hook_dict.values()):
         return None
     # Parameters are shared objects and follow a move of the bridge; buffers (rotary frequencies)
@@ -87,9 +94,10 @@ def plain_model(bridge: Any, fwd_hooks: Sequence[tuple[str, Callable]]) -> PreTr
 @contextmanager
 def edits(plain: PreTrainedModel, fwd_hooks: Sequence[tuple[str, Callable]]) -> Iterator[PreTrainedModel]:
     """Attach the pattern hooks to the plain model's attention layers for the duration of the block."""
-    by_layer: dict[int, list[Callable]] = {}
+    by_layer: dict[int, list[tuple[Callable, PatternSite]]] = {}
     for name, fn in fwd_hooks:
-        by_layer.setdefault(pattern_hook_layer(name), []).append(fn)
+        layer = pattern_hook_layer(name)
+        by_layer.setdefault(layer, []).append((fn, PatternSite(layer)))
     layers = [module for module in plain.modules() if hasattr(module, "layer_idx") and hasattr(module, "o_proj")]
     try:
         for module in layers:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence, TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,9 @@ from torch import Tensor
 
 from interp.generation import decode_until_eos, generate_ids
 from interp.interventions import Intervention, intervene
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class Effect:
 
 
 @torch.no_grad()
-def dialogue_logprobs(model: Any, ids: Int[Tensor, "1 pos"], prompt_stop: int,
+def dialogue_logprobs(model: InterpModel, ids: Int[Tensor, "1 pos"], prompt_stop: int,
                       interventions: Sequence[Intervention] = ()) -> Float[Tensor, "dialogue vocab"]:
     """Log-probabilities of each dialogue token's prediction (positions ``prompt_stop - 1`` to the
     second last), under the interventions."""
@@ -34,7 +37,7 @@ def dialogue_logprobs(model: Any, ids: Int[Tensor, "1 pos"], prompt_stop: int,
         return model(ids)[0, prompt_stop - 1 : -1].float().log_softmax(-1)
 
 
-def dialogue_loss(model: Any, ids: Int[Tensor, "1 pos"], prompt_stop: int, interventions: Sequence[Intervention] = ()) -> float:
+def dialogue_loss(model: InterpModel, ids: Int[Tensor, "1 pos"], prompt_stop: int, interventions: Sequence[Intervention] = ()) -> float:
     """Mean next-token cross-entropy on the tokens after the prompt."""
     logp = dialogue_logprobs(model, ids, prompt_stop, interventions)
     return F.nll_loss(logp, ids[0, prompt_stop:].to(logp.device)).item()
@@ -42,7 +45,7 @@ def dialogue_loss(model: Any, ids: Int[Tensor, "1 pos"], prompt_stop: int, inter
 
 @torch.no_grad()
 def intervention_effects(
-    model: Any,
+    model: InterpModel,
     ids: Int[Tensor, "1 pos"],
     prompt_stop: int,
     variants: Mapping[str, Sequence[Intervention]],

@@ -21,7 +21,7 @@ import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -29,6 +29,9 @@ from tqdm import tqdm
 
 from interp.models import load_hf
 from interp.training import atomic_save, collate
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 STRUCTURED = "structured"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -120,7 +123,7 @@ def encode(tokenizer: Any, row: Row, context: int) -> tuple[list[int], list[int]
     return ids, [-100] * start + ids[start:]
 
 
-def set_attention_dropout(model: Any, p: float) -> None:
+def set_attention_dropout(model: InterpModel, p: float) -> None:
     """The model's own attention dropout (LLaMA's attention modules read it in training mode)."""
     model.config.attention_dropout = p
     for module in model.modules():
@@ -143,7 +146,7 @@ def _prepare(config: FinetuneConfig) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _trainable(model: Any) -> dict[str, Tensor]:
+def _trainable(model: InterpModel) -> dict[str, Tensor]:
     return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 

@@ -9,7 +9,7 @@ The KV cache holds past keys and values; each step runs one query per row. Batch
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TYPE_CHECKING
 
 import torch
 from jaxtyping import Int
@@ -20,15 +20,18 @@ from transformers.cache_utils import DynamicLayer
 from interp.edited_attention import edits, plain_model
 from interp.interventions import Intervention, model_hooks
 
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
-def tokenize(model: Any, texts: Sequence[str]) -> list[list[int]]:
+
+def tokenize(model: InterpModel, texts: Sequence[str]) -> list[list[int]]:
     """Token ids of each text, with BOS as the tokenizer adds it."""
     if any(not text for text in texts):
         raise ValueError("cannot generate from an empty prompt; give at least one character of text")
     return [model.tokenizer(text).input_ids for text in texts]
 
 
-def prefix_length(model: Any, full: Sequence[int], head: str) -> int:
+def prefix_length(model: InterpModel, full: Sequence[int], head: str) -> int:
     """How many tokens of ``full`` (a text tokenised as one) belong to its beginning ``head``:
     where ``head``'s own tokenisation stops agreeing with the whole's."""
     alone = model.tokenizer(head).input_ids
@@ -45,7 +48,7 @@ def stack_left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Int[T
 
 
 @contextmanager
-def decoder(model: Any, interventions: Sequence[Intervention], left_pad: Int[Tensor, " batch"] | None) -> Iterator[Callable[..., Any]]:
+def decoder(model: InterpModel, interventions: Sequence[Intervention], left_pad: Int[Tensor, " batch"] | None) -> Iterator[Callable[..., Any]]:
     """The Hugging Face forward to decode with, the interventions attached for these rows.
 
     The plain model with the edits inside its attention where it can (:mod:`interp.edited_attention`);
@@ -62,7 +65,7 @@ def decoder(model: Any, interventions: Sequence[Intervention], left_pad: Int[Ten
             yield plain
 
 
-def _eos_id(model: Any, eos_token_id: int | None) -> int:
+def _eos_id(model: InterpModel, eos_token_id: int | None) -> int:
     eos = eos_token_id if eos_token_id is not None else model.tokenizer.eos_token_id
     if eos is None:
         raise ValueError("the tokenizer defines no EOS token; pass eos_token_id=")
@@ -71,7 +74,7 @@ def _eos_id(model: Any, eos_token_id: int | None) -> int:
 
 @torch.inference_mode()
 def generate_ids(
-    model: Any,
+    model: InterpModel,
     ids: Int[Tensor, "batch pos"],
     *,
     max_new_tokens: int,
@@ -201,7 +204,7 @@ class _Batch:
 
 @torch.inference_mode()
 def generate_stream(
-    model: Any,
+    model: InterpModel,
     rows: Sequence[Sequence[int]],
     *,
     max_new_tokens: int | Sequence[int],
@@ -310,7 +313,7 @@ def generate_stream(
 
 
 def generate(
-    model: Any,
+    model: InterpModel,
     inputs: str | Sequence[str] | Int[Tensor, "batch pos"],
     *,
     max_new_tokens: int,
@@ -338,7 +341,7 @@ def generate(
     return texts[0] if isinstance(inputs, str) else texts
 
 
-def decode_until_eos(model: Any, row: Int[Tensor, " new"], eos_token_id: int | None = None) -> str:
+def decode_until_eos(model: InterpModel, row: Int[Tensor, " new"], eos_token_id: int | None = None) -> str:
     eos = _eos_id(model, eos_token_id)
     ids = row.tolist()
     return model.tokenizer.decode(ids[: ids.index(eos)] if eos in ids else ids, skip_special_tokens=True)

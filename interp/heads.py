@@ -4,7 +4,7 @@ of ablating each head on the dialogue loss."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, TYPE_CHECKING
 
 import torch
 from jaxtyping import Float, Int
@@ -18,6 +18,9 @@ from transformer_lens.head_detector import (
 from interp.analysis import attention_entropy, attention_patterns
 from interp.effects import dialogue_loss
 from interp.interventions import HeadAblation
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ def sink_scores(patterns: Float[Tensor, "layer head query key"], sinks: Sequence
 
 
 @torch.no_grad()
-def mean_head_outputs(model: Any, ids: Int[Tensor, "batch pos"]) -> dict[tuple[int, int], Tensor]:
+def mean_head_outputs(model: InterpModel, ids: Int[Tensor, "batch pos"]) -> dict[tuple[int, int], Tensor]:
     """Each head's ``hook_z`` averaged over batch and positions: the values for mean ablation."""
     names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
     _, cache = model.run_with_cache(ids, names_filter=lambda name: name in names)
@@ -64,7 +67,7 @@ def mean_head_outputs(model: Any, ids: Int[Tensor, "batch pos"]) -> dict[tuple[i
 
 
 @torch.no_grad()
-def ablation_effects(model: Any, ids: Int[Tensor, "1 pos"], prompt_stop: int,
+def ablation_effects(model: InterpModel, ids: Int[Tensor, "1 pos"], prompt_stop: int,
                      mode: Literal["zero", "mean"] = "zero", layers: Sequence[int] | None = None) -> Float[Tensor, "layer head"]:
     """Change in dialogue loss when each head (of ``layers``, default all) is ablated alone."""
     base = dialogue_loss(model, ids, prompt_stop)
@@ -77,7 +80,7 @@ def ablation_effects(model: Any, ids: Int[Tensor, "1 pos"], prompt_stop: int,
     return effects
 
 
-def repeated_tokens(model: Any, length: int = 40, seed: int = 0) -> Int[Tensor, "1 pos"]:
+def repeated_tokens(model: InterpModel, length: int = 40, seed: int = 0) -> Int[Tensor, "1 pos"]:
     """BOS, then a random token sequence twice: induction heads attend to the token after the
     previous occurrence of the current one."""
     generator = torch.Generator().manual_seed(seed)
@@ -87,7 +90,7 @@ def repeated_tokens(model: Any, length: int = 40, seed: int = 0) -> Int[Tensor, 
 
 
 @torch.no_grad()
-def head_scores(model: Any, ids: Int[Tensor, "1 pos"], prompt_stop: int, *, sinks: Sequence[int] = (0,),
+def head_scores(model: InterpModel, ids: Int[Tensor, "1 pos"], prompt_stop: int, *, sinks: Sequence[int] = (0,),
                 mode: Literal["zero", "mean"] = "zero", layers: Sequence[int] | None = None) -> HeadScores:
     """Every head's scores on one prompt-plus-dialogue sequence (induction on a repeated sequence)."""
     if not 0 < prompt_stop < ids.shape[1]:

@@ -15,7 +15,7 @@ import dataclasses
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Literal, Protocol, Sequence
+from typing import Any, Callable, Iterator, Literal, Protocol, Sequence, TYPE_CHECKING
 
 import torch
 from jaxtyping import Int
@@ -23,6 +23,9 @@ from torch import Tensor
 
 from interp import patterns
 from interp.architectures import pattern_hook_layer, pattern_hook_name, require_pattern_edits
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 HookFn = Callable[..., Tensor]
 Hook = tuple[str, HookFn]
@@ -264,7 +267,7 @@ class HeadAblation:
 
 
 def model_hooks(
-    model: Any, *interventions: Intervention, left_pad: Int[Tensor, " batch"] | None = None
+    model: InterpModel, *interventions: Intervention, left_pad: Int[Tensor, " batch"] | None = None
 ) -> list[Hook]:
     """The interventions' hooks on ``model``; raises if a parameter does not fit the model or the
     model's bridge would ignore a pattern edit."""
@@ -276,7 +279,7 @@ def model_hooks(
 
 @contextmanager
 def intervene(
-    model: Any, *interventions: Intervention, left_pad: Int[Tensor, " batch"] | None = None
+    model: InterpModel, *interventions: Intervention, left_pad: Int[Tensor, " batch"] | None = None
 ) -> Iterator[Any]:
     """Attach the interventions' hooks for the duration of the block; always detach on exit.
 

@@ -24,7 +24,8 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.edited_attention import plain_copy, remember
+from interp.architectures import measure_editable_layers
+from interp.edited_attention import plain_copy
 from interp.validation import looks_like_path
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -33,6 +34,41 @@ LLAMA2C_HEADER = struct.Struct("<7i")
 
 class ModelLoadError(ValueError):
     """A model or tokenizer could not be loaded; the message names the fix."""
+
+
+class InterpModel:
+    """What :func:`load_model` returns and every interp function takes: the state a model needs at
+    run time, held by the caller rather than in tables keyed by models.
+
+    - ``bridge``: the TransformerLens bridge (hook points, ``run_with_cache``, ``hooks()``);
+      attributes and calls fall through to it, so the handle is used as the bridge is
+      (``model(tokens)``, ``model.cfg``, ``model.to_tokens``, ``model.tokenizer``);
+    - ``plain``: the plain Hugging Face model sharing the bridge's weights, which generation
+      decodes with (:mod:`interp.edited_attention`); ``None`` where there is none (a model the
+      bridge loaded itself over several GPUs), and generation then takes the hook path;
+    - ``editable_layers``: the layers whose pattern edits act, measured on first use and kept.
+    """
+
+    def __init__(self, bridge: TransformerBridge, plain: PreTrainedModel | None = None) -> None:
+        self.bridge = bridge
+        self.plain = plain
+        self._editable_layers: tuple[int, ...] | None = None
+
+    @property
+    def editable_layers(self) -> tuple[int, ...]:
+        if self._editable_layers is None:
+            self._editable_layers = measure_editable_layers(self.bridge)
+        return self._editable_layers
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.bridge(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # only for what the handle itself does not hold
+        return getattr(self.__dict__["bridge"], name)
+
+    def __repr__(self) -> str:
+        return f"InterpModel({type(self.bridge.original_model).__name__}, {self.cfg.n_layers} layers, " \
+               f"fast path {'on' if self.plain is not None else 'off'})"
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
@@ -126,8 +162,8 @@ def load_model(
     device: str | torch.device | None = None,
     n_devices: int | None = None,
     device_map: str | dict | None = None,
-) -> TransformerBridge:
-    """A TransformerLens hooked model for a decoder-only language model.
+) -> InterpModel:
+    """A TransformerLens hooked model for a decoder-only language model, in its handle.
 
     ``source`` is one of: a local Hugging Face directory (``config.json``, safetensors or
     ``.bin`` shards, tokenizer files), a hub name such as ``meta-llama/Llama-2-7b-chat-hf``
@@ -145,7 +181,7 @@ def load_model(
         if name is not None:  # TransformerLens places a named model over the devices itself
             bridge = TransformerBridge.boot_transformers(name, tokenizer=tok, dtype=torch_dtype, n_devices=n_devices,
                                                          device_map=device_map)
-            return _compat(bridge)
+            return InterpModel(_compat(bridge))
     hf, tok = load_hf(source, tokenizer=tokenizer, dtype=torch_dtype)
     return _bridge(hf, tok, torch_dtype, device)
 
@@ -220,7 +256,7 @@ def _single_sp_model(folder: Path) -> Path | None:
     return folder / found[0].name if len(found) == 1 else None
 
 
-def _bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype, device: Any) -> TransformerBridge:
+def _bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype, device: Any) -> InterpModel:
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     hf = hf.to(device=device, dtype=dtype).eval()
     hf.config.pad_token_id = tokenizer.pad_token_id
@@ -236,9 +272,7 @@ def _bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dtype: torc
             f"(model_type {hf.config.model_type!r}); use an architecture it bridges, such as LLaMA, "
             "Mistral, Qwen2, Qwen3 or Gemma 2"
         ) from err
-    bridge = _compat(bridge)
-    remember(bridge, plain)  # for fast decoding (interp.edited_attention)
-    return bridge
+    return InterpModel(_compat(bridge), plain)
 
 
 def _compat(bridge: TransformerBridge) -> TransformerBridge:
@@ -331,7 +365,7 @@ def weights_fingerprint(model: Any, samples: int = 4096) -> str:
     return digest.hexdigest()
 
 
-def describe_model(model: TransformerBridge) -> dict[str, Any]:
+def describe_model(model: InterpModel) -> dict[str, Any]:
     """What a report records about the model it ran on."""
     cfg = model.cfg
     return json.loads(json.dumps({

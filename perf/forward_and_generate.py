@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 
 import interp
-from interp import edited_attention
 from interp.generation import generate_ids
 from interp.tiny import random_llama, train_sentencepiece
 from timing import interleaved, median_ratio
@@ -32,11 +31,11 @@ from timing import interleaved, median_ratio
 @contextmanager
 def hook_path(model):
     """Decode through the bridge's hooks: hide the model's plain copy for the duration."""
-    plain = edited_attention._PLAIN.pop(model)
+    plain, model.plain = model.plain, None
     try:
         yield
     finally:
-        edited_attention.remember(model, plain)
+        model.plain = plain
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 from interp.benchmarks import stats
 from interp.benchmarks.data import Item
@@ -17,6 +17,9 @@ from interp.benchmarks.runner import (
     Settings, Shard, check_context, merge_shards, plan, prompt_for, read_results, rescore, run, synchronise,
 )
 from interp.validation import UsageError
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 BASELINE = "cot"
 DEFAULT_NEW_TOKENS = 2048
@@ -40,7 +43,7 @@ def variant_name(method: Method) -> str:
     return f"{BASELINE}+{method.name}"
 
 
-def new_tokens_allowed(model: Any, tokens: dict[str, list[int]], max_new_tokens: int | None) -> int:
+def new_tokens_allowed(model: InterpModel, tokens: dict[str, list[int]], max_new_tokens: int | None) -> int:
     """``max_new_tokens`` as given, or by default ``DEFAULT_NEW_TOKENS`` capped to what the
     model's context leaves after the longest prompt (the tiny models' 512, say)."""
     if max_new_tokens is not None:
@@ -58,7 +61,7 @@ def new_tokens_allowed(model: Any, tokens: dict[str, list[int]], max_new_tokens:
 
 
 def evaluate(
-    model: Any, items: Sequence[Item], out: str | Path, *, methods: Sequence[Method] = (parse_method("emulation"),),
+    model: InterpModel, items: Sequence[Item], out: str | Path, *, methods: Sequence[Method] = (parse_method("emulation"),),
     max_new_tokens: int | None = None, batch_size: int | str = 8, direct: bool = False, chat: bool = False,
     shard: Shard = Shard(), skip_over_context: bool = False, progress: bool = True,
     source: dict[str, Any] | None = None,

@@ -17,11 +17,14 @@ import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 from interp.benchmarks.data import Item
 from interp.models import describe_model, weights_fingerprint
 from interp.validation import UsageError
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 FILE = "run.json"
 
@@ -34,13 +37,13 @@ def questions_digest(items: Sequence[Item]) -> str:
     return digest.hexdigest()
 
 
-def model_identity(model: Any) -> dict[str, Any]:
+def model_identity(model: InterpModel) -> dict[str, Any]:
     """What the model is, independent of where it was loaded from or runs."""
     described = {k: v for k, v in describe_model(model).items() if k not in ("name", "device")}
     return {**described, "weights": weights_fingerprint(model)}
 
 
-def run_record(model: Any, items: Sequence[Item], generation: dict[str, Any],
+def run_record(model: InterpModel, items: Sequence[Item], generation: dict[str, Any],
                source: dict[str, Any] | None = None) -> dict[str, Any]:
     """``source``: how the caller chose the questions and the model (benchmark, data, subjects,
     limit, table sizes, the model's path), recorded to name what changed."""

@@ -13,9 +13,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 MARGIN = 0.9  # the share of free memory the rows may take
 
@@ -42,7 +45,7 @@ class BatchFit:
                 "prefill attention scores")
 
 
-def kv_bytes_per_token(model: Any) -> int:
+def kv_bytes_per_token(model: InterpModel) -> int:
     """2 (keys, values) x layers x KV heads x head size x bytes per element."""
     cfg = model.cfg
     kv_heads = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
@@ -56,7 +59,7 @@ def free_memory(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def fit_batch(model: Any, longest_prompt: int, max_new_tokens: int, n_rows: int, free_bytes: int | None = None) -> BatchFit:
+def fit_batch(model: InterpModel, longest_prompt: int, max_new_tokens: int, n_rows: int, free_bytes: int | None = None) -> BatchFit:
     """The largest batch (at most ``n_rows``) whose rows fit in the free memory."""
     device = next(model.parameters()).device
     return fit(

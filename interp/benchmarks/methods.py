@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol, Sequence, TYPE_CHECKING
 
 import torch
 
@@ -28,13 +28,16 @@ from interp.interventions import (
     AnchorAblation, Intervention, PromptRangeRemoval, TopLayerEmulation, alternating_layers, describe,
 )
 
+if TYPE_CHECKING:
+    from interp.models import InterpModel
+
 
 class Method(Protocol):
     name: str  # the variant's name, e.g. "emulation(alpha=0.1)"
     kind: str  # e.g. "emulation"
     given: tuple[tuple[str, Any], ...]  # the parameters as given (what a sweep varies)
 
-    def interventions(self, model: Any, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]: ...
+    def interventions(self, model: InterpModel, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]: ...
 
     def record(self) -> dict[str, Any]: ...
 
@@ -58,7 +61,7 @@ class Fixed:
     kind: str = "fixed"
     given: tuple[tuple[str, Any], ...] = ()
 
-    def interventions(self, model: Any, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
+    def interventions(self, model: InterpModel, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
         return self.fixed
 
     def record(self) -> dict[str, Any]:
@@ -85,7 +88,7 @@ class PromptRemoval:
         if self.step < 1:
             raise UsageError(f"method prompt-removal: step={self.step}; give a step of at least 1 (the paper: 2)")
 
-    def interventions(self, model: Any, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
+    def interventions(self, model: InterpModel, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
         layers = alternating_layers(self.first, self.last, self.step)
         return (PromptRangeRemoval((0, prompt_stop), layers=layers, renormalise=self.renormalise),)
 
@@ -107,7 +110,7 @@ class AnchorMethod:
     def __post_init__(self) -> None:
         checked(f"method {self.kind}: ratio", ratio, str(self.ratio))
 
-    def interventions(self, model: Any, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
+    def interventions(self, model: InterpModel, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
         anchors = detect_anchors(model, torch.tensor([list(ids)]), prompt_range=(0, prompt_stop), ratio=self.ratio)
         return (AnchorAblation((0, prompt_stop), anchors.positions(), keep_only=self.keep_only,
                                renormalise=self.renormalise),)

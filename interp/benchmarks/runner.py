@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -28,6 +28,9 @@ from interp.generation import decode_until_eos, generate_stream, prefix_length
 from interp.interventions import Intervention, describe, model_hooks
 from interp.benchmarks.identity import model_identity
 from interp.validation import UsageError
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def prompt_for(item: Item, settings: Settings) -> str:
     return chat_template(prompt) if settings.chat else prompt
 
 
-def instruction_stop(model: Any, item: Item, settings: Settings, ids: Sequence[int]) -> int:
+def instruction_stop(model: InterpModel, item: Item, settings: Settings, ids: Sequence[int]) -> int:
     """Where the question's instruction (its prompt range) ends, in tokens of its prompt."""
     if not settings.cot:
         raise ValueError("the non-CoT prompt has no instruction, so it has no prompt range to intervene on")
@@ -79,7 +82,7 @@ def instruction_stop(model: Any, item: Item, settings: Settings, ids: Sequence[i
     return prefix_length(model, list(ids), prompt[: prompt.index(head) + len(head)])
 
 
-def check_context(model: Any, items: Sequence[Item], tokens: dict[str, list[int]], max_new_tokens: int,
+def check_context(model: InterpModel, items: Sequence[Item], tokens: dict[str, list[int]], max_new_tokens: int,
                   skip: bool) -> set[str]:
     """The ids whose prompt plus ``max_new_tokens`` exceeds the model's context. Unless ``skip``,
     any such question stops the run before it generates anything, naming the fix."""
@@ -142,7 +145,7 @@ class BatchSize:
     """The batch size of a run: a number, or ``"auto"`` (what fits the device's free memory); it
     halves on a CUDA out-of-memory error, so a long run goes on with smaller batches."""
 
-    def __init__(self, size: int | str, model: Any, longest_prompt: int, max_new_tokens: int, n_rows: int) -> None:
+    def __init__(self, size: int | str, model: InterpModel, longest_prompt: int, max_new_tokens: int, n_rows: int) -> None:
         if size == "auto":
             from interp.benchmarks.memory import fit_batch
 
@@ -159,7 +162,7 @@ class BatchSize:
 
 
 def run(
-    model: Any,
+    model: InterpModel,
     items: Sequence[Item],
     out: str | Path,
     *,
@@ -227,7 +230,7 @@ def run(
     return [done[item.id] for item in mine]
 
 
-def plan(model: Any, method: Method | None, item: Item, settings: Settings, ids: Sequence[int]) -> tuple[Intervention, ...]:
+def plan(model: InterpModel, method: Method | None, item: Item, settings: Settings, ids: Sequence[int]) -> tuple[Intervention, ...]:
     """The interventions ``item`` is answered with; bad parameters fail here, before generation."""
     if method is None:
         return ()
@@ -242,7 +245,7 @@ def predictions(response: str, options: Sequence[str], answer: str) -> dict[str,
     return {**{f"pred_{m}": p for m, p in preds.items()}, **{f"correct_{m}": p == answer for m, p in preds.items()}}
 
 
-def _record(model: Any, item: Item, row: torch.Tensor, eos: int, prompt_tokens: int,
+def _record(model: InterpModel, item: Item, row: torch.Tensor, eos: int, prompt_tokens: int,
             interventions: Sequence[Intervention]) -> dict[str, Any]:
     ids = row.tolist()
     n = ids.index(eos) + 1 if eos in ids else len(ids)  # the EOS itself is a computed token
@@ -276,7 +279,7 @@ def rescore(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _write_settings(out: Path, variant: str, model: Any, method: Method | None, settings: Settings) -> None:
+def _write_settings(out: Path, variant: str, model: InterpModel, method: Method | None, settings: Settings) -> None:
     # What the model is, not where it was loaded from or runs: a run may resume from another path or device.
     record = json.loads(json.dumps({"variant": variant, "model": model_identity(model), "settings": asdict(settings),
                                     "method": method.record() if method else None}))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence, TYPE_CHECKING
 
 from interp.anchors import detect_anchors
 from interp.interventions import AnchorAblation
 from interp.report.page import Page
 from interp.studies.base import RATIO, Example, Study, check_layer, effect_page, middle_layer
 
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
-def ablation_study(model: Any, example: Example, anchors: Sequence[int], layer: int | None = None,
+
+def ablation_study(model: InterpModel, example: Example, anchors: Sequence[int], layer: int | None = None,
                    max_new_tokens: int = 32) -> Page:
     """The paper's Figure 3: anchors removed from the prompt range, and only anchors kept."""
     prompt = (0, example.prompt_stop)

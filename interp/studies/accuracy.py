@@ -7,13 +7,16 @@ import argparse
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 from interp import validation
 from interp.benchmarks.data import Item
 from interp.report.accuracy import accuracy_page
 from interp.report.page import Page
 from interp.studies.base import Argument, Context, Study
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 HARD_PAIRS = (8, 10)  # the tiny benchmark's tables: longer than training's, so accuracy has room to move
 
@@ -28,7 +31,7 @@ METHOD = Argument(("--method",), dict(
          "per question in its instruction); e.g. --method emulation:alpha=0.1 emulation:alpha=0.3 (default: emulation)"))
 
 
-def accuracy_report(args: argparse.Namespace, model: Any, items: Sequence[Item], name: str, results: Path,
+def accuracy_report(args: argparse.Namespace, model: InterpModel, items: Sequence[Item], name: str, results: Path,
                     max_new_tokens: int | None, source: dict[str, Any] | None = None) -> Page | None:
     """Run the harness (baseline and ``args.methods``) into ``results`` and lay out its page;
     ``None`` on the ranks of a sharded run other than 0."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from interp.analysis import attention_entropy, attention_patterns
 from interp.anchors import Anchors, detect_anchors
@@ -10,8 +10,11 @@ from interp.report import figures
 from interp.report.page import Page, Section
 from interp.studies.base import RATIO, Example, Study
 
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
-def anchor_study(model: Any, example: Example, ratio: float = 3.0) -> tuple[Page, Anchors]:
+
+def anchor_study(model: InterpModel, example: Example, ratio: float = 3.0) -> tuple[Page, Anchors]:
     """Anchor tokens: attention received per key, the detected anchors, their share, entropy."""
     anchors = detect_anchors(model, example.ids, prompt_range=(0, example.prompt_stop), ratio=ratio)
     per_layer = [anchors.layer(layer) for layer in range(model.cfg.n_layers)]

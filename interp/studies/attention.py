@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence, TYPE_CHECKING
 
 from interp import validation
 from interp.analysis import attention_patterns
@@ -11,8 +11,11 @@ from interp.report import figures
 from interp.report.page import Page, Section
 from interp.studies.base import Argument, Example, Study, check_layer, middle_layer
 
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
-def attention_study(model: Any, example: Example, zoom_layers: Sequence[int] | None = None) -> Page:
+
+def attention_study(model: InterpModel, example: Example, zoom_layers: Sequence[int] | None = None) -> Page:
     """The paper's Figure 2: every layer's attention matrix, head-mean and per head."""
     patterns = attention_patterns(model, example.ids)
     zoom = [check_layer(model, layer) for layer in (zoom_layers or (0, middle_layer(model)))]

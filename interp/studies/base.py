@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TYPE_CHECKING
 
 import torch
 from jaxtyping import Int
@@ -23,6 +23,9 @@ from interp.generation import prefix_length
 from interp.interventions import Intervention, check_layers, describe
 from interp.report import figures
 from interp.report.page import Page, Section
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Context:
     """What a study runs on: the model, the example, the parsed arguments, and a loader for the
     other models some studies compare with ((path, the option that named it) -> hooked model)."""
 
-    model: Any
+    model: InterpModel
     example: "Example"
     args: argparse.Namespace
     load: Callable[[str, str], Any]
@@ -73,7 +76,7 @@ class Example:
     answer_start: int | None = None
 
     @classmethod
-    def from_text(cls, model: Any, prompt: str, dialogue: str, answer: str = "") -> "Example":
+    def from_text(cls, model: InterpModel, prompt: str, dialogue: str, answer: str = "") -> "Example":
         if not prompt or not dialogue:
             raise ValueError("both the prompt and the dialogue must be non-empty text")
         full = model.tokenizer(prompt + dialogue + answer).input_ids
@@ -87,11 +90,11 @@ class Example:
         return cls(ids, stop, tuple(model.to_str_tokens(ids[0])), answer_start)
 
 
-def middle_layer(model: Any) -> int:
+def middle_layer(model: InterpModel) -> int:
     return model.cfg.n_layers // 2
 
 
-def check_layer(model: Any, layer: int) -> int:
+def check_layer(model: InterpModel, layer: int) -> int:
     check_layers([layer], model.cfg.n_layers, "layer", "choose layers within that range")
     return layer
 
@@ -114,7 +117,7 @@ def variants_record(variants: dict[str, Sequence[Intervention]]) -> str:
     return "\n".join(f"{name}: {[describe(iv) for iv in ivs] or 'no intervention'}" for name, ivs in variants.items())
 
 
-def effect_page(model: Any, example: Example, variants: dict[str, Sequence[Intervention]], name: str, title: str,
+def effect_page(model: InterpModel, example: Example, variants: dict[str, Sequence[Intervention]], name: str, title: str,
                  text: str, layer: int, max_new_tokens: int) -> Page:
     effects = intervention_effects(model, example.ids, example.prompt_stop, variants, max_new_tokens=max_new_tokens,
                                    generate_from=example.answer_start)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from interp.analysis import attention_entropy, attention_patterns
@@ -10,8 +10,11 @@ from interp.report import figures
 from interp.report.page import Page, Section
 from interp.studies.base import Argument, Context, Example, Study
 
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
-def dropout_study(model: Any, other: Any, example: Example, names: tuple[str, str]) -> Page:
+
+def dropout_study(model: InterpModel, other: InterpModel, example: Example, names: tuple[str, str]) -> Page:
     """The paper's Figure 5: the same text's attention in two models, and their difference per layer."""
     other_ids = other.tokenizer(other.tokenizer.decode(example.ids[0], skip_special_tokens=True)).input_ids
     if other.cfg.n_layers != model.cfg.n_layers or other_ids != example.ids[0].tolist():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence, TYPE_CHECKING
 
 import torch
 from interp import validation
@@ -14,8 +14,11 @@ from interp.report import figures
 from interp.report.page import Page, Section
 from interp.studies.base import Argument, Example, Study, check_layer, continuation_note, effects_table
 
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
-def emulation_study(model: Any, example: Example, emulation: TopLayerEmulation | None = None,
+
+def emulation_study(model: InterpModel, example: Example, emulation: TopLayerEmulation | None = None,
                     layers: Sequence[int] | None = None, max_new_tokens: int = 32) -> Page:
     """The depth-scaled top-layer emulation, inspected: layer-0 mask, per-layer scale, before and after."""
     emulation = emulation or TopLayerEmulation()

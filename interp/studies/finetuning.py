@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from interp.analysis import attention_entropy, attention_patterns
@@ -12,8 +12,11 @@ from interp.report.page import Page, Section
 from interp.studies.base import RATIO, Argument, Context, Example, Study
 from interp.studies.dropout import dropout_study
 
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
-def finetuning_study(base: Any, tuned: dict[str, Any], example: Example, ratio: float = 3.0) -> Page:
+
+def finetuning_study(base: InterpModel, tuned: dict[str, InterpModel], example: Example, ratio: float = 3.0) -> Page:
     """What fine-tuning did to attention: a base model against its fine-tuned version(s) on the
     same text: per-layer attention side by side and the difference, the anchors each finds, the
     share of attention on non-semantic tokens and the entropy per layer. ``tuned`` maps a name to
@@ -64,7 +67,7 @@ def finetuning_study(base: Any, tuned: dict[str, Any], example: Example, ratio: 
     return Page("finetuning.html", "What fine-tuning did to attention", summary, sections)
 
 
-def tuned_models(c: Context) -> dict[str, Any]:
+def tuned_models(c: Context) -> dict[str, InterpModel]:
     """The fine-tuned model of ``--tuned``, or both of a ``--pair`` folder."""
     from pathlib import Path
 

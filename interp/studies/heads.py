@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from typing import Any, Sequence
+from typing import Sequence, TYPE_CHECKING
 
 import torch
 from interp.analysis import attention_patterns
@@ -14,8 +14,11 @@ from interp.report.page import Page, Section
 from interp import validation
 from interp.studies.base import RATIO, Argument, Example, Study
 
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
-def heads_study(model: Any, example: Example, mode: str = "zero", show: Sequence[tuple[int, int]] = (),
+
+def heads_study(model: InterpModel, example: Example, mode: str = "zero", show: Sequence[tuple[int, int]] = (),
                 ratio: float = 3.0) -> Page:
     """Head probing: per-head scores, ablation effects, a ranked table and layer-by-head heatmaps."""
     from interp.heads import head_scores

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from interp import validation
 from interp.interventions import PromptRangeRemoval, alternating_layers, check_layers
 from interp.report.page import Page
 from interp.studies.base import Argument, Example, Study, effect_page
 from interp.validation import UsageError
+
+if TYPE_CHECKING:
+    from interp.models import InterpModel
 
 
 PAPER_SPAN = (4, 8)  # of LLaMA-2-7B's 32 layers
@@ -29,7 +32,7 @@ def removal_span(n_layers: int, first: int | None = None, last: int | None = Non
     return first, last
 
 
-def removal_study(model: Any, example: Example, first: int | None = None, last: int | None = None,
+def removal_study(model: InterpModel, example: Example, first: int | None = None, last: int | None = None,
                   max_new_tokens: int = 32) -> Page:
     """The paper's Figure 4: prompt-range attention removed in alternating middle layers."""
     first, last = removal_span(model.cfg.n_layers, first, last)
