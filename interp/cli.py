@@ -261,7 +261,10 @@ def _accuracy(args: argparse.Namespace, model: InterpModel) -> Page | None:
 
     if args.benchmark == "tiny":
         pairs = tuple(args.table_pairs or HARD_PAIRS)
-        items = held_out_items(args.limit or 50, pairs=pairs)
+        try:
+            items = held_out_items(args.limit or 50, pairs=pairs)
+        except ValueError as err:
+            raise UsageError(f"--table-pairs {pairs[0]} {pairs[1]}: {err}") from None
         source = {"benchmark": "tiny", "limit": args.limit or 50, "table_pairs": list(pairs)}
     else:
         try:
@@ -300,9 +303,12 @@ def _example(args: argparse.Namespace, model: InterpModel) -> Example:
     default_prompt, default_dialogue, default_answer = default_example()
     own = args.prompt is not None or args.dialogue is not None
     # A dialogue of one's own has no reference answer: continuations then start at its end.
-    example = Example.from_text(model, default_prompt if args.prompt is None else args.prompt,
-                                default_dialogue if args.dialogue is None else args.dialogue,
-                                default_answer if args.dialogue is None else "")
+    try:
+        example = Example.from_text(model, default_prompt if args.prompt is None else args.prompt,
+                                    default_dialogue if args.dialogue is None else args.dialogue,
+                                    default_answer if args.dialogue is None else "")
+    except ValueError as err:
+        raise UsageError(f"--prompt/--dialogue: {err}") from None
     length = len(example.tokens)
     start = length if example.answer_start is None else example.answer_start
     what = "the example (--prompt and --dialogue)" if own else \

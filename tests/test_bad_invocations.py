@@ -56,7 +56,7 @@ CASES = [
     (["accuracy", "--benchmark", "tiny", "--max-new-tokens", "0"], "argument --max-new-tokens: 0 is not at least 1"),
     (["accuracy", "--benchmark", "tiny", "--batch-size", "0"], "argument --batch-size"),
     (["accuracy", "--benchmark", "tiny", "--table-pairs", "4", "2"], "--table-pairs 4 2: the fewest comes after the most"),
-    (["accuracy", "--benchmark", "tiny", "--table-pairs", "2", "99"], "tables of 2 to 99 pairs"),
+    (["accuracy", "--benchmark", "tiny", "--table-pairs", "2", "99"], "--table-pairs 2 99: tables of 2 to 99 pairs"),
     (["finetune", "--model", "{tiny_model}", "--out", "{fresh}", "--steps", "0"], "argument --steps: 0 is not at least 1"),
     (["finetune", "--model", "{tiny_model}", "--out", "{fresh}", "--lora", "0"], "argument --lora: 0 is not at least 1"),
     (["finetune", "--model", "{tiny_model}", "--out", "{fresh}", "--lr", "0"], "argument --lr: 0 is not above 0"),
@@ -105,15 +105,15 @@ CASES = [
     (["accuracy", "--benchmark", "mmlu", "--data", "{mmlu_dir}", "--subjects", "astrology"], "subjects ['astrology'] not in"),
     # method specs
     (["accuracy", "--benchmark", "tiny", "--method", "prompt-removal:first=8,last=4"], "--method prompt-removal:first=8,last=4: method prompt-removal: first=8, last=4 is an empty"),
-    (["accuracy", "--benchmark", "tiny", "--method", "prompt-removal:first=99,last=99"], "layers [99] do not exist in a model with 10 layers"),
+    (["accuracy", "--benchmark", "tiny", "--method", "prompt-removal:first=99,last=99"], "--method prompt-removal(first=99,last=99): PromptRangeRemoval: layers [99] do not exist"),
     (["accuracy", "--benchmark", "tiny", "--method", "prompt-removal:step=-2"], "step=-2; give a step of at least 1"),
     (["accuracy", "--benchmark", "tiny", "--method", "keep-anchors:ratio=-1"], "--method keep-anchors:ratio=-1: method keep-anchors: ratio: -1 is not above 0"),
     (["accuracy", "--benchmark", "tiny", "--method", "anchor-ablation:ratio=nan"], "ratio='nan' is not a finite number"),
-    (["accuracy", "--benchmark", "tiny", "--method", "emulation:last_layer=100"], "last_layer=100 is not a layer of this 10-layer model"),
+    (["accuracy", "--benchmark", "tiny", "--method", "emulation:last_layer=100"], "--method emulation(last_layer=100): TopLayerEmulation: last_layer=100 is not a layer"),
     (["accuracy", "--benchmark", "tiny", "--method", "emulation:alpha=x"], "alpha='x' is not a valid float"),
-    (["accuracy", "--benchmark", "tiny", "--method", "emulation", "emulation"], "name the same variant twice"),
+    (["accuracy", "--benchmark", "tiny", "--method", "emulation", "emulation"], "--method: methods ['cot+emulation', 'cot+emulation'] name the same variant twice"),
     # text
-    (["anchors", "--prompt", "Hi", "--dialogue", ""], "must be non-empty"),
+    (["anchors", "--prompt", "Hi", "--dialogue", ""], "--prompt/--dialogue: both the prompt and the dialogue must be non-empty"),
     (["anchors", "--prompt", "word " * 600, "--dialogue", "end"], "more than the model's context of 512 tokens"),
 ]
 

@@ -78,7 +78,7 @@ def evaluate(
         raise UsageError("no questions to run: the benchmark, --subjects and --limit leave none")
     names = [variant_name(m) for m in methods]
     if len(set(names)) != len(names):
-        raise ValueError(f"methods {names} name the same variant twice; give each once")
+        raise UsageError(f"--method: methods {names} name the same variant twice; give each once")
     tokens = {item.id: model.tokenizer(prompt_for(item, Settings(chat=chat))).input_ids for item in items}
     max_new_tokens = new_tokens_allowed(model, tokens, max_new_tokens)
     cot = Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens)
@@ -87,7 +87,10 @@ def evaluate(
     if direct:
         variants = {"direct": (None, Settings(cot=False, chat=chat, max_new_tokens=max_new_tokens)), **variants}
     for method in methods:  # every method's parameters are checked on the model before any variant generates
-        plan(model, method, items[0], cot, tokens[items[0].id])
+        try:
+            plan(model, method, items[0], cot, tokens[items[0].id])
+        except ValueError as err:
+            raise UsageError(f"--method {method.name}: {err}") from err
     claim(out, run_record(model, items, {"chat": chat, "max_new_tokens": max_new_tokens}, source))
     runs = {}
     for name, (method, settings) in variants.items():
