@@ -248,9 +248,9 @@ def _rescore(args: argparse.Namespace) -> Page:
     folder = _results_folder(args)
     if not folder.is_dir():
         raise UsageError(f"--results {folder} does not exist; pass the results folder of an earlier run")
-    runs = rescore_folder(folder)  # rewrites the records and summary.json
-    summary = json.loads((folder / "summary.json").read_text())
-    return accuracy_page(f"CoT accuracy: {args.benchmark}", summary, runs, f"accuracy-{args.benchmark}.html")
+    evaluation = rescore_folder(folder)  # rewrites the records and the summaries
+    return accuracy_page(f"CoT accuracy: {args.benchmark}", evaluation.summary, evaluation.runs,
+                         f"accuracy-{args.benchmark}.html")
 
 
 def _accuracy(args: argparse.Namespace, model: InterpModel) -> Page | None:

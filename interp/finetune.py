@@ -237,20 +237,20 @@ def held_out_accuracy(folder: Path, per_family: int, instruction: bool = True) -
     """Greedy CoT accuracy (final extraction) of the written model on held-out structured
     questions, per family, in the layout it was trained on."""
     import interp
-    from interp.benchmarks import extract_answer, stats
+    from interp.benchmarks import stats
+    from interp.benchmarks.data import Item
+    from interp.benchmarks.record import Answer
     from interp.tiny.dataset import FAMILIES, take
 
     model = interp.load_model(folder)
     questions = [q for family in FAMILIES for q in take("held_out", 0, per_family, (family,))]
     texts = interp.generate(model, [q.prompt if instruction else q.short_prompt for q in questions],
                             max_new_tokens=96, batch_size=16)
-    records = []
-    for i, (q, text) in enumerate(zip(questions, texts)):
-        pred = extract_answer(text, q.options)
-        records.append({"id": str(i), "subject": q.family, "category": q.family, "pred_final": pred,
-                        "correct_final": pred == q.answer})
+    answers = [Answer.read(Item(f"tiny/{q.family}/{i}", "tiny", q.family, q.family, q.question, q.options, q.answer),
+                           text, prompt_tokens=0, generated_tokens=0)  # token counts are not reported here
+               for i, (q, text) in enumerate(zip(questions, texts))]
     return {r["name"]: {"n": r["n"], "accuracy": r["accuracy"], "parse_rate": r["parse_rate"]}
-            for r in stats.accuracy(records, "final") if r["level"] in ("overall", "category")}
+            for r in stats.accuracy(answers, "final") if r["level"] in ("overall", "category")}
 
 
 def pair(config: FinetuneConfig, out: str | Path, *, progress: bool = True, command: str | None = None) -> tuple[Path, Path]:

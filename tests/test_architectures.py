@@ -50,8 +50,8 @@ def test_studies_and_harness_run(architecture, sp_model, tmp_path):
     model = interp.load_model(folder)
     methods = [parse_method(m) for m in ("emulation", "prompt-removal", "anchor-ablation", "keep-anchors")]
     items = held_out_items(1)
-    runs = evaluate(model, items, tmp_path / "acc", methods=methods, max_new_tokens=6, batch_size=3, progress=False)
-    assert len(runs) == 5 and all([r["id"] for r in records] == [i.id for i in items] for records in runs.values())
+    runs = evaluate(model, items, tmp_path / "acc", methods=methods, max_new_tokens=6, batch_size=3, progress=False).runs
+    assert len(runs) == 5 and all([r.id for r in records] == [i.id for i in items] for records in runs.values())
 
 
 @pytest.mark.parametrize("architecture", ["mistral", "gemma2"])

@@ -9,10 +9,12 @@ import json
 import pytest
 
 from interp.benchmarks import runner, stats
-from interp.benchmarks.data import load_mmlu, load_piqa, load_siqa
+from interp.benchmarks import record as record_module
+from interp.benchmarks.data import Item, load_mmlu, load_piqa, load_siqa
 from interp.benchmarks.harness import evaluate, limit_per_subject, rescore_folder
 from interp.benchmarks.methods import parse_method
 from interp.benchmarks.prompts import instruction
+from interp.benchmarks.record import Answer
 from interp.benchmarks.runner import Settings, run
 from interp.cli import main
 from interp.models import load_model
@@ -35,14 +37,22 @@ def lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def answer(i: int, category: str, pred: str | None, skipped: str | None = None) -> Answer:
+    """An answer to question ``i`` (right answer A) that the final mode read as ``pred``."""
+    item = Item(str(i), "test", category, category, "question?", ("yes", "no"), "A")
+    return Answer(item, 10, 5, None if skipped else "response", {"final": pred}, (), skipped)
+
+
 def test_end_to_end_with_and_without_the_method(tiny, items, tmp_path):
-    runs = evaluate(tiny, items, tmp_path, max_new_tokens=40, batch_size=4, direct=True, progress=False)
+    evaluation = evaluate(tiny, items, tmp_path, max_new_tokens=40, batch_size=4, direct=True, progress=False)
+    runs = evaluation.runs
     assert set(runs) == {"direct", "cot", "cot+emulation"}
-    assert [r["id"] for r in runs["cot"]] == [i.id for i in items]
+    assert [r.id for r in runs["cot"]] == [i.id for i in items]
     for record in runs["cot"]:
-        assert 1 <= record["generated_tokens"] <= 40
-        assert record["pred_paper"] in ("A", "B", "C", "D")  # the paper's cascade always guesses
+        assert 1 <= record.generated_tokens <= 40
+        assert record.predictions["paper"] in ("A", "B", "C", "D")  # the paper's cascade always guesses
     summary = json.loads((tmp_path / "summary.json").read_text())
+    assert evaluation.summary == summary  # what evaluate returns is what it wrote
     assert {row["name"] for row in summary["rows"] if row["level"] == "category"} == {"stem", "social"}
     assert {row["variant"] for row in summary["rows"]} == {"direct", "cot", "cot+emulation"}
     assert (tmp_path / "summary.csv").read_text().startswith("mode,variant,level,name")
@@ -92,9 +102,9 @@ def test_sharded_results_merge_to_the_whole(tiny, items, tmp_path):
     for rank in range(2):
         run(tiny, items, tmp_path, variant="cot", settings=Settings(max_new_tokens=20),
             shard=runner.Shard(rank, 2), progress=False)
-    merged = lines(runner.merge_shards(tmp_path, "cot", 2))
+    merged = runner.read_results(runner.merge_shards(tmp_path, "cot", 2)).values()
     whole = run(tiny, items, tmp_path / "whole", variant="cot", settings=Settings(max_new_tokens=20), progress=False)
-    assert sorted(merged, key=lambda r: r["id"]) == sorted(whole, key=lambda r: r["id"])
+    assert sorted(merged, key=lambda r: r.id) == sorted(whole, key=lambda r: r.id)
 
 
 def test_the_real_benchmark_prompts_do_not_fit_stories260k(stories, tmp_path):
@@ -104,9 +114,9 @@ def test_the_real_benchmark_prompts_do_not_fit_stories260k(stories, tmp_path):
     real += load_piqa(SHARED / "piqa")[:2] + load_siqa(SHARED / "siqa")[:2]
     with pytest.raises(ValueError, match=r"exceed the model's context of 512 tokens \(the longest, piqa/0, has 755"):
         evaluate(stories, real, tmp_path, max_new_tokens=6, progress=False)
-    runs = evaluate(stories, real, tmp_path, max_new_tokens=6, skip_over_context=True, progress=False)
+    runs = evaluate(stories, real, tmp_path, max_new_tokens=6, skip_over_context=True, progress=False).runs
     over = {i.id for i in real if len(stories.tokenizer(runner.prompt_for(i, Settings())).input_ids) + 6 > 512}
-    assert {r["id"] for r in runs["cot"] if r["skipped"]} == over
+    assert {r.id for r in runs["cot"] if r.skipped} == over
     rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
     assert {r["name"] for r in rows if r["level"] == "category"} == {"Humanities", "STEM", "PIQA", "SIQA"}
     assert next(r for r in rows if r["level"] == "overall")["skipped"] == len(over)
@@ -117,10 +127,8 @@ def test_mcnemar_and_bootstrap_against_hand_computation():
     method = [True] * 10 + [True] * 5 + [False] * 1 + [False] * 1
     # 5 pairs only the method gets right, 1 only the baseline: p = 2 * P(X <= 1 | 6, 1/2) = 2 * 7/64
     assert stats.mcnemar_exact(baseline, method) == pytest.approx(14 / 64)
-    rows = stats.compare([{"id": str(i), "subject": "s", "category": "c", "correct_final": b, "pred_final": "A"}
-                          for i, b in enumerate(baseline)],
-                         [{"id": str(i), "subject": "s", "category": "c", "correct_final": m, "pred_final": "A"}
-                          for i, m in enumerate(method)])
+    rows = stats.compare([answer(i, "c", "A" if b else "B") for i, b in enumerate(baseline)],
+                         [answer(i, "c", "A" if m else "B") for i, m in enumerate(method)])
     overall = rows[0]
     assert overall["baseline"] == pytest.approx(11 / 17) and overall["method"] == pytest.approx(15 / 17)
     low, high = overall["difference_ci"]
@@ -157,12 +165,8 @@ def test_every_kind_of_method_end_to_end_from_the_command_line(tiny, tmp_path):
 
 
 def test_parse_rates_and_accuracy_against_a_hand_count():
-    def record(i, category, pred, answer="A", skipped=None):
-        return {"id": str(i), "subject": category, "category": category, "skipped": skipped,
-                "pred_final": pred, "correct_final": pred == answer}
-
-    records = [record(0, "x", "A"), record(1, "x", None), record(2, "x", "B"), record(3, "x", None),
-               record(4, "y", "A"), record(5, "y", "A"), record(6, "y", None, skipped="too long")]
+    records = [answer(0, "x", "A"), answer(1, "x", None), answer(2, "x", "B"), answer(3, "x", None),
+               answer(4, "y", "A"), answer(5, "y", "A"), answer(6, "y", None, skipped="too long")]
     rows = {(r["level"], r["name"]): r for r in stats.accuracy(records, "final")}
     # x: 4 questions, 2 answered, 1 right; y: 2 counted (1 skipped), both answered and right.
     assert rows[("category", "x")]["parse_rate"] == 0.5 and rows[("category", "x")]["accuracy"] == 0.25
@@ -173,14 +177,14 @@ def test_parse_rates_and_accuracy_against_a_hand_count():
 
 def test_rescore_gives_the_summaries_of_a_fresh_run_with_the_same_extractor(tiny, items, tmp_path, monkeypatch):
     methods = [parse_method("emulation")]
-    fresh = evaluate(tiny, items, tmp_path / "fresh", methods=methods, max_new_tokens=40, progress=False)
+    fresh = evaluate(tiny, items, tmp_path / "fresh", methods=methods, max_new_tokens=40, progress=False).runs
     # An older extractor that never found an answer wrote these records.
-    monkeypatch.setattr(runner, "extract_answer", lambda response, options, mode: None)
-    stale = evaluate(tiny, items, tmp_path / "stale", methods=methods, max_new_tokens=40, progress=False)
-    assert all(r["pred_final"] is None for r in stale["cot"])
+    monkeypatch.setattr(record_module, "extract_answer", lambda response, options, mode: None)
+    stale = evaluate(tiny, items, tmp_path / "stale", methods=methods, max_new_tokens=40, progress=False).runs
+    assert all(r.predictions["final"] is None for r in stale["cot"])
     monkeypatch.undo()
-    by_id = lambda runs: {name: sorted(records, key=lambda r: r["id"]) for name, records in runs.items()}  # noqa: E731
-    assert by_id(rescore_folder(tmp_path / "stale")) == by_id(fresh)
+    by_id = lambda runs: {name: sorted(records, key=lambda r: r.id) for name, records in runs.items()}  # noqa: E731
+    assert by_id(rescore_folder(tmp_path / "stale").runs) == by_id(fresh)
     for name in ("summary.json", "summary.csv", "review.csv"):
         assert (tmp_path / "stale" / name).read_text() == (tmp_path / "fresh" / name).read_text(), name
 
@@ -190,8 +194,8 @@ def test_a_prompt_past_the_context_stops_the_run_before_it_generates(tiny, items
     with pytest.raises(ValueError, match=rf"context of 512 tokens .*has {longest} tokens.*at most {512 - longest}"):
         evaluate(tiny, items, tmp_path, max_new_tokens=600, progress=False)
     assert not (tmp_path / "cot.jsonl").exists()  # nothing generated, nothing written
-    runs = evaluate(tiny, items, tmp_path, max_new_tokens=600, skip_over_context=True, progress=False)
-    assert all(r["skipped"] and r["response"] is None for r in runs["cot"])
+    runs = evaluate(tiny, items, tmp_path, max_new_tokens=600, skip_over_context=True, progress=False).runs
+    assert all(r.skipped and r.response is None for r in runs["cot"])
     overall = next(r for r in json.loads((tmp_path / "summary.json").read_text())["rows"] if r["level"] == "overall")
     assert overall["skipped"] == len(items) and overall["n"] == 0
 

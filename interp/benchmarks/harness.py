@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, TYPE_CHECKING
 
 from interp.benchmarks import stats
 from interp.benchmarks.data import Item
 from interp.benchmarks.extraction import MODES
+from interp.benchmarks.record import Answer
 from interp.benchmarks.identity import claim, run_record
 from interp.benchmarks.methods import Method, parse_method
 from interp.benchmarks.runner import (
@@ -60,14 +62,24 @@ def new_tokens_allowed(model: InterpModel, tokens: dict[str, list[int]], max_new
     return min(DEFAULT_NEW_TOKENS, room)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What the harness produced: every variant's answers, in question order, and the summary
+    written beside them (``summary.json``)."""
+
+    runs: dict[str, list[Answer]]
+    summary: dict[str, Any]
+
+
 def evaluate(
     model: InterpModel, items: Sequence[Item], out: str | Path, *, methods: Sequence[Method] = (parse_method("emulation"),),
     max_new_tokens: int | None = None, batch_size: int | str = 8, direct: bool = False, chat: bool = False,
     shard: Shard = Shard(), skip_over_context: bool = False, progress: bool = True,
     source: dict[str, Any] | None = None,
-) -> dict[str, list[dict[str, Any]]] | None:
+) -> Evaluation | None:
     """The CoT baseline, CoT under each method, and optionally the non-CoT baseline (for computed
-    tokens). Returns the runs (merged over shards on rank 0; ``None`` on other ranks).
+    tokens). Returns the answers (merged over shards on rank 0; ``None`` on other ranks) and the
+    summary, written once.
 
     ``max_new_tokens`` defaults to 2048, or what the model's context leaves after the longest
     prompt. Everything is checked (methods, context) before ``out`` is claimed for this run
@@ -104,8 +116,7 @@ def evaluate(
         for name in variants:
             merged = read_results(merge_shards(out, name, shard.world))
             runs[name] = [merged[item.id] for item in items]
-    write_tables(out, runs)
-    return runs
+    return Evaluation(runs, write_tables(out, runs))
 
 
 def variants_in(out: Path) -> list[str]:
@@ -116,16 +127,15 @@ def variants_in(out: Path) -> list[str]:
     return [BASELINE] + [n for n in names if n != BASELINE]
 
 
-def rescore_folder(out: str | Path) -> dict[str, list[dict[str, Any]]]:
+def rescore_folder(out: str | Path) -> Evaluation:
     """Re-extract every response of a results folder with the current extractors and rewrite its
     records and summaries; nothing is generated."""
     out = Path(out)
     runs = {name: rescore(out / f"{name}.jsonl") for name in variants_in(out)}
-    write_tables(out, runs)
-    return runs
+    return Evaluation(runs, write_tables(out, runs))
 
 
-def summarise(runs: dict[str, Sequence[dict[str, Any]]], out: Path | None = None) -> dict[str, Any]:
+def summarise(runs: dict[str, Sequence[Answer]], out: Path | None = None) -> dict[str, Any]:
     """Every variant's accuracy and parse rate per mode and group, and each method's difference
     from the CoT baseline (interval, McNemar p), ``final`` mode first."""
     settings = {name: json.loads((out / f"{name}.settings.json").read_text())
@@ -150,13 +160,15 @@ def summarise(runs: dict[str, Sequence[dict[str, Any]]], out: Path | None = None
     }
 
 
-def write_tables(out: Path, runs: dict[str, Sequence[dict[str, Any]]]) -> dict[str, Any]:
+def write_tables(out: Path, runs: dict[str, Sequence[Answer]]) -> dict[str, Any]:
     """summary.json, summary.csv (one row per mode, variant and group) and review.csv (the
-    responses whose readings disagree, or that ``final`` found no answer in). Records are taken
-    in id order, so a rescored folder (file order) and a fresh run (item order) summarise alike."""
-    runs = {name: sorted(records, key=lambda r: r["id"]) for name, records in runs.items()}
-    summary = summarise(runs, out)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    responses whose readings disagree, or that ``final`` found no answer in); returns the summary.
+    Answers are taken in id order, so a rescored folder (file order) and a fresh run (item order)
+    summarise alike."""
+    runs = {name: sorted(records, key=lambda r: r.id) for name, records in runs.items()}
+    text = json.dumps(summarise(runs, out), indent=2)
+    (out / "summary.json").write_text(text)
+    summary = json.loads(text)  # as written: lists, not tuples
     with (out / "summary.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["mode", "variant", "level", "name", "n", "skipped", "parse_rate", "accuracy",
@@ -171,6 +183,6 @@ def write_tables(out: Path, runs: dict[str, Sequence[dict[str, Any]]]) -> dict[s
         writer.writerow(["variant", "id", "answer", *(f"pred_{m}" for m in MODES), "question", "options", "response"])
         for name, records in runs.items():
             for r in stats.disagreements(records, MODES):
-                writer.writerow([name, r["id"], r["answer"], *(r[f"pred_{m}"] for m in MODES), r["question"],
-                                 " | ".join(r["options"]), r["response"]])
+                writer.writerow([name, r.id, r.item.answer, *(r.predictions[m] for m in MODES), r.item.question,
+                                 " | ".join(r.item.options), r.response])
     return summary

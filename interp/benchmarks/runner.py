@@ -15,13 +15,13 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence, TYPE_CHECKING
+from typing import Iterator, Sequence, TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
 
 from interp.benchmarks.data import DataError, Item
-from interp.benchmarks.extraction import MODES, extract_answer
+from interp.benchmarks.record import Answer
 from interp.benchmarks.methods import Method
 from interp.benchmarks.prompts import chat_template, format_prompt, instruction
 from interp.generation import decode_until_eos, generate_stream, prefix_length
@@ -104,7 +104,7 @@ def results_path(out: Path, variant: str, shard: Shard = Shard()) -> Path:
     return out / f"{variant}{shard.suffix()}.jsonl"
 
 
-def read_results(path: Path) -> dict[str, dict[str, Any]]:
+def read_results(path: Path) -> dict[str, Answer]:
     """Finished examples by id. A last line cut off by a kill is ignored (it is redone); any other
     line that is not a record stops the read, naming it, rather than being dropped in silence."""
     done = {}
@@ -112,9 +112,9 @@ def read_results(path: Path) -> dict[str, dict[str, Any]]:
         lines = path.read_text(encoding="utf-8").splitlines()
         for number, text in enumerate(lines, start=1):
             try:
-                record = json.loads(text)
-                done[record["id"]] = record
-            except (json.JSONDecodeError, TypeError, KeyError):
+                answer = Answer.from_line(text)
+                done[answer.id] = answer
+            except (ValueError, TypeError, KeyError):
                 if number == len(lines):
                     continue
                 raise DataError(f"{path}:{number} is not a result record; delete that line (its question is then "
@@ -174,7 +174,7 @@ def run(
     skip_over_context: bool = False,
     progress: bool = True,
     tokens: dict[str, list[int]] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Answer]:
     """Answer every item (this shard's share) under ``method`` (``None``: no intervention),
     appending results; returns them in item order. ``tokens``: the prompts' ids, if already known."""
     out = Path(out)
@@ -198,8 +198,8 @@ def run(
     with bar, path.open("a", encoding="utf-8") as sink:
         for item in todo:
             if item.id in over:
-                done[item.id] = skipped_record(item, len(tokens[item.id]))
-                sink.write(json.dumps(done[item.id]) + "\n")
+                done[item.id] = Answer.skip(item, len(tokens[item.id]))
+                sink.write(done[item.id].to_line() + "\n")
         bar.update(len(over))
         size = BatchSize(batch_size, model, max((len(tokens[i.id]) for i in todo_now), default=0),
                          settings.max_new_tokens, len(todo_now))
@@ -212,12 +212,12 @@ def run(
                 try:
                     for index, row in stream:
                         item = group[index]
-                        record = _record(model, item, row, eos, len(tokens[item.id]), plans[item.id])
-                        sink.write(json.dumps(record) + "\n")
+                        answer = _answer(model, item, row, eos, len(tokens[item.id]), plans[item.id])
+                        sink.write(answer.to_line() + "\n")
                         sink.flush()
-                        done[item.id] = record
+                        done[item.id] = answer
                         finished.add(index)
-                        generated += record["generated_tokens"]
+                        generated += answer.generated_tokens
                         bar.update(1)
                         bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - started):.1f}", batch=size.size)
                 except torch.cuda.OutOfMemoryError:
@@ -239,44 +239,27 @@ def plan(model: InterpModel, method: Method | None, item: Item, settings: Settin
     return interventions
 
 
-def predictions(response: str, options: Sequence[str], answer: str) -> dict[str, Any]:
-    """Every extraction mode's reading of a response, and whether it is the right answer."""
-    preds = {mode: extract_answer(response, options, mode) for mode in MODES}
-    return {**{f"pred_{m}": p for m, p in preds.items()}, **{f"correct_{m}": p == answer for m, p in preds.items()}}
-
-
-def _record(model: InterpModel, item: Item, row: torch.Tensor, eos: int, prompt_tokens: int,
-            interventions: Sequence[Intervention]) -> dict[str, Any]:
+def _answer(model: InterpModel, item: Item, row: torch.Tensor, eos: int, prompt_tokens: int,
+            interventions: Sequence[Intervention]) -> Answer:
     ids = row.tolist()
     n = ids.index(eos) + 1 if eos in ids else len(ids)  # the EOS itself is a computed token
-    response = decode_until_eos(model, row, eos)
-    # JSON-normal (lists, not tuples), so fresh and resumed records compare equal.
-    return json.loads(json.dumps({
-        **asdict(item), "prompt_tokens": prompt_tokens, "generated_tokens": n, "response": response,
-        "skipped": None, **predictions(response, item.options, item.answer),
-        "interventions": [describe(iv) for iv in interventions],
-    }))
+    return Answer.read(item, decode_until_eos(model, row, eos), prompt_tokens=prompt_tokens, generated_tokens=n,
+                       interventions=tuple(describe(iv) for iv in interventions))
 
 
-def skipped_record(item: Item, prompt_tokens: int) -> dict[str, Any]:
-    return json.loads(json.dumps({
-        **asdict(item), "prompt_tokens": prompt_tokens, "generated_tokens": 0, "response": None,
-        "skipped": "prompt plus max_new_tokens exceeds the model's context",
-        **{f"pred_{m}": None for m in MODES}, **{f"correct_{m}": False for m in MODES}, "interventions": [],
-    }))
-
-
-def rescore(path: Path) -> list[dict[str, Any]]:
-    """Re-extract every record of a results file with the current extractors; rewrite it whole
-    (through a temporary file, so a kill leaves the old one)."""
-    records = list(read_results(path).values())
-    for record in records:
-        if not record.get("skipped"):
-            record.update(predictions(record["response"], record["options"], record["answer"]))
-    partial = path.with_suffix(".rescoring")
-    partial.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+def write_answers(path: Path, answers: Sequence[Answer]) -> Path:
+    """Write a results file whole, through a temporary file (a kill leaves the old one)."""
+    partial = path.with_suffix(".partial")
+    partial.write_text("".join(answer.to_line() + "\n" for answer in answers), encoding="utf-8")
     partial.replace(path)
-    return records
+    return path
+
+
+def rescore(path: Path) -> list[Answer]:
+    """Re-extract every answer of a results file with the current extractors; rewrite it whole."""
+    answers = [answer.rescored() for answer in read_results(path).values()]
+    write_answers(path, answers)
+    return answers
 
 
 def _write_settings(out: Path, variant: str, model: InterpModel, method: Method | None, settings: Settings) -> None:
@@ -298,15 +281,13 @@ def _write_settings(out: Path, variant: str, model: InterpModel, method: Method 
 def merge_shards(out: str | Path, variant: str, world: int) -> Path:
     """Combine the rank files of a sharded run into ``<variant>.jsonl`` (rank 0 calls this)."""
     out = Path(out)
-    merged: dict[str, dict[str, Any]] = {}
+    merged: dict[str, Answer] = {}
     for rank in range(world):
         part = results_path(out, variant, Shard(rank, world))
         if not part.is_file():
             raise FileNotFoundError(f"{part} is missing: rank {rank} has not finished")
         merged |= read_results(part)
-    target = results_path(out, variant)
-    target.write_text("".join(json.dumps(r) + "\n" for r in merged.values()), encoding="utf-8")
-    return target
+    return write_answers(results_path(out, variant), list(merged.values()))
 
 
 def synchronise(shard: Shard) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 
 from interp.benchmarks import stats
+from interp.benchmarks.record import Answer
 from interp.report.figures import caption
 from interp.report.page import Page, Section
 
@@ -99,7 +100,7 @@ def sweeps(summary: dict[str, Any], mode: str = "final") -> list[go.Figure]:
     return figures
 
 
-def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[dict[str, Any]]],
+def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[Answer]],
                   name: str = "accuracy.html") -> Page:
     """``summary`` from :func:`interp.benchmarks.harness.summarise`; ``runs`` maps each variant
     to its records (for the review table and accuracy by length)."""
@@ -132,9 +133,9 @@ def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[
         "The responses where the extraction modes disagree, or the final mode found no answer: read these, not "
         f"all of them. All are in review.csv beside the results; the first {REVIEW_ROWS} are shown.",
         tables=[(["variant", "id", "answer", *modes, "question and options", "response"],
-                 [[variant, r["id"], r["answer"], *(r[f"pred_{m}"] for m in modes),
-                   r["question"][:300] + "\n" + "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(r["options"])),
-                   r["response"][-600:]] for variant, r in review[:REVIEW_ROWS]])],
+                 [[variant, r.id, r.item.answer, *(r.predictions[m] for m in modes),
+                   r.item.question[:300] + "\n" + "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(r.item.options)),
+                   (r.response or "")[-600:]] for variant, r in review[:REVIEW_ROWS]])],
     ))
     tokens = summary["computed_tokens"]
     fig = go.Figure()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 from typing import Any, Sequence, TYPE_CHECKING
@@ -38,14 +37,13 @@ def accuracy_report(args: argparse.Namespace, model: InterpModel, items: Sequenc
     from interp.benchmarks.harness import evaluate
     from interp.benchmarks.runner import Shard
 
-    runs = evaluate(model, items, results, methods=args.methods, max_new_tokens=max_new_tokens,
-                    batch_size=getattr(args, "batch_size", 16), direct=getattr(args, "direct", False),
-                    chat=getattr(args, "chat", False), shard=Shard.from_torchrun(),
-                    skip_over_context=getattr(args, "skip_over_context", False), source=source)
-    if runs is None:
+    evaluation = evaluate(model, items, results, methods=args.methods, max_new_tokens=max_new_tokens,
+                          batch_size=getattr(args, "batch_size", 16), direct=getattr(args, "direct", False),
+                          chat=getattr(args, "chat", False), shard=Shard.from_torchrun(),
+                          skip_over_context=getattr(args, "skip_over_context", False), source=source)
+    if evaluation is None:
         return None
-    summary = json.loads((results / "summary.json").read_text())  # evaluate wrote it
-    return accuracy_page(f"CoT accuracy: {name}", summary, runs, f"accuracy-{name}.html")
+    return accuracy_page(f"CoT accuracy: {name}", evaluation.summary, evaluation.runs, f"accuracy-{name}.html")
 
 
 def _run(c: Context) -> Page:

@@ -11,7 +11,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from interp.benchmarks.harness import evaluate, summarise
+from interp.benchmarks.harness import evaluate
 from interp.tiny.dataset import held_out_items
 from interp.tiny.default import DROPOUT, MAIN, load_shipped, shipped
 
@@ -19,9 +19,10 @@ from interp.tiny.default import DROPOUT, MAIN, load_shipped, shipped
 def accuracies(name: str, questions: int) -> dict:
     model = load_shipped(name)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = evaluate(model, held_out_items(questions), tmp, max_new_tokens=64, batch_size=16, progress=False)
+        summary = evaluate(model, held_out_items(questions), tmp, max_new_tokens=64, batch_size=16,
+                           progress=False).summary
     result: dict = {}
-    for row in summarise(runs)["rows"]:
+    for row in summary["rows"]:
         if row["level"] in ("overall", "category"):
             group = result.setdefault(row["mode"], {}).setdefault(row["name"], {"n": row["n"]})
             group[row["variant"]] = row["accuracy"]
