@@ -3,9 +3,9 @@
 Reproduces and extends "Extending Token Computation for LLM Reasoning" (Liao & Vargas, 2024).
 """
 
-from interp.anchors import Anchors, detect_anchors
-from interp.generation import generate
-from interp.interventions import (
+from interp.analysis.anchors import Anchors, detect_anchors
+from interp.model.generation import generate
+from interp.edits.interventions import (
     AnchorAblation,
     PromptRangeRemoval,
     TopLayerEmulation,
@@ -13,7 +13,7 @@ from interp.interventions import (
     describe,
     intervene,
 )
-from interp.models import InterpModel, ModelLoadError, load_model
+from interp.model.load import InterpModel, ModelLoadError, load_model
 
 __all__ = [
     "AnchorAblation", "Anchors", "InterpModel", "ModelLoadError", "PromptRangeRemoval", "TopLayerEmulation",

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
 from interp import validation
-from interp.models import DTYPES, ModelLoadError, describe_model, load_model
+from interp.model.load import DTYPES, ModelLoadError, describe_model, load_model
 from interp.report.page import Page, Report, run_metadata
 from interp.studies import STUDIES, Context, Example
 from interp.studies.accuracy import METHOD, TABLE_PAIRS, accuracy_report
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 class Parser(argparse.ArgumentParser):
@@ -205,7 +205,7 @@ def _check_accuracy(args: argparse.Namespace) -> None:
 
 def check_against_model(args: argparse.Namespace, model: InterpModel) -> None:
     """The options that name layers or heads, against the loaded model, before any study computes."""
-    from interp.interventions import TopLayerEmulation, check_layers
+    from interp.edits.interventions import TopLayerEmulation, check_layers
     from interp.studies.removal import removal_span
 
     n, heads = model.cfg.n_layers, model.cfg.n_heads
@@ -242,7 +242,7 @@ def _results_folder(args: argparse.Namespace) -> Path:
 
 
 def _rescore(args: argparse.Namespace) -> Page:
-    from interp.benchmarks.harness import rescore_folder
+    from interp.accuracy.harness import rescore_folder
     from interp.report.accuracy import accuracy_page
 
     folder = _results_folder(args)
@@ -254,8 +254,8 @@ def _rescore(args: argparse.Namespace) -> Page:
 
 
 def _accuracy(args: argparse.Namespace, model: InterpModel) -> Page | None:
-    from interp.benchmarks.data import DataError, load_benchmark
-    from interp.benchmarks.harness import limit_per_subject
+    from interp.accuracy.data import DataError, load_benchmark
+    from interp.accuracy.harness import limit_per_subject
     from interp.studies.accuracy import HARD_PAIRS
     from interp.tiny.dataset import held_out_items
 
@@ -285,7 +285,7 @@ def model_source(args: argparse.Namespace) -> str:
 
 
 def _finetune(args: argparse.Namespace) -> None:
-    from interp.finetune import FinetuneConfig, finetune, pair
+    from interp.train.finetune import FinetuneConfig, finetune, pair
 
     config = FinetuneConfig(model=args.model, data=args.data, instruction=not args.no_instruction,
                             attention_dropout=args.attention_dropout, lora_rank=None if args.full else args.lora,
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_options(args)
         if hasattr(args, "method"):  # bad method parameters fail here, before a model is loaded
-            from interp.benchmarks.methods import parse_method
+            from interp.accuracy.methods import parse_method
 
             args.methods = [_method(parse_method, spec) for spec in args.method]
         if args.command == "finetune":

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 import interp
-from interp.generation import generate_ids
+from interp.model.generation import generate_ids
 from interp.tiny import random_llama, train_sentencepiece
 from timing import interleaved, median_ratio
 

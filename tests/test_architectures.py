@@ -12,11 +12,11 @@ import torch
 from transformers import GPTJConfig, GPTJForCausalLM, OPTConfig, OPTForCausalLM
 
 import interp
-from interp.architectures import PatternEditsIgnored, editable_layers
-from interp.benchmarks.harness import evaluate
-from interp.benchmarks.methods import parse_method
+from interp.model.architectures import PatternEditsIgnored, editable_layers
+from interp.accuracy.harness import evaluate
+from interp.accuracy.methods import parse_method
 from interp.cli import main
-from interp.generation import generate_ids, stack_left_padded
+from interp.model.generation import generate_ids, stack_left_padded
 from interp.tiny import random_decoder
 from interp.tiny.dataset import held_out_items
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from interp.benchmarks.data import DataError, load_mmlu, load_piqa, load_siqa
+from interp.accuracy.data import DataError, load_mmlu, load_piqa, load_siqa
 from tests.conftest import SHARED
 
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not found")

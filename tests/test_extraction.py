@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from interp.benchmarks import MODES, extract_answer
+from interp.accuracy import MODES, extract_answer
 
 CASES = [json.loads(line) for line in (Path(__file__).parent / "data" / "extraction_cases.jsonl").read_text().splitlines()]
 CAPITALS = ("Paris", "London", "Rome", "Berlin")

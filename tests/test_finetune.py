@@ -12,10 +12,10 @@ import torch
 from safetensors.torch import load_file
 
 import interp
-from interp.anchors import non_semantic, non_semantic_share
-from interp.finetune import FinetuneConfig, Row, encode, finetune, pair, read_rows, set_attention_dropout
-from interp.training import collate
-from interp.models import load_hf
+from interp.analysis.anchors import non_semantic, non_semantic_share
+from interp.train.finetune import FinetuneConfig, Row, encode, finetune, pair, read_rows, set_attention_dropout
+from interp.train.shared import collate
+from interp.model.load import load_hf
 from interp.studies import Example
 from interp.studies.finetuning import finetuning_study
 from interp.tiny import random_llama

@@ -8,16 +8,16 @@ import json
 
 import pytest
 
-from interp.benchmarks import runner, stats
-from interp.benchmarks import record as record_module
-from interp.benchmarks.data import Item, load_mmlu, load_piqa, load_siqa
-from interp.benchmarks.harness import evaluate, limit_per_subject, rescore_folder
-from interp.benchmarks.methods import parse_method
-from interp.benchmarks.prompts import instruction
-from interp.benchmarks.record import Answer
-from interp.benchmarks.runner import Settings, run
+from interp.accuracy import runner, stats
+from interp.accuracy import record as record_module
+from interp.accuracy.data import Item, load_mmlu, load_piqa, load_siqa
+from interp.accuracy.harness import evaluate, limit_per_subject, rescore_folder
+from interp.accuracy.methods import parse_method
+from interp.accuracy.prompts import instruction
+from interp.accuracy.record import Answer
+from interp.accuracy.runner import Settings, run
 from interp.cli import main
-from interp.models import load_model
+from interp.model.load import load_model
 from interp.tiny.dataset import held_out_items
 from interp.tiny.default import load_shipped
 from tests.conftest import SHARED
@@ -220,7 +220,7 @@ def peak_cache_bytes(model, rows, limits, batch_size) -> int:
     buffers), measured on the tensors themselves."""
     import weakref
 
-    from interp.generation import GrowingLayer, generate_stream
+    from interp.model.generation import GrowingLayer, generate_stream
 
     live: weakref.WeakSet = weakref.WeakSet()
     peak = 0
@@ -255,7 +255,7 @@ def test_auto_batch_size_covers_the_bytes_the_cache_really_holds(sp_model):
     continuous batching runs prompts of mixed lengths that stop at mixed lengths."""
     import random
 
-    from interp.benchmarks.memory import fit_batch
+    from interp.accuracy.memory import fit_batch
     from interp.tiny import random_llama
 
     model = load_model(random_llama(n_layers=3, d_model=64, n_heads=4, n_kv_heads=2, vocab_size=400), tokenizer=sp_model)

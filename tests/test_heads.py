@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import interp
-from interp.heads import head_scores, sink_scores
-from interp.interventions import HeadAblation
+from interp.analysis.heads import head_scores, sink_scores
+from interp.edits.interventions import HeadAblation
 
 
 def test_head_ablation_equals_zeroing_that_heads_output_projection(tiny_models):
@@ -31,7 +31,7 @@ def test_sink_scores_are_mean_attention_to_the_sinks():
 
 
 def test_head_scores_rank_heads_by_the_loss_a_plain_hf_model_loses_without_them(stories):
-    from interp.models import llama2c_to_hf
+    from interp.model.load import llama2c_to_hf
     from tests.conftest import STORIES
 
     ids = stories.to_tokens("Lily likes cats.\nTom likes dogs.\nOne day, Lily saw a cat. Lily likes cats.")

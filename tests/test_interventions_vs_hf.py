@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import interp
-from interp.generation import decoder, generate_ids, stack_left_padded
+from interp.model.generation import decoder, generate_ids, stack_left_padded
 from tests.reference import EDIT, Edit, reference_greedy
 
 # LLaMA-2 at two depths (32 exercises h = 31); every other architecture at 7 layers.

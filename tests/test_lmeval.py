@@ -16,7 +16,7 @@ lm_eval = pytest.importorskip("lm_eval")
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
 
-from interp.lmeval import InterpLM, interventions_from_args  # noqa: E402
+from interp.accuracy.lmeval import InterpLM, interventions_from_args  # noqa: E402
 from interp.tiny import random_decoder  # noqa: E402
 from tests.reference import Edit, reference_copy, reference_greedy  # noqa: E402
 from tests.test_interventions_vs_hf import set_edit  # noqa: E402
@@ -157,7 +157,7 @@ def test_the_command_line_runs_with_model_interp(setup, tmp_path):
     folder, _, _ = setup
     tasks = folder.parent / "tasks"
     done = subprocess.run(
-        [sys.executable, "-m", "interp.lmeval", "--model", "interp", "--model_args",
+        [sys.executable, "-m", "interp.accuracy.lmeval", "--model", "interp", "--model_args",
          f"pretrained={folder},intervention=emulation,alpha=0.2", "--tasks", "local_mc", "--include_path", str(tasks),
          "--output_path", str(tmp_path)],
         capture_output=True, text=True, timeout=300,

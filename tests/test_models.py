@@ -9,7 +9,7 @@ import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
 import interp
-from interp.models import ModelLoadError, sentencepiece_tokenizer
+from interp.model.load import ModelLoadError, sentencepiece_tokenizer
 from interp.tiny import random_llama
 from tests.conftest import STORIES
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import interp
-from interp import patterns
+from interp.edits import patterns
 
 
 def test_emulation_mask_excludes_own_position_also_for_a_cached_single_query():

@@ -68,7 +68,7 @@ def test_studies_run_on_stories260k(tmp_path):
 
 def test_continuations_start_where_the_reference_answer_does():
     import interp
-    from interp.effects import intervention_effects
+    from interp.analysis.effects import intervention_effects
     from interp.studies import Example
     from interp.tiny.default import default_example, load_shipped
 

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 import interp
-from interp.benchmarks.prompts import instruction
+from interp.accuracy.prompts import instruction
 from interp.tiny import train as train_module
 from interp.tiny.dataset import FAMILIES, drills, held_out_items, take
 from interp.tiny.train import TrainConfig, train
@@ -95,8 +95,8 @@ def test_a_trained_model_loads_like_any_llama_directory(tmp_path):
 def test_shipped_models_beat_chance_on_held_out_questions_and_record_how_they_were_made(name):
     import json
 
-    from interp.benchmarks.extraction import extract_strict
-    from interp.benchmarks.prompts import format_prompt
+    from interp.accuracy.extraction import extract_strict
+    from interp.accuracy.prompts import format_prompt
     from interp.tiny.default import load_shipped, shipped
 
     record = json.loads((shipped(name) / "training.json").read_text())

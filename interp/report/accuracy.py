@@ -9,8 +9,8 @@ from typing import Any, Sequence
 
 import plotly.graph_objects as go
 
-from interp.benchmarks import stats
-from interp.benchmarks.record import Answer
+from interp.accuracy import stats
+from interp.accuracy.record import Answer
 from interp.report.figures import caption
 from interp.report.page import Page, Section
 
@@ -102,7 +102,7 @@ def sweeps(summary: dict[str, Any], mode: str = "final") -> list[go.Figure]:
 
 def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[Answer]],
                   name: str = "accuracy.html") -> Page:
-    """``summary`` from :func:`interp.benchmarks.harness.summarise`; ``runs`` maps each variant
+    """``summary`` from :func:`interp.accuracy.harness.summarise`; ``runs`` maps each variant
     to its records (for the review table and accuracy by length)."""
     modes, baseline = summary["modes"], summary["baseline"]
     first = {r["variant"]: r for r in _rows(summary, modes[0]) if r["level"] == "overall"}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Sequence, TYPE_CHECKING
 
-from interp.anchors import detect_anchors
-from interp.interventions import AnchorAblation
+from interp.analysis.anchors import detect_anchors
+from interp.edits.interventions import AnchorAblation
 from interp.report.page import Page
 from interp.studies.base import RATIO, Example, Study, check_layer, effect_page, middle_layer
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 def ablation_study(model: InterpModel, example: Example, anchors: Sequence[int], layer: int | None = None,

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any, Sequence, TYPE_CHECKING
 
 from interp import validation
-from interp.benchmarks.data import Item
+from interp.accuracy.data import Item
 from interp.report.accuracy import accuracy_page
 from interp.report.page import Page
 from interp.studies.base import Argument, Context, Study
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 HARD_PAIRS = (8, 10)  # the tiny benchmark's tables: longer than training's, so accuracy has room to move
 
@@ -34,8 +34,8 @@ def accuracy_report(args: argparse.Namespace, model: InterpModel, items: Sequenc
                     max_new_tokens: int | None, source: dict[str, Any] | None = None) -> Page | None:
     """Run the harness (baseline and ``args.methods``) into ``results`` and lay out its page;
     ``None`` on the ranks of a sharded run other than 0."""
-    from interp.benchmarks.harness import evaluate
-    from interp.benchmarks.runner import Shard
+    from interp.accuracy.harness import evaluate
+    from interp.accuracy.runner import Shard
 
     evaluation = evaluate(model, items, results, methods=args.methods, max_new_tokens=max_new_tokens,
                           batch_size=getattr(args, "batch_size", 16), direct=getattr(args, "direct", False),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from interp.analysis import attention_entropy, attention_patterns
-from interp.anchors import Anchors, detect_anchors
+from interp.analysis.attention import attention_entropy, attention_patterns
+from interp.analysis.anchors import Anchors, detect_anchors
 from interp.report import figures
 from interp.report.page import Page, Section
 from interp.studies.base import RATIO, Example, Study
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 def anchor_study(model: InterpModel, example: Example, ratio: float = 3.0) -> tuple[Page, Anchors]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Sequence, TYPE_CHECKING
 
 from interp import validation
-from interp.analysis import attention_patterns
-from interp.anchors import detect_anchors
+from interp.analysis.attention import attention_patterns
+from interp.analysis.anchors import detect_anchors
 from interp.report import figures
 from interp.report.page import Page, Section
 from interp.studies.base import Argument, Example, Study, check_layer, middle_layer
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 def attention_study(model: InterpModel, example: Example, zoom_layers: Sequence[int] | None = None) -> Page:

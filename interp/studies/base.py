@@ -17,15 +17,15 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp import validation
-from interp.analysis import attention_patterns
-from interp.effects import Effect, intervention_effects
-from interp.generation import prefix_length
-from interp.interventions import Intervention, check_layers, describe
+from interp.analysis.attention import attention_patterns
+from interp.analysis.effects import Effect, intervention_effects
+from interp.model.generation import prefix_length
+from interp.edits.interventions import Intervention, check_layers, describe
 from interp.report import figures
 from interp.report.page import Page, Section
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 @dataclass(frozen=True)

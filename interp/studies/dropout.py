@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from interp.analysis import attention_entropy, attention_patterns
+from interp.analysis.attention import attention_entropy, attention_patterns
 from interp.report import figures
 from interp.report.page import Page, Section
 from interp.studies.base import Argument, Context, Example, Study
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 def dropout_study(model: InterpModel, other: InterpModel, example: Example, names: tuple[str, str]) -> Page:

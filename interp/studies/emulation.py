@@ -6,16 +6,16 @@ from typing import Sequence, TYPE_CHECKING
 
 import torch
 from interp import validation
-from interp.analysis import attention_patterns
-from interp.effects import intervention_effects
-from interp.interventions import TopLayerEmulation, describe
-from interp.patterns import emulation_mask
+from interp.analysis.attention import attention_patterns
+from interp.analysis.effects import intervention_effects
+from interp.edits.interventions import TopLayerEmulation, describe
+from interp.edits.patterns import emulation_mask
 from interp.report import figures
 from interp.report.page import Page, Section
 from interp.studies.base import Argument, Example, Study, check_layer, continuation_note, effects_table
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 def emulation_study(model: InterpModel, example: Example, emulation: TopLayerEmulation | None = None,

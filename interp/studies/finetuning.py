@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from interp.analysis import attention_entropy, attention_patterns
-from interp.anchors import detect_anchors, non_semantic_share
+from interp.analysis.attention import attention_entropy, attention_patterns
+from interp.analysis.anchors import detect_anchors, non_semantic_share
 from interp.report import figures
 from interp.report.page import Page, Section
 from interp.studies.base import RATIO, Argument, Context, Example, Study
 from interp.studies.dropout import dropout_study
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 def finetuning_study(base: InterpModel, tuned: dict[str, InterpModel], example: Example, ratio: float = 3.0) -> Page:

@@ -7,21 +7,21 @@ import argparse
 from typing import Sequence, TYPE_CHECKING
 
 import torch
-from interp.analysis import attention_patterns
-from interp.anchors import detect_anchors
+from interp.analysis.attention import attention_patterns
+from interp.analysis.anchors import detect_anchors
 from interp.report import figures
 from interp.report.page import Page, Section
 from interp import validation
 from interp.studies.base import RATIO, Argument, Example, Study
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 def heads_study(model: InterpModel, example: Example, mode: str = "zero", show: Sequence[tuple[int, int]] = (),
                 ratio: float = 3.0) -> Page:
     """Head probing: per-head scores, ablation effects, a ranked table and layer-by-head heatmaps."""
-    from interp.heads import head_scores
+    from interp.analysis.heads import head_scores
 
     for layer, head in show:  # before the scores, which take the longest
         validation.check_head("--show", layer, head, model.cfg.n_layers, model.cfg.n_heads)

@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from interp.benchmarks.prompts import format_prompt, letters, question_block
+from interp.accuracy.prompts import format_prompt, letters, question_block
 
 FAMILIES = ("stem", "social")
 VARIABLES = list("abcdfghkmnpqrstuvwxyz")
@@ -162,7 +162,7 @@ def take(split: str, seed: int, n: int, families: tuple[str, ...] = FAMILIES,
 def held_out_items(n_per_family: int, seed: int = 0, pairs: tuple[int, int] = TRAINING_PAIRS) -> list["Item"]:
     """Held-out questions as benchmark items (subject and category = family), on tables of
     ``pairs`` key-value pairs (longer than the training tables: a harder test)."""
-    from interp.benchmarks.data import Item
+    from interp.accuracy.data import Item
 
     items = []
     for family in FAMILIES:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from interp.benchmarks.prompts import instruction, question_block
+from interp.accuracy.prompts import instruction, question_block
 from interp.tiny.dataset import take
 
 MODELS = Path(__file__).parent / "models"

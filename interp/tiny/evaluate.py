@@ -11,7 +11,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from interp.benchmarks.harness import evaluate
+from interp.accuracy.harness import evaluate
 from interp.tiny.dataset import held_out_items
 from interp.tiny.default import DROPOUT, MAIN, load_shipped, shipped
 

@@ -20,11 +20,11 @@ import torch
 from tqdm import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from interp.benchmarks.prompts import instruction
-from interp.models import sentencepiece_tokenizer
+from interp.accuracy.prompts import instruction
+from interp.model.load import sentencepiece_tokenizer
 from interp.tiny.dataset import FAMILIES, PUNCTUATION, WORDS, Drill, drills, questions, take
 from interp.tiny.tokenizer import train_sentencepiece
-from interp.training import atomic_save, collate
+from interp.train.shared import atomic_save, collate
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.analysis import attention_patterns
+from interp.analysis.attention import attention_patterns
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 def received_attention(

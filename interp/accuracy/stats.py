@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from interp.benchmarks.record import Answer
+from interp.accuracy.record import Answer
 
 
 

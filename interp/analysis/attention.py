@@ -8,10 +8,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.interventions import Intervention, intervene, pattern_hook_name
+from interp.edits.interventions import Intervention, intervene, pattern_hook_name
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 @torch.no_grad()

@@ -37,7 +37,7 @@ def architecture(model: Any) -> str:
 
 def editable_layers(model: Any) -> tuple[int, ...]:
     """The layers whose ``hook_pattern`` output flows into the model's output: measured once per
-    :class:`interp.models.InterpModel` (which keeps the answer), or on a bare bridge each time."""
+    :class:`interp.model.load.InterpModel` (which keeps the answer), or on a bare bridge each time."""
     known = getattr(model, "editable_layers", None)
     return known if isinstance(known, tuple) else measure_editable_layers(model)
 

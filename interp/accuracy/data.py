@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from interp.benchmarks.prompts import letters
+from interp.accuracy.prompts import letters
 
 MMLU_CATEGORIES = {
     "STEM": ["abstract_algebra", "anatomy", "astronomy", "college_biology", "college_chemistry",

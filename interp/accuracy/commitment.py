@@ -32,7 +32,7 @@ from typing import Sequence
 
 from rapidfuzz import fuzz
 
-from interp.benchmarks.prompts import letters as option_letters
+from interp.accuracy.prompts import letters as option_letters
 
 # Similarity (0-100) above which an answer section's text counts as naming an option's text,
 # and the margin by which it must beat every other option (misspellings and light paraphrase

@@ -23,10 +23,10 @@ import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from interp.benchmarks.methods import KINDS, Fixed, parse_method
-from interp.generation import decoder, new_cache
-from interp.interventions import Intervention
-from interp.models import load_model
+from interp.accuracy.methods import KINDS, Fixed, parse_method
+from interp.model.generation import decoder, new_cache
+from interp.edits.interventions import Intervention
+from interp.model.load import load_model
 
 
 def interventions_from_args(intervention: str | None, params: dict[str, Any]) -> tuple[Intervention, ...]:

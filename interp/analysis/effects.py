@@ -10,11 +10,11 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.generation import decode_until_eos, generate_ids
-from interp.interventions import Intervention, intervene
+from interp.model.generation import decode_until_eos, generate_ids
+from interp.edits.interventions import Intervention, intervene
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, TYPE_CHECKING
 
-from interp.benchmarks import stats
-from interp.benchmarks.data import Item
-from interp.benchmarks.extraction import MODES
-from interp.benchmarks.record import Answer
-from interp.benchmarks.identity import claim, run_record
-from interp.benchmarks.methods import Method, parse_method
-from interp.benchmarks.runner import (
+from interp.accuracy import stats
+from interp.accuracy.data import Item
+from interp.accuracy.extraction import MODES
+from interp.accuracy.record import Answer
+from interp.accuracy.identity import claim, run_record
+from interp.accuracy.methods import Method, parse_method
+from interp.accuracy.runner import (
     Settings, Shard, check_context, merge_shards, plan, prompt_for, read_results, rescore, run, synchronise,
 )
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 BASELINE = "cot"
 DEFAULT_NEW_TOKENS = 2048
@@ -83,7 +83,7 @@ def evaluate(
 
     ``max_new_tokens`` defaults to 2048, or what the model's context leaves after the longest
     prompt. Everything is checked (methods, context) before ``out`` is claimed for this run
-    (:mod:`interp.benchmarks.identity`; ``source`` says how the questions and the model were
+    (:mod:`interp.accuracy.identity`; ``source`` says how the questions and the model were
     chosen, to name what differs when a resume is refused) and before anything generates."""
     out = Path(out)
     if not items:

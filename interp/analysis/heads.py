@@ -15,12 +15,12 @@ from transformer_lens.head_detector import (
     get_previous_token_head_detection_pattern,
 )
 
-from interp.analysis import attention_entropy, attention_patterns
-from interp.effects import dialogue_loss
-from interp.interventions import HeadAblation
+from interp.analysis.attention import attention_entropy, attention_patterns
+from interp.analysis.effects import dialogue_loss
+from interp.edits.interventions import HeadAblation
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 @dataclass(frozen=True)

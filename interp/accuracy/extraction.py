@@ -1,7 +1,7 @@
 """Answer extraction from free-form responses, in three modes (``extract_answer``).
 
 - ``final`` (the default): what the response commits to, read from its answer section first
-  (:mod:`interp.benchmarks.commitment`); ``None`` for refusals, open answers and text that names
+  (:mod:`interp.accuracy.commitment`); ``None`` for refusals, open answers and text that names
   no option.
 - ``paper``: the released code's cascade, kept for fidelity (the paper's numbers were made with
   it): each option's text is replaced by its letter (longest first), then "answer is X" /
@@ -16,8 +16,8 @@ import difflib
 import re
 from typing import Sequence
 
-from interp.benchmarks.commitment import extract_final
-from interp.benchmarks.prompts import letters as option_letters
+from interp.accuracy.commitment import extract_final
+from interp.accuracy.prompts import letters as option_letters
 
 MODES = ("final", "paper", "strict")
 

@@ -27,11 +27,11 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from interp.models import load_hf
-from interp.training import atomic_save, collate
+from interp.model.load import load_hf
+from interp.train.shared import atomic_save, collate
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 STRUCTURED = "structured"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -237,9 +237,9 @@ def held_out_accuracy(folder: Path, per_family: int, instruction: bool = True) -
     """Greedy CoT accuracy (final extraction) of the written model on held-out structured
     questions, per family, in the layout it was trained on."""
     import interp
-    from interp.benchmarks import stats
-    from interp.benchmarks.data import Item
-    from interp.benchmarks.record import Answer
+    from interp.accuracy import stats
+    from interp.accuracy.data import Item
+    from interp.accuracy.record import Answer
     from interp.tiny.dataset import FAMILIES, take
 
     model = interp.load_model(folder)

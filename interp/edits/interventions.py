@@ -2,7 +2,7 @@
 
 Each intervention is a frozen dataclass (it describes itself, so a report can say exactly what
 was done) with one method, ``hooks(n_layers, left_pad)``, returning ``(hook_name, fn)`` pairs on
-``blocks.{l}.attn.hook_pattern``. The edits themselves live in :mod:`interp.patterns`.
+``blocks.{l}.attn.hook_pattern``. The edits themselves live in :mod:`interp.edits.patterns`.
 
 ``with intervene(model, *interventions): ...`` attaches them for forward passes and generation
 alike and always detaches them on exit. Interventions compose in the order given; hooks on the
@@ -21,11 +21,11 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp import patterns
-from interp.architectures import pattern_hook_layer, pattern_hook_name, require_pattern_edits
+from interp.edits import patterns
+from interp.model.architectures import pattern_hook_layer, pattern_hook_name, require_pattern_edits
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 HookFn = Callable[..., Tensor]
 Hook = tuple[str, HookFn]
@@ -237,7 +237,7 @@ class AnchorAblation:
 @dataclass(frozen=True)
 class HeadAblation:
     """Replace attention heads' outputs (``hook_z``, before the output projection) by zero, or by
-    given mean vectors (``means[(layer, head)]``, e.g. from :func:`interp.heads.mean_head_outputs`)."""
+    given mean vectors (``means[(layer, head)]``, e.g. from :func:`interp.analysis.heads.mean_head_outputs`)."""
 
     heads: tuple[tuple[int, int], ...]
     means: dict[tuple[int, int], Tensor] | None = None

@@ -1,4 +1,4 @@
-"""What the two trainers (:mod:`interp.tiny.train`, :mod:`interp.finetune`) share: right-padded
+"""What the two trainers (:mod:`interp.tiny.train`, :mod:`interp.train.finetune`) share: right-padded
 batches with labels, and checkpoints written so a kill cannot leave half of one behind."""
 
 from __future__ import annotations

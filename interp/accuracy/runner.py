@@ -20,17 +20,17 @@ from typing import Iterator, Sequence, TYPE_CHECKING
 import torch
 from tqdm import tqdm
 
-from interp.benchmarks.data import DataError, Item
-from interp.benchmarks.record import Answer
-from interp.benchmarks.methods import Method
-from interp.benchmarks.prompts import chat_template, format_prompt, instruction
-from interp.generation import decode_until_eos, generate_stream, prefix_length
-from interp.interventions import Intervention, describe, model_hooks
-from interp.benchmarks.identity import model_identity
+from interp.accuracy.data import DataError, Item
+from interp.accuracy.record import Answer
+from interp.accuracy.methods import Method
+from interp.accuracy.prompts import chat_template, format_prompt, instruction
+from interp.model.generation import decode_until_eos, generate_stream, prefix_length
+from interp.edits.interventions import Intervention, describe, model_hooks
+from interp.accuracy.identity import model_identity
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class BatchSize:
 
     def __init__(self, size: int | str, model: InterpModel, longest_prompt: int, max_new_tokens: int, n_rows: int) -> None:
         if size == "auto":
-            from interp.benchmarks.memory import fit_batch
+            from interp.accuracy.memory import fit_batch
 
             fit = fit_batch(model, longest_prompt, max_new_tokens, max(1, n_rows))
             print(fit.explain(), flush=True)

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from interp.benchmarks.data import Item
-from interp.benchmarks.extraction import MODES, extract_answer
+from interp.accuracy.data import Item
+from interp.accuracy.extraction import MODES, extract_answer
 
 OVER_CONTEXT = "prompt plus max_new_tokens exceeds the model's context"
 

@@ -24,8 +24,8 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.architectures import measure_editable_layers
-from interp.edited_attention import plain_copy
+from interp.model.architectures import measure_editable_layers
+from interp.model.fast_path import plain_copy
 from interp.validation import looks_like_path
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -44,7 +44,7 @@ class InterpModel:
       attributes and calls fall through to it, so the handle is used as the bridge is
       (``model(tokens)``, ``model.cfg``, ``model.to_tokens``, ``model.tokenizer``);
     - ``plain``: the plain Hugging Face model sharing the bridge's weights, which generation
-      decodes with (:mod:`interp.edited_attention`); ``None`` where there is none (a model the
+      decodes with (:mod:`interp.model.fast_path`); ``None`` where there is none (a model the
       bridge loaded itself over several GPUs), and generation then takes the hook path;
     - ``editable_layers``: the layers whose pattern edits act, measured on first use and kept.
     """
@@ -172,7 +172,7 @@ def load_model(
     causal LM (``tokenizer=`` required; the bridge rewires that model in place, so keep a copy
     if you need the original). Any architecture TransformerLens bridges loads; the attention
     interventions refuse those whose bridge only observes the pattern
-    (:mod:`interp.architectures`). ``n_devices`` / ``device_map`` place large
+    (:mod:`interp.model.architectures`). ``n_devices`` / ``device_map`` place large
     models over several GPUs and are passed through to TransformerLens.
     """
     torch_dtype = resolve_dtype(dtype)

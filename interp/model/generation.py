@@ -17,11 +17,11 @@ from torch import Tensor
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from interp.edited_attention import edits, plain_model
-from interp.interventions import Intervention, model_hooks
+from interp.model.fast_path import edits, plain_model
+from interp.edits.interventions import Intervention, model_hooks
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 def tokenize(model: InterpModel, texts: Sequence[str]) -> list[list[int]]:
@@ -51,7 +51,7 @@ def stack_left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Int[T
 def decoder(model: InterpModel, interventions: Sequence[Intervention], left_pad: Int[Tensor, " batch"] | None) -> Iterator[Callable[..., Any]]:
     """The Hugging Face forward to decode with, the interventions attached for these rows.
 
-    The plain model with the edits inside its attention where it can (:mod:`interp.edited_attention`);
+    The plain model with the edits inside its attention where it can (:mod:`interp.model.fast_path`);
     otherwise the bridge's wrapped model, which runs every hook (calling it directly skips the
     bridge's per-call bookkeeping, ~13% of a decoding step).
     """

@@ -22,7 +22,7 @@ from torch import Tensor
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from interp.architectures import pattern_hook_layer, pattern_hook_name
+from interp.model.architectures import pattern_hook_layer, pattern_hook_name
 
 NAME = "interp_edited"
 

@@ -23,13 +23,13 @@ import torch
 
 from interp.validation import UsageError, checked, ratio
 
-from interp.anchors import detect_anchors
-from interp.interventions import (
+from interp.analysis.anchors import detect_anchors
+from interp.edits.interventions import (
     AnchorAblation, Intervention, PromptRangeRemoval, TopLayerEmulation, alternating_layers, describe,
 )
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 
 class Method(Protocol):

@@ -19,12 +19,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence, TYPE_CHECKING
 
-from interp.benchmarks.data import Item
-from interp.models import describe_model, weights_fingerprint
+from interp.accuracy.data import Item
+from interp.model.load import describe_model, weights_fingerprint
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
-    from interp.models import InterpModel
+    from interp.model.load import InterpModel
 
 FILE = "run.json"
 

@@ -1,0 +1,1 @@
+"""What attention does: per-layer patterns and entropy, anchors, effects of edits, heads."""

@@ -1,0 +1,1 @@
+"""The attention edits: pure functions on patterns, and the interventions that apply them."""

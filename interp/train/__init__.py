@@ -1,0 +1,1 @@
+"""Fine-tuning, and what the two trainers share."""
