@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
 from interp import validation
+from interp.accuracy.harness import DEFAULT_BATCH_SIZE
 from interp.model.load import DTYPES, ModelLoadError, describe_model, load_model
 from interp.report.page import Page, Report, run_metadata
 from interp.studies import STUDIES, Context, Example
@@ -88,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--limit", type=validation.count,
                      help="at most this many questions per subject (tiny: per family, default 50)")
     TABLE_PAIRS.add_to(acc)
-    acc.add_argument("--batch-size", type=_batch_size, default=8,
+    acc.add_argument("--batch-size", type=_batch_size, default=DEFAULT_BATCH_SIZE,
                      help="questions per batch, or 'auto': the most whose KV cache fits the device's free memory "
-                          "(printed with the numbers used); halved on an out-of-memory error (default 8)")
+                          f"(printed with the numbers used); halved on an out-of-memory error (default {DEFAULT_BATCH_SIZE})")
     acc.add_argument("--results", type=Path, help="results folder (default: results/<benchmark>)")
     acc.add_argument("--direct", action="store_true", help="also run the non-CoT baseline (computed tokens)")
     acc.add_argument("--chat", action="store_true", help="wrap prompts in the LLaMA-2 chat template")

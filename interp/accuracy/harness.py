@@ -16,7 +16,8 @@ from interp.accuracy.record import Answer
 from interp.accuracy.identity import claim, run_record
 from interp.accuracy.methods import Method, parse_method
 from interp.accuracy.runner import (
-    Settings, Shard, check_context, merge_shards, plan, prompt_for, read_results, rescore, run, synchronise,
+    DEFAULT_BATCH_SIZE, Settings, Shard, check_context, merge_shards, plan, prompt_for, read_results, rescore, run,
+    synchronise,
 )
 from interp.validation import UsageError
 
@@ -73,7 +74,7 @@ class Evaluation:
 
 def evaluate(
     model: InterpModel, items: Sequence[Item], out: str | Path, *, methods: Sequence[Method] = (parse_method("emulation"),),
-    max_new_tokens: int | None = None, batch_size: int | str = 8, direct: bool = False, chat: bool = False,
+    max_new_tokens: int | None = None, batch_size: int | str = DEFAULT_BATCH_SIZE, direct: bool = False, chat: bool = False,
     shard: Shard = Shard(), skip_over_context: bool = False, progress: bool = True,
     source: dict[str, Any] | None = None,
 ) -> Evaluation | None:

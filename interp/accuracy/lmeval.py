@@ -23,7 +23,7 @@ import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from interp.accuracy.methods import KINDS, Fixed, parse_method
+from interp.accuracy.methods import KINDS, FixedMethod, parse_method
 from interp.model.generation import decoder, new_cache
 from interp.edits.interventions import Intervention
 from interp.model.load import load_model
@@ -39,7 +39,7 @@ def interventions_from_args(intervention: str | None, params: dict[str, Any]) ->
         raise ValueError(f"unknown intervention={intervention!r}; choose from none, {', '.join(KINDS)}")
     spec = intervention + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
     method = parse_method(spec)
-    if not isinstance(method, Fixed):
+    if not isinstance(method, FixedMethod):
         raise ValueError(
             f"intervention={intervention} acts on each question's prompt range, which lm-evaluation-harness's "
             "batched requests do not carry; use intervention=emulation here, or `interp accuracy --method "

@@ -25,7 +25,8 @@ from interp.validation import UsageError, checked, ratio
 
 from interp.analysis.anchors import detect_anchors
 from interp.edits.interventions import (
-    AnchorAblation, Intervention, PromptRangeRemoval, TopLayerEmulation, alternating_layers, describe,
+    PAPER_SPAN, PAPER_STEP, AnchorAblation, Intervention, PromptRangeRemoval, TopLayerEmulation, alternating_layers,
+    describe,
 )
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def _fields_record(method: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Fixed:
+class FixedMethod:
     """The same interventions for every question (e.g. the emulation)."""
 
     fixed: tuple[Intervention, ...]
@@ -70,12 +71,12 @@ class Fixed:
 
 
 @dataclass(frozen=True)
-class PromptRemoval:
+class PromptRangeRemovalMethod:
     """Attention to each question's instruction removed in alternating layers."""
 
-    first: int = 4
-    last: int = 8
-    step: int = 2
+    first: int = PAPER_SPAN[0]
+    last: int = PAPER_SPAN[1]
+    step: int = PAPER_STEP
     renormalise: bool = False
     name: str = "prompt-removal"
     kind: str = "prompt-removal"
@@ -97,7 +98,7 @@ class PromptRemoval:
 
 
 @dataclass(frozen=True)
-class AnchorMethod:
+class AnchorAblationMethod:
     """Anchors detected inside each question's instruction, then removed (or kept alone)."""
 
     keep_only: bool
@@ -121,12 +122,12 @@ class AnchorMethod:
 
 # kind -> (builder from the parsed parameters, {parameter: type})
 KINDS: dict[str, tuple[Any, dict[str, type]]] = {
-    "emulation": (lambda p: Fixed((TopLayerEmulation(**p),), "", "emulation"),
+    "emulation": (lambda p: FixedMethod((TopLayerEmulation(**p),), "", "emulation"),
                   {"alpha": float, "threshold": float, "last_layer": int, "renormalise": bool, "boost_all": bool}),
-    "prompt-removal": (lambda p: PromptRemoval(**p, kind="prompt-removal"),
+    "prompt-removal": (lambda p: PromptRangeRemovalMethod(**p, kind="prompt-removal"),
                        {"first": int, "last": int, "step": int, "renormalise": bool}),
-    "anchor-ablation": (lambda p: AnchorMethod(False, **p, kind="anchor-ablation"), {"ratio": float, "renormalise": bool}),
-    "keep-anchors": (lambda p: AnchorMethod(True, **p, kind="keep-anchors"), {"ratio": float, "renormalise": bool}),
+    "anchor-ablation": (lambda p: AnchorAblationMethod(False, **p, kind="anchor-ablation"), {"ratio": float, "renormalise": bool}),
+    "keep-anchors": (lambda p: AnchorAblationMethod(True, **p, kind="keep-anchors"), {"ratio": float, "renormalise": bool}),
 }
 
 

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from interp.model.load import InterpModel
 
 
+DEFAULT_BATCH_SIZE = 8  # questions decoding together; results do not depend on it
+
+
 @dataclass(frozen=True)
 class Settings:
     """How prompts are written and answers generated; recorded beside the results, and a resumed
@@ -131,7 +134,7 @@ def _drop_partial_line(path: Path) -> None:
         path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
-def _groups(items: list[Item], tokens: dict[str, list[int]],
+def _batches_by_interventions(items: list[Item], tokens: dict[str, list[int]],
             interventions: dict[str, tuple[Intervention, ...]]) -> Iterator[list[Item]]:
     # One batch runs one set of interventions; similar lengths together waste less on padding.
     groups: dict[tuple[Intervention, ...], list[Item]] = {}
@@ -170,7 +173,7 @@ def run(
     method: Method | None = None,
     settings: Settings = Settings(),
     shard: Shard = Shard(),
-    batch_size: int | str = 8,
+    batch_size: int | str = DEFAULT_BATCH_SIZE,
     skip_over_context: bool = False,
     progress: bool = True,
     tokens: dict[str, list[int]] | None = None,
@@ -203,7 +206,7 @@ def run(
         bar.update(len(over))
         size = BatchSize(batch_size, model, max((len(tokens[i.id]) for i in todo_now), default=0),
                          settings.max_new_tokens, len(todo_now))
-        for group in _groups(todo_now, tokens, plans):
+        for group in _batches_by_interventions(todo_now, tokens, plans):
             while group:
                 # Rows keep the batch full: a finished question's slot goes to the next waiting one.
                 stream = generate_stream(model, [tokens[item.id] for item in group], max_new_tokens=settings.max_new_tokens,

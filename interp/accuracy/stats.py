@@ -36,7 +36,7 @@ def bootstrap_ci(values: np.ndarray, n_resamples: int = 2000, level: float = 0.9
 GROUP_ORDER = {"overall": 0, "category": 1, "subject": 2}
 
 
-def _groups(records: Sequence[Answer]) -> dict[tuple[str, str], list[Answer]]:
+def _subsets(records: Sequence[Answer]) -> dict[tuple[str, str], list[Answer]]:
     groups: dict[tuple[str, str], list[Answer]] = defaultdict(list)
     for r in records:
         groups[("overall", "all")].append(r)
@@ -50,7 +50,7 @@ def accuracy(records: Sequence[Answer], mode: str) -> list[dict[str, Any]]:
     with its bootstrap interval, and the parse rate (the share of responses that gave an answer
     in this mode). Skipped questions are counted apart and left out of both."""
     rows = []
-    for (level, name), members in _groups(records).items():
+    for (level, name), members in _subsets(records).items():
         kept = [r for r in members if not r.skipped]
         correct = np.array([r.correct(mode) for r in kept], dtype=float)
         answered = np.array([r.answered(mode) for r in kept], dtype=float)
@@ -69,7 +69,7 @@ def compare(baseline: Sequence[Answer], variant: Sequence[Answer], mode: str = "
     by_id = {r.id: r for r in variant if not r.skipped}
     pairs = {r.id: (r, by_id[r.id]) for r in baseline if r.id in by_id and not r.skipped}
     rows = []
-    for (level, name), members in _groups([p[0] for p in pairs.values()]).items():
+    for (level, name), members in _subsets([p[0] for p in pairs.values()]).items():
         a = np.array([pairs[r.id][0].correct(mode) for r in members], dtype=float)
         b = np.array([pairs[r.id][1].correct(mode) for r in members], dtype=float)
         parsed = [np.mean([pairs[r.id][i].answered(mode) for r in members]) for i in (0, 1)]

@@ -40,8 +40,12 @@ def describe(intervention: Any) -> dict[str, Any]:
     return {"intervention": type(intervention).__name__, **dataclasses.asdict(intervention)}
 
 
-def alternating_layers(first: int = 4, last: int = 8, step: int = 2) -> tuple[int, ...]:
-    """Every other layer from ``first`` to ``last`` inclusive (the paper's 4, 6, 8)."""
+PAPER_SPAN = (4, 8)  # the paper's alternating-layer removal: layers 4 to 8 of LLaMA-2-7B's 32 ...
+PAPER_STEP = 2  # ... every other one (4, 6, 8): the one place these numbers are written
+
+
+def alternating_layers(first: int = PAPER_SPAN[0], last: int = PAPER_SPAN[1], step: int = PAPER_STEP) -> tuple[int, ...]:
+    """Every ``step``-th layer from ``first`` to ``last`` inclusive (the paper's 4, 6, 8)."""
     return tuple(range(first, last + 1, step))
 
 

@@ -34,11 +34,11 @@ def accuracy_report(args: argparse.Namespace, model: InterpModel, items: Sequenc
                     max_new_tokens: int | None, source: dict[str, Any] | None = None) -> Page | None:
     """Run the harness (baseline and ``args.methods``) into ``results`` and lay out its page;
     ``None`` on the ranks of a sharded run other than 0."""
-    from interp.accuracy.harness import evaluate
+    from interp.accuracy.harness import DEFAULT_BATCH_SIZE, evaluate
     from interp.accuracy.runner import Shard
 
     evaluation = evaluate(model, items, results, methods=args.methods, max_new_tokens=max_new_tokens,
-                          batch_size=getattr(args, "batch_size", 16), direct=getattr(args, "direct", False),
+                          batch_size=getattr(args, "batch_size", DEFAULT_BATCH_SIZE), direct=getattr(args, "direct", False),
                           chat=getattr(args, "chat", False), shard=Shard.from_torchrun(),
                           skip_over_context=getattr(args, "skip_over_context", False), source=source)
     if evaluation is None:

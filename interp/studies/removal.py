@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from interp import validation
-from interp.edits.interventions import PromptRangeRemoval, alternating_layers, check_layers
+from interp.edits.interventions import PAPER_SPAN, PromptRangeRemoval, alternating_layers, check_layers
 from interp.report.page import Page
 from interp.studies.base import Argument, Example, Study, effect_page
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
-
-
-PAPER_SPAN = (4, 8)  # of LLaMA-2-7B's 32 layers
 
 
 def removal_span(n_layers: int, first: int | None = None, last: int | None = None) -> tuple[int, int]:
