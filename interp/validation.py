@@ -51,6 +51,23 @@ def index(text: str) -> int:
     return _whole(text, 0)
 
 
+def batch_size(text: str) -> int | str:
+    """A positive whole number, or ``auto``."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--batch-size takes a positive whole number or 'auto', got {text!r}")
+    return int(text)
+
+
+def head(text: str) -> tuple[int, int]:
+    """A head written LAYER.HEAD, e.g. 3.1."""
+    layer, _, number = text.partition(".")
+    if not (layer.isdigit() and number.isdigit()):
+        raise argparse.ArgumentTypeError(f"heads are written LAYER.HEAD, e.g. 3.1; got {text!r}")
+    return int(layer), int(number)
+
+
 def _number(text: str) -> float:
     try:
         value = float(text)

@@ -60,6 +60,7 @@ CASES = [
     (["finetune", "--model", "{tiny_model}", "--out", "{fresh}", "--steps", "0"], "argument --steps: 0 is not at least 1"),
     (["finetune", "--model", "{tiny_model}", "--out", "{fresh}", "--lora", "0"], "argument --lora: 0 is not at least 1"),
     (["finetune", "--model", "{tiny_model}", "--out", "{fresh}", "--lr", "0"], "argument --lr: 0 is not above 0"),
+    (["finetune", "--model", "{tiny_model}", "--out", "{fresh}", "--lora", "4", "--full"], "--lora and --full exclude each other"),
     (["finetune", "--model", "{tiny_model}", "--out", "{fresh}", "--lr", "nan"], "argument --lr: 'nan' is not a finite"),
     (["finetune", "--model", "{tiny_model}", "--out", "{fresh}", "--attention-dropout", "1"], "--attention-dropout: 1 is outside [0, 1)"),
     (["finetune", "--model", "{tiny_model}", "--out", "{fresh}", "--data", "{missing}"], "--data {missing} does not exist"),

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from interp.cli import build_parser, main
+from interp.cli import main
 from interp.studies import STUDIES
 from tests.conftest import STORIES
 
@@ -14,9 +14,9 @@ def test_main_job_writes_an_offline_report(tmp_path, capsys):
     assert main(["run", "--out", str(tmp_path), "--max-new-tokens", "4", "--questions", "3", "--cot-tokens", "8"]) == 0
     assert "report:" in capsys.readouterr().out
     written = {p.name for p in tmp_path.glob("*.html")} - {"index.html"}
-    args = build_parser().parse_args(["run"])
-    expected = [name for name, study in STUDIES.items() if study.in_run(args)]
-    assert len(written) == len(expected) == 8 and all(any(p.startswith(name) for p in written) for name in expected)
+    # Written out here, not taken from the registry under test: the main job's eight pages.
+    assert written == {"attention.html", "anchors.html", "ablation.html", "removal.html", "emulation.html",
+                       "heads.html", "dropout.html", "accuracy-tiny.html"}
     library = tmp_path / "plotly.min.js"
     assert library.stat().st_size > 3_000_000 and "plotly.js" in library.read_text()[:2000]
     for page in tmp_path.glob("*.html"):

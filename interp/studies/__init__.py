@@ -7,9 +7,9 @@ and listing it here: its subcommand, its options, its place in ``interp run`` an
 from interp.studies import (
     ablation, accuracy, anchors, attention, dropout, emulation, finetuning, heads, removal,
 )
-from interp.studies.base import Argument, Context, Example, Study
+from interp.studies.base import Context, Example, Study
 
 STUDIES: dict[str, Study] = {module.STUDY.name: module.STUDY for module in (
     attention, anchors, ablation, removal, emulation, heads, dropout, finetuning, accuracy)}
 
-__all__ = ["STUDIES", "Argument", "Context", "Example", "Study"]
+__all__ = ["STUDIES", "Context", "Example", "Study"]

@@ -7,7 +7,7 @@ from typing import Sequence, TYPE_CHECKING
 from interp.analysis.anchors import detect_anchors
 from interp.edits.interventions import AnchorAblation
 from interp.report.page import Page
-from interp.studies.base import RATIO, Example, Study, check_layer, effect_page, middle_layer
+from interp.studies.base import Example, Study, check_layer, effect_page, middle_layer
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -29,8 +29,6 @@ def ablation_study(model: InterpModel, example: Example, anchors: Sequence[int],
 
 STUDY = Study(
     "ablation", "anchor-token ablation and keep-only counter-experiment (Figure 3)",
-    lambda c: ablation_study(c.model, c.example, detect_anchors(c.model, c.example.ids, prompt_range=(0, c.example.prompt_stop), ratio=c.args.ratio).positions(), max_new_tokens=c.args.max_new_tokens),
-    arguments=(
-        RATIO,
-    ),
+    lambda c: ablation_study(c.model, c.example, detect_anchors(c.model, c.example.ids, prompt_range=(0, c.example.prompt_stop), ratio=c.config.ratio).positions(), max_new_tokens=c.config.max_new_tokens),
+    options=("ratio",),
 )

@@ -3,44 +3,34 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 from typing import Any, Sequence, TYPE_CHECKING
 
-from interp import validation
 from interp.accuracy.data import Item
+from interp.accuracy.methods import Method, parse_method
+from interp.accuracy.runner import DEFAULT_BATCH_SIZE
+from interp.config import HARD_PAIRS
 from interp.report.accuracy import accuracy_page
 from interp.report.page import Page
-from interp.studies.base import Argument, Context, Study
+from interp.studies.base import Context, Study
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
 
-HARD_PAIRS = (8, 10)  # the tiny benchmark's tables: longer than training's, so accuracy has room to move
 
-TABLE_PAIRS = Argument(("--table-pairs",), dict(
-    type=validation.count, nargs=2, default=None, metavar=("FEWEST", "MOST"),
-    help="held-out tiny questions on tables of this many pairs (default 8 10: longer than the 2-4 the shipped "
-         "models were trained on, so their accuracy is neither at chance nor at 100%%)"))
-METHOD = Argument(("--method",), dict(
-    nargs="+", default=["emulation"], metavar="SPEC",
-    help="variants compared with the CoT baseline, each KIND or KIND:key=value,...: emulation (alpha, threshold, "
-         "last_layer), prompt-removal (first, last, step), anchor-ablation and keep-anchors (ratio; anchors found "
-         "per question in its instruction); e.g. --method emulation:alpha=0.1 emulation:alpha=0.3 (default: emulation)"))
-
-
-def accuracy_report(args: argparse.Namespace, model: InterpModel, items: Sequence[Item], name: str, results: Path,
-                    max_new_tokens: int | None, source: dict[str, Any] | None = None) -> Page | None:
-    """Run the harness (baseline and ``args.methods``) into ``results`` and lay out its page;
+def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, results: Path, *,
+                    methods: Sequence[Method], max_new_tokens: int | None, batch_size: int | str = DEFAULT_BATCH_SIZE,
+                    direct: bool = False, chat: bool = False, skip_over_context: bool = False,
+                    source: dict[str, Any] | None = None) -> Page | None:
+    """Run the harness (baseline and ``methods``) into ``results`` and lay out its page;
     ``None`` on the ranks of a sharded run other than 0."""
-    from interp.accuracy.harness import DEFAULT_BATCH_SIZE, evaluate
+    from interp.accuracy.harness import evaluate
     from interp.accuracy.runner import Shard
 
-    evaluation = evaluate(model, items, results, methods=args.methods, max_new_tokens=max_new_tokens,
-                          batch_size=getattr(args, "batch_size", DEFAULT_BATCH_SIZE), direct=getattr(args, "direct", False),
-                          chat=getattr(args, "chat", False), shard=Shard.from_torchrun(),
-                          skip_over_context=getattr(args, "skip_over_context", False), source=source)
+    evaluation = evaluate(model, items, results, methods=methods, max_new_tokens=max_new_tokens,
+                          batch_size=batch_size, direct=direct, chat=chat, shard=Shard.from_torchrun(),
+                          skip_over_context=skip_over_context, source=source)
     if evaluation is None:
         return None
     return accuracy_page(f"CoT accuracy: {name}", evaluation.summary, evaluation.runs, f"accuracy-{name}.html")
@@ -49,10 +39,11 @@ def accuracy_report(args: argparse.Namespace, model: InterpModel, items: Sequenc
 def _run(c: Context) -> Page:
     from interp.tiny.dataset import held_out_items
 
-    results = c.args.out / "results-tiny"
+    results = c.config.out / "results-tiny"
     shutil.rmtree(results, ignore_errors=True)  # the main job's own scratch results: always a fresh run
-    items = held_out_items(c.args.questions, pairs=tuple(c.args.table_pairs or HARD_PAIRS))
-    page = accuracy_report(c.args, c.model, items, "tiny", results, c.args.cot_tokens)
+    items = held_out_items(c.config.questions, pairs=tuple(c.config.table_pairs or HARD_PAIRS))
+    page = accuracy_report(c.model, items, "tiny", results, methods=[parse_method(s) for s in c.config.method],
+                           max_new_tokens=c.config.cot_tokens)
     assert page is not None  # the main job is never sharded
     return page
 
@@ -60,13 +51,7 @@ def _run(c: Context) -> Page:
 STUDY = Study(
     "accuracy", "CoT accuracy on held-out tiny questions, baseline vs each method (shipped models only)",
     _run,
-    arguments=(
-        Argument(("--questions",), dict(type=validation.count, default=24,
-                                        help="held-out questions per family for CoT accuracy (default 24)")),
-        Argument(("--cot-tokens",), dict(type=validation.count, default=64, help="new tokens per CoT answer (default 64)")),
-        TABLE_PAIRS,
-        METHOD,
-    ),
-    in_run=lambda args: not args.model,
+    options=("questions", "cot_tokens", "table_pairs", "method"),
+    in_run=lambda config: not config.model,
     command=False,  # `interp accuracy` is the harness's own command
 )

@@ -8,7 +8,7 @@ from interp.analysis.attention import attention_entropy, attention_patterns
 from interp.analysis.anchors import Anchors, detect_anchors
 from interp.report import figures
 from interp.report.page import Page, Section
-from interp.studies.base import RATIO, Example, Study
+from interp.studies.base import Example, Study
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -43,8 +43,6 @@ def anchor_study(model: InterpModel, example: Example, ratio: float = 3.0) -> tu
 
 STUDY = Study(
     "anchors", "anchor tokens: received attention, detected anchors, share, entropy",
-    lambda c: anchor_study(c.model, c.example, c.args.ratio)[0],
-    arguments=(
-        RATIO,
-    ),
+    lambda c: anchor_study(c.model, c.example, c.config.ratio)[0],
+    options=("ratio",),
 )

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Sequence, TYPE_CHECKING
 
-from interp import validation
 from interp.analysis.attention import attention_patterns
 from interp.analysis.anchors import detect_anchors
 from interp.report import figures
 from interp.report.page import Page, Section
-from interp.studies.base import Argument, Example, Study, check_layer, middle_layer
+from interp.studies.base import Example, Study, check_layer, middle_layer
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -42,8 +41,6 @@ def attention_study(model: InterpModel, example: Example, zoom_layers: Sequence[
 
 STUDY = Study(
     "attention", "per-layer attention matrices (Figure 2)",
-    lambda c: attention_study(c.model, c.example, c.args.zoom_layers),
-    arguments=(
-        Argument(("--zoom-layers",), dict(type=validation.index, nargs="+", help="layers shown per head (default: first and middle)")),
-    ),
+    lambda c: attention_study(c.model, c.example, c.config.zoom_layers),
+    options=("zoom_layers",),
 )

@@ -8,15 +8,13 @@ which computes its numbers with the library and lays them out with :mod:`interp.
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TYPE_CHECKING
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp import validation
 from interp.analysis.attention import attention_patterns
 from interp.analysis.effects import Effect, intervention_effects
 from interp.model.generation import prefix_length
@@ -25,33 +23,19 @@ from interp.report import figures
 from interp.report.page import Page, Section
 
 if TYPE_CHECKING:
+    from interp.config import StudyConfig
     from interp.model.load import InterpModel
 
 
 @dataclass(frozen=True)
-class Argument:
-    """One command-line option of a study, as ``parser.add_argument(*flags, **options)`` takes it."""
-
-    flags: tuple[str, ...]
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def add_to(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(*self.flags, **self.options)
-
-
-RATIO = Argument(("--ratio",), dict(type=validation.ratio, default=3.0,
-                                   help="anchor threshold: times the mean received attention (default 3)"))
-
-
-@dataclass(frozen=True)
 class Context:
-    """What a study runs on: the model, the example, the parsed arguments, and a loader for the
-    other models some studies compare with ((path, the option that named it) -> hooked model)."""
+    """What a study runs on: the model, the example, the run's settings, and a loader for the
+    other models some studies compare with ((path, the option that named it) -> model)."""
 
     model: InterpModel
     example: "Example"
-    args: argparse.Namespace
-    load: Callable[[str, str], Any]
+    config: StudyConfig
+    load: Callable[[str, str], InterpModel]
 
 
 @dataclass(frozen=True)
@@ -59,8 +43,8 @@ class Study:
     name: str
     help: str
     run: Callable[[Context], Page]
-    arguments: tuple[Argument, ...] = ()
-    in_run: Callable[[argparse.Namespace], bool] = lambda args: True  # does `interp run` include it?
+    options: tuple[str, ...] = ()  # the StudyConfig fields it reads: its subcommand's own options
+    in_run: Callable[[StudyConfig], bool] = lambda config: True  # does `interp run` include it?
     command: bool = True  # does it have a subcommand of its own?
 
 

@@ -8,7 +8,7 @@ import torch
 from interp.analysis.attention import attention_entropy, attention_patterns
 from interp.report import figures
 from interp.report.page import Page, Section
-from interp.studies.base import Argument, Context, Example, Study
+from interp.studies.base import Context, Example, Study
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -51,16 +51,15 @@ def dropout_study(model: InterpModel, other: InterpModel, example: Example, name
 def _run(c: Context) -> Page:
     from interp.tiny.default import DROPOUT, load_shipped
 
-    other = c.load(c.args.compare_model, "--compare-model") if c.args.compare_model else load_shipped(DROPOUT)
-    names = ("this model" if c.args.model else "no dropout", "compared" if c.args.compare_model else "attention dropout 0.1")
+    other = c.load(c.config.compare_model, "--compare-model") if c.config.compare_model else load_shipped(DROPOUT)
+    names = ("this model" if c.config.model else "no dropout",
+             "compared" if c.config.compare_model else "attention dropout 0.1")
     return dropout_study(c.model, other, c.example, names)
 
 
 STUDY = Study(
     "dropout", "attention of two models (without and with attention dropout) and their difference (Figure 5)",
     _run,
-    arguments=(
-        Argument(("--compare-model",), dict(help="the second model (default: the shipped dropout-trained model)")),
-    ),
-    in_run=lambda args: not args.model or bool(args.compare_model),
+    options=("compare_model",),
+    in_run=lambda config: not config.model or bool(config.compare_model),
 )

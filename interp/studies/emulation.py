@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Sequence, TYPE_CHECKING
 
 import torch
-from interp import validation
 from interp.analysis.attention import attention_patterns
 from interp.analysis.effects import intervention_effects
 from interp.edits.interventions import TopLayerEmulation, describe
 from interp.edits.patterns import emulation_mask
 from interp.report import figures
 from interp.report.page import Page, Section
-from interp.studies.base import Argument, Example, Study, check_layer, continuation_note, effects_table
+from interp.studies.base import Example, Study, check_layer, continuation_note, effects_table
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -53,12 +52,8 @@ def emulation_study(model: InterpModel, example: Example, emulation: TopLayerEmu
 
 STUDY = Study(
     "emulation", "depth-scaled top-layer emulation, inspected",
-    lambda c: emulation_study(c.model, c.example, TopLayerEmulation(c.args.alpha, c.args.threshold, c.args.last_layer), max_new_tokens=c.args.max_new_tokens),
-    arguments=(
-        Argument(("--alpha",), dict(type=validation.finite, default=0.2, help="alpha in 1 + alpha (1 - l/h) (default 0.2)")),
-        Argument(("--threshold",), dict(type=validation.open_unit, default=0.01,
-                                        help="tau in the layer-0 mask A_0 > tau (default 0.01)")),
-        Argument(("--last-layer",), dict(type=validation.count, default=None,
-                                         help="h in 1 + alpha (1 - l/h) (default: the last layer)")),
-    ),
+    lambda c: emulation_study(c.model, c.example, TopLayerEmulation(c.config.alpha, c.config.threshold,
+                                                                     c.config.last_layer),
+                              max_new_tokens=c.config.max_new_tokens),
+    options=("alpha", "threshold", "last_layer"),
 )

@@ -9,7 +9,7 @@ from interp.analysis.attention import attention_entropy, attention_patterns
 from interp.analysis.anchors import detect_anchors, non_semantic_share
 from interp.report import figures
 from interp.report.page import Page, Section
-from interp.studies.base import RATIO, Argument, Context, Example, Study
+from interp.studies.base import Context, Example, Study
 from interp.studies.dropout import dropout_study
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def tuned_models(c: Context) -> dict[str, InterpModel]:
     """The fine-tuned model of ``--tuned``, or both of a ``--pair`` folder."""
     from pathlib import Path
 
-    folder = Path(c.args.tuned)
+    folder = Path(c.config.tuned)
     pair = {"tuned": folder / "without-dropout", "tuned with dropout": folder / "with-dropout"}
     if all(p.is_dir() for p in pair.values()):
         return {label: c.load(str(path), "--tuned") for label, path in pair.items()}
@@ -80,10 +80,7 @@ def tuned_models(c: Context) -> dict[str, InterpModel]:
 
 STUDY = Study(
     "finetuning", "what fine-tuning did to attention: a base model against its fine-tuned version(s) (--tuned)",
-    lambda c: finetuning_study(c.model, tuned_models(c), c.example, c.args.ratio),
-    arguments=(
-        RATIO,
-        Argument(("--tuned",), dict(help="the fine-tuned model directory written by `interp finetune`, or its --pair folder (then both, and the dropout comparison); --model is the base it was tuned from")),
-    ),
-    in_run=lambda args: bool(args.tuned),
+    lambda c: finetuning_study(c.model, tuned_models(c), c.example, c.config.ratio),
+    options=("ratio", "tuned"),
+    in_run=lambda config: bool(config.tuned),
 )

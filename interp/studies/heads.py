@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from typing import Sequence, TYPE_CHECKING
 
 import torch
@@ -12,7 +10,7 @@ from interp.analysis.anchors import detect_anchors
 from interp.report import figures
 from interp.report.page import Page, Section
 from interp import validation
-from interp.studies.base import RATIO, Argument, Example, Study
+from interp.studies.base import Example, Study
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -52,20 +50,8 @@ def heads_study(model: InterpModel, example: Example, mode: str = "zero", show: 
     return Page("heads.html", "Head probing", f"most important head {top['head']} (+{top['ablation_loss_change']:.3f} nats)", sections)
 
 
-def head_label(text: str) -> tuple[int, int]:
-    """A head written LAYER.HEAD, e.g. 3.1."""
-    layer, _, head = text.partition(".")
-    if not (layer.isdigit() and head.isdigit()):
-        raise argparse.ArgumentTypeError(f"heads are written LAYER.HEAD, e.g. 3.1; got {text!r}")
-    return int(layer), int(head)
-
-
 STUDY = Study(
     "heads", "head probing: sink, previous-token, induction, entropy, ablation effects",
-    lambda c: heads_study(c.model, c.example, c.args.ablation, c.args.show, c.args.ratio),
-    arguments=(
-        RATIO,
-        Argument(("--ablation",), dict(choices=["zero", "mean"], default="zero", help="how heads are ablated")),
-        Argument(("--show",), dict(type=head_label, nargs="+", default=[], help="heads whose pattern to show, e.g. 0.3 5.1")),
-    ),
+    lambda c: heads_study(c.model, c.example, c.config.ablation, c.config.show, c.config.ratio),
+    options=("ratio", "ablation", "show"),
 )

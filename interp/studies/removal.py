@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from interp import validation
 from interp.edits.interventions import PAPER_SPAN, PromptRangeRemoval, alternating_layers, check_layers
 from interp.report.page import Page
-from interp.studies.base import Argument, Example, Study, effect_page
+from interp.studies.base import Example, Study, effect_page
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
@@ -47,13 +46,6 @@ def removal_study(model: InterpModel, example: Example, first: int | None = None
 
 STUDY = Study(
     "removal", "alternating-layer prompt removal (Figure 4)",
-    lambda c: removal_study(c.model, c.example, c.args.first, c.args.last, c.args.max_new_tokens),
-    arguments=(
-        Argument(("--first",), dict(type=validation.index, default=None,
-                                    help="first layer of the removal span (default 4, the paper's; 1 on models of "
-                                         "fewer than 9 layers)")),
-        Argument(("--last",), dict(type=validation.index, default=None,
-                                   help="last layer of the removal span (default 8, the paper's; the last but one "
-                                        "on models of fewer than 9 layers)")),
-    ),
+    lambda c: removal_study(c.model, c.example, c.config.first, c.config.last, c.config.max_new_tokens),
+    options=("first", "last"),
 )

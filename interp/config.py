@@ -1,0 +1,192 @@
+"""Each kind of run's settings as one dataclass, and the command line built from its fields.
+
+A field declared with :func:`option` carries its help, its flag and its value check
+(:mod:`interp.validation`); its default is written once, in the dataclass, and the parser reads
+it from there. The command line parses into the dataclass (:func:`from_args`), so what a study,
+the harness or the trainer receives is typed, never an ``argparse.Namespace``.
+
+- :class:`StudyConfig`: ``interp run`` and each study's subcommand;
+- :class:`AccuracyConfig`: ``interp accuracy``;
+- :class:`FinetuneRun`: ``interp finetune`` (it builds :class:`interp.train.finetune.FinetuneConfig`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from interp import validation
+from interp.accuracy.runner import DEFAULT_BATCH_SIZE
+from interp.model.load import DTYPES
+from interp.train.finetune import FinetuneConfig
+
+
+def option(default: Any, help: str | None = None, *, type: Callable[[str], Any] | None = None,
+           nargs: str | int | None = None, choices: Sequence[str] | None = None, metavar: Any = None,
+           flag: str | None = None, required: bool = False) -> Any:
+    """A dataclass field that is also a command-line option (``--field-name`` unless ``flag``)."""
+    metadata = {"help": help, "type": type, "nargs": nargs, "choices": choices, "metavar": metavar, "flag": flag,
+                "required": required}
+    return dataclasses.field(default=default, metadata=metadata)  # defaults are immutable (tuples, not lists)
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, names: Iterable[str] | None = None) -> None:
+    """Add the options of ``cls``'s fields (those in ``names``, if given) to ``parser``."""
+    chosen = None if names is None else set(names)
+    for field in dataclasses.fields(cls):
+        if chosen is not None and field.name not in chosen:
+            continue
+        meta = field.metadata
+        default = field.default
+        flag = meta.get("flag") or "--" + field.name.replace("_", "-")
+        options: dict[str, Any] = {"dest": field.name, "help": meta.get("help")}
+        if default is False and meta.get("type") is None:
+            options["action"] = "store_true"
+        else:
+            options |= {k: meta[k] for k in ("type", "nargs", "choices", "metavar") if meta.get(k) is not None}
+            options["default"] = default
+            if meta.get("required"):
+                options["required"] = True
+        parser.add_argument(flag, **options)
+
+
+def from_args(cls: type, args: argparse.Namespace) -> Any:
+    """``cls`` from the parsed command line (fields it did not parse keep their defaults)."""
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """How to load the model and where to write the report: what every report command shares."""
+
+    model: str | None = option(None, "HF model directory (LLaMA, Mistral, Qwen2/3, Gemma 2, ...), hub name or "
+                                     "llama2.c .bin (default: the shipped tiny model)")
+    tokenizer: str | None = option(None, "tokenizer file or directory, if not beside the model (with --model)")
+    dtype: str | None = option(None, "weights' dtype (default float32)", choices=list(DTYPES))
+    device: str | None = option(None, "cpu, cuda, cuda:1, ... (default: cuda if available)", type=validation.device)
+    n_devices: int | None = option(None, "split a large model over this many GPUs (with --model)",
+                                   type=validation.devices)
+    out: Path = option(Path("reports"), "report folder (default: reports)", type=Path)
+    self_contained: bool = option(False, "plotly.js inside every page (4.6 MB each) instead of one plotly.min.js "
+                                         "beside them")
+    debug: bool = option(False, "on an error, show the traceback")
+
+
+LOAD = tuple(f.name for f in dataclasses.fields(LoadConfig))
+EXAMPLE = ("prompt", "dialogue", "max_new_tokens")
+HARD_PAIRS = (8, 10)  # the tiny benchmark's tables: longer than training's, so accuracy has room to move
+TABLE_PAIRS_HELP = ("held-out tiny questions on tables of this many pairs (default 8 10: longer than the 2-4 the "
+                    "shipped models were trained on, so their accuracy is neither at chance nor at 100%%)")
+def _table_pairs() -> Any:
+    return option(None, TABLE_PAIRS_HELP, type=validation.count, nargs=2, metavar=("FEWEST", "MOST"))
+
+
+def _method() -> Any:
+    return option(("emulation",), METHOD_HELP, nargs="+", metavar="SPEC")
+
+
+METHOD_HELP = ("variants compared with the CoT baseline, each KIND or KIND:key=value,...: emulation (alpha, "
+               "threshold, last_layer), prompt-removal (first, last, step), anchor-ablation and keep-anchors (ratio; "
+               "anchors found per question in its instruction); e.g. --method emulation:alpha=0.1 emulation:alpha=0.3 "
+               "(default: emulation)")
+
+
+@dataclass(frozen=True)
+class StudyConfig(LoadConfig):
+    """``interp run`` and the studies: the example, and every study's own options (each study
+    names the ones it reads in :attr:`interp.studies.base.Study.options`)."""
+
+    max_new_tokens: int = option(32, "greedy continuation length (default 32)", type=validation.count)
+    prompt: str | None = option(None, "the prompt range's text (default: the paper's CoT instruction)")
+    dialogue: str | None = option(None, "the text after the prompt (default: a held-out question with its answer)")
+    ratio: float = option(3.0, "anchor threshold: times the mean received attention (default 3)", type=validation.ratio)
+    zoom_layers: tuple[int, ...] | None = option(None, "layers shown per head (default: first and middle)",
+                                                 type=validation.index, nargs="+")
+    first: int | None = option(None, "first layer of the removal span (default 4, the paper's; 1 on models of fewer "
+                                     "than 9 layers)", type=validation.index)
+    last: int | None = option(None, "last layer of the removal span (default 8, the paper's; the last but one on "
+                                    "models of fewer than 9 layers)", type=validation.index)
+    alpha: float = option(0.2, "alpha in 1 + alpha (1 - l/h) (default 0.2)", type=validation.finite)
+    threshold: float = option(0.01, "tau in the layer-0 mask A_0 > tau (default 0.01)", type=validation.open_unit)
+    last_layer: int | None = option(None, "h in 1 + alpha (1 - l/h) (default: the last layer)", type=validation.count)
+    ablation: str = option("zero", "how heads are ablated (default zero)", choices=["zero", "mean"])
+    show: tuple[tuple[int, int], ...] = option((), "heads whose pattern to show, e.g. 0.3 5.1",
+                                               type=validation.head, nargs="+")
+    compare_model: str | None = option(None, "the second model (default: the shipped dropout-trained model)")
+    tuned: str | None = option(None, "the fine-tuned model directory written by `interp finetune`, or its --pair "
+                                     "folder (then both, and the dropout comparison); --model is the base it was "
+                                     "tuned from")
+    questions: int = option(24, "held-out questions per family for CoT accuracy (default 24)", type=validation.count)
+    cot_tokens: int = option(64, "new tokens per CoT answer (default 64)", type=validation.count)
+    table_pairs: tuple[int, int] | None = _table_pairs()
+    method: tuple[str, ...] = _method()
+
+
+@dataclass(frozen=True)
+class AccuracyConfig(LoadConfig):
+    """``interp accuracy``: the harness on a benchmark."""
+
+    benchmark: str = option("tiny", "the benchmark", choices=["mmlu", "piqa", "siqa", "tiny"], required=True)
+    data: str | None = option(None, "benchmark files (MMLU test folder, PIQA valid.jsonl, SIQA dev.jsonl); omitted: "
+                                    "load through the datasets library by name")
+    subjects: tuple[str, ...] | None = option(None, "MMLU subjects to run (default: all 57)", nargs="+")
+    limit: int | None = option(None, "at most this many questions per subject (tiny: per family, default 50)",
+                               type=validation.count)
+    table_pairs: tuple[int, int] | None = _table_pairs()
+    max_new_tokens: int | None = option(None, "greedy CoT answer length (default 2048, or what the model's context "
+                                              "leaves after the longest prompt)", type=validation.count)
+    batch_size: int | str = option(DEFAULT_BATCH_SIZE, "questions per batch, or 'auto': the most whose KV cache fits "
+                                   "the device's free memory (printed with the numbers used); halved on an "
+                                   f"out-of-memory error (default {DEFAULT_BATCH_SIZE})", type=validation.batch_size)
+    results: Path | None = option(None, "results folder (default: results/<benchmark>)", type=Path)
+    direct: bool = option(False, "also run the non-CoT baseline (computed tokens)")
+    chat: bool = option(False, "wrap prompts in the LLaMA-2 chat template")
+    method: tuple[str, ...] = _method()
+    skip_over_context: bool = option(False, "record questions whose prompt plus --max-new-tokens exceeds the model's "
+                                            "context as skipped (default: stop before generating, naming the "
+                                            "longest prompt)")
+    rescore: bool = option(False, "re-extract the answers of an existing results folder (--results) with the "
+                                  "current extractors and rewrite its summaries and page; generates nothing, loads no "
+                                  "model")
+
+    @property
+    def results_folder(self) -> Path:
+        return self.results or Path("results") / self.benchmark
+
+
+_TRAIN = FinetuneConfig(model="")  # the trainer's own defaults, read below
+
+
+@dataclass(frozen=True)
+class FinetuneRun:
+    """``interp finetune``: what to train and where (the training settings' defaults are
+    :class:`interp.train.finetune.FinetuneConfig`'s)."""
+
+    model: str = option("", "HF model directory, hub name or llama2.c .bin", required=True)
+    out: Path = option(Path(), "the directory to write (with --pair: a folder of two)", type=Path, required=True)
+    data: str = option(_TRAIN.data, "'structured' (default) or a JSONL file of {\"prompt\": ..., \"response\": ...} rows")
+    no_instruction: bool = option(False, "structured rows without the paper's instruction (for short contexts, e.g. "
+                                         "stories260K)")
+    attention_dropout: float = option(_TRAIN.attention_dropout, "attention dropout while training (default 0)",
+                                      type=validation.probability)
+    lora: int | None = option(None, f"LoRA rank (default {_TRAIN.lora_rank}; not with --full)", type=validation.count,
+                              metavar="RANK")
+    full: bool = option(False, "full fine-tuning instead of LoRA (small models)")
+    steps: int = option(_TRAIN.steps, f"optimiser steps (default {_TRAIN.steps})", type=validation.count)
+    batch_size: int = option(_TRAIN.batch_size, f"rows per step (default {_TRAIN.batch_size})", type=validation.count)
+    lr: float = option(_TRAIN.lr, f"peak learning rate (default {_TRAIN.lr})", type=validation.positive)
+    seed: int = option(_TRAIN.seed, f"seed (default {_TRAIN.seed})", type=validation.index)
+    dtype: str = option(_TRAIN.dtype, f"weights' dtype while training (default {_TRAIN.dtype})", choices=list(DTYPES))
+    pair: bool = option(False, "train both: without and with attention dropout (--attention-dropout, default 0.1), "
+                               "same rows and seed")
+    debug: bool = option(False, "on an error, show the traceback")
+
+    def training(self) -> FinetuneConfig:
+        return FinetuneConfig(model=self.model, data=self.data, instruction=not self.no_instruction,
+                              attention_dropout=self.attention_dropout,
+                              lora_rank=None if self.full else self.lora or _TRAIN.lora_rank,
+                              steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                              dtype=self.dtype)
