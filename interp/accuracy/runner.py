@@ -76,7 +76,7 @@ def prompt_for(item: Item, settings: Settings) -> str:
     return chat_template(prompt) if settings.chat else prompt
 
 
-def instruction_stop(model: InterpModel, item: Item, settings: Settings, ids: Sequence[int]) -> int:
+def prompt_range_stop(model: InterpModel, item: Item, settings: Settings, ids: Sequence[int]) -> int:
     """Where the question's instruction (its prompt range) ends, in tokens of its prompt."""
     if not settings.cot:
         raise ValueError("the non-CoT prompt has no instruction, so it has no prompt range to intervene on")
@@ -237,7 +237,7 @@ def plan(model: InterpModel, method: Method | None, item: Item, settings: Settin
     """The interventions ``item`` is answered with; bad parameters fail here, before generation."""
     if method is None:
         return ()
-    interventions = method.interventions(model, ids, instruction_stop(model, item, settings, ids))
+    interventions = method.interventions(model, ids, prompt_range_stop(model, item, settings, ids))
     model_hooks(model, *interventions)
     return interventions
 
