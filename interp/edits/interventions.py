@@ -22,17 +22,38 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp.edits import patterns
-from interp.model.architectures import pattern_hook_layer, pattern_hook_name, require_pattern_edits
+from interp.model.architectures import pattern_hook_name, require_pattern_edits
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
 
-HookFn = Callable[..., Tensor]
+HookFn = Callable[..., Tensor]  # fn(tensor, hook=...) -> tensor
 Hook = tuple[str, HookFn]
+Edits = dict[int, list[HookFn]]  # layer -> the functions applied to its attention pattern, in order
 
 
 class Intervention(Protocol):
     def hooks(self, n_layers: int, left_pad: Int[Tensor, " batch"] | None = None) -> list[Hook]: ...
+
+
+def as_hooks(edits: Edits) -> list[Hook]:
+    """Pattern edits as the bridge's hooks, on ``blocks.{l}.attn.hook_pattern``."""
+    return [(pattern_hook_name(layer), fn) for layer, fns in edits.items() for fn in fns]
+
+
+def pattern_edits(model: InterpModel, *interventions: Intervention,
+                  left_pad: Int[Tensor, " batch"] | None = None) -> Edits | None:
+    """Every intervention's edits by layer, in order (what the fast path applies inside its
+    attention); ``None`` when one of them edits something other than the pattern (it then needs
+    the bridge's hook points). Raises as :func:`model_hooks` does."""
+    if not all(hasattr(iv, "edits") for iv in interventions):
+        return None
+    merged: Edits = {}
+    for iv in interventions:
+        for layer, fns in iv.edits(model.cfg.n_layers, left_pad).items():  # type: ignore[attr-defined]
+            merged.setdefault(layer, []).extend(fns)
+    require_pattern_edits(model, sorted(merged))
+    return merged
 
 
 def describe(intervention: Any) -> dict[str, Any]:
@@ -139,6 +160,9 @@ class TopLayerEmulation:
             )
 
     def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
+        return as_hooks(self.edits(n_layers, left_pad))
+
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> Edits:
         self.check(n_layers)
         state: dict[str, Tensor] = {}
 
@@ -156,9 +180,7 @@ class TopLayerEmulation:
 
             return scale
 
-        return [(pattern_hook_name(0), record_mask)] + [
-            (pattern_hook_name(layer), make_scaler(layer)) for layer in range(1, n_layers)
-        ]
+        return {0: [record_mask], **{layer: [make_scaler(layer)] for layer in range(1, n_layers)}}
 
 
 @dataclass(frozen=True)
@@ -176,6 +198,9 @@ class PromptRangeRemoval:
     queries: Literal["after", "all"] = "after"
 
     def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
+        return as_hooks(self.edits(n_layers, left_pad))
+
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> Edits:
         _check_range(self.prompt_range, type(self).__name__)
         check_layers(self.layers, n_layers, type(self).__name__)
         start, stop = self.prompt_range
@@ -188,7 +213,7 @@ class PromptRangeRemoval:
             queries = _edited_queries(row_left_pad, pattern, stop, self.queries)
             return patterns.remove_keys(pattern, keys, queries, self.renormalise)
 
-        return [(pattern_hook_name(layer), remove) for layer in self.layers]
+        return {layer: [remove] for layer in self.layers}
 
 
 @dataclass(frozen=True)
@@ -213,6 +238,9 @@ class AnchorAblation:
             object.__setattr__(self, "layers", tuple(int(layer) for layer in self.layers))
 
     def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
+        return as_hooks(self.edits(n_layers, left_pad))
+
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> Edits:
         name = type(self).__name__
         _check_range(self.prompt_range, name)
         start, stop = self.prompt_range
@@ -235,7 +263,7 @@ class AnchorAblation:
             queries = _edited_queries(row_left_pad, pattern, stop, self.queries)
             return patterns.remove_keys(pattern, keys, queries, self.renormalise)
 
-        return [(pattern_hook_name(layer), ablate) for layer in layers]
+        return {layer: [ablate] for layer in layers}
 
 
 @dataclass(frozen=True)
@@ -275,9 +303,15 @@ def model_hooks(
 ) -> list[Hook]:
     """The interventions' hooks on ``model``; raises if a parameter does not fit the model or the
     model's bridge would ignore a pattern edit."""
-    fwd_hooks = [hook for iv in interventions for hook in iv.hooks(model.cfg.n_layers, left_pad)]
-    layers = [pattern_hook_layer(name) for name, _ in fwd_hooks]
-    require_pattern_edits(model, [layer for layer in layers if layer is not None])
+    fwd_hooks, layers = [], []
+    for iv in interventions:
+        if hasattr(iv, "edits"):
+            edits = iv.edits(model.cfg.n_layers, left_pad)
+            layers += list(edits)
+            fwd_hooks += as_hooks(edits)
+        else:
+            fwd_hooks += iv.hooks(model.cfg.n_layers, left_pad)
+    require_pattern_edits(model, sorted(set(layers)))
     return fwd_hooks
 
 

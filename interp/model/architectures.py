@@ -19,12 +19,6 @@ def pattern_hook_name(layer: int) -> str:
     return f"blocks.{layer}.attn.hook_pattern"
 
 
-def pattern_hook_layer(name: str) -> int | None:
-    """The layer of a ``blocks.{l}.attn.hook_pattern`` hook name; ``None`` for any other hook."""
-    parts = name.split(".")
-    return int(parts[1]) if len(parts) == 4 and parts[0] == "blocks" and parts[2:] == ["attn", "hook_pattern"] else None
-
-
 class PatternEditsIgnored(ValueError):
     """The model's bridge only observes attention patterns, so pattern edits cannot act."""
 

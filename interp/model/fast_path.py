@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from interp.model.architectures import pattern_hook_layer, pattern_hook_name
+from interp.model.architectures import pattern_hook_name
 
 NAME = "interp_edited"
 
@@ -73,12 +73,12 @@ def plain_copy(hf: PreTrainedModel) -> PreTrainedModel:
     return plain.eval()
 
 
-def plain_model(model: Any, fwd_hooks: Sequence[tuple[str, Callable]]) -> PreTrainedModel | None:
+def plain_model(model: Any) -> PreTrainedModel | None:
     """The plain model to decode with (``model.plain``), or ``None`` where only the bridge can do
-    it: a model without a plain copy, an edit outside ``hook_pattern``, or hooks attached to the
-    bridge by the caller (they would not fire on the plain model)."""
+    it: a model without a plain copy, or hooks attached to the bridge by the caller (they would
+    not fire on the plain model)."""
     plain = getattr(model, "plain", None)
-    if plain is None or any(pattern_hook_layer(name) is None for name, _ in fwd_hooks):
+    if plain is None:
         return None
     bridge = model.bridge
     if any(point._forward_hooks or point._forward_pre_hooks for point in bridge.hook_dict.values()):
@@ -92,16 +92,14 @@ def plain_model(model: Any, fwd_hooks: Sequence[tuple[str, Callable]]) -> PreTra
 
 
 @contextmanager
-def edits(plain: PreTrainedModel, fwd_hooks: Sequence[tuple[str, Callable]]) -> Iterator[PreTrainedModel]:
-    """Attach the pattern hooks to the plain model's attention layers for the duration of the block."""
-    by_layer: dict[int, list[tuple[Callable, PatternSite]]] = {}
-    for name, fn in fwd_hooks:
-        layer = pattern_hook_layer(name)
-        by_layer.setdefault(layer, []).append((fn, PatternSite(layer)))
+def edits(plain: PreTrainedModel, by_layer: dict[int, list[Callable]]) -> Iterator[PreTrainedModel]:
+    """Give each attention layer of the plain model its pattern edits for the duration of the
+    block (transformers calls :func:`attention` with the module, which is how it finds them)."""
+    sited = {layer: [(fn, PatternSite(layer)) for fn in fns] for layer, fns in by_layer.items()}
     layers = [module for module in plain.modules() if hasattr(module, "layer_idx") and hasattr(module, "o_proj")]
     try:
         for module in layers:
-            module.interp_edits = by_layer.get(module.layer_idx, [])
+            module.interp_edits = sited.get(module.layer_idx, [])
         yield plain
     finally:
         for module in layers:

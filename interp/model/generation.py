@@ -18,7 +18,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from interp.model.fast_path import edits, plain_model
-from interp.edits.interventions import Intervention, model_hooks
+from interp.edits.interventions import Intervention, model_hooks, pattern_edits
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -55,13 +55,13 @@ def decoder(model: InterpModel, interventions: Sequence[Intervention], left_pad:
     otherwise the bridge's wrapped model, which runs every hook (calling it directly skips the
     bridge's per-call bookkeeping, ~13% of a decoding step).
     """
-    hooks = model_hooks(model, *interventions, left_pad=left_pad)
-    plain = plain_model(model, hooks)
+    by_layer = pattern_edits(model, *interventions, left_pad=left_pad)
+    plain = plain_model(model) if by_layer is not None else None
     if plain is None:
-        with model.hooks(fwd_hooks=hooks):
+        with model.hooks(fwd_hooks=model_hooks(model, *interventions, left_pad=left_pad)):
             yield model.original_model
     else:
-        with edits(plain, hooks):
+        with edits(plain, by_layer):
             yield plain
 
 
