@@ -51,3 +51,16 @@ def stories():
     if not STORIES.is_file():
         pytest.skip(f"stories260K checkpoint not found at {STORIES} (needs ../shared beside the project)")
     return interp.load_model(STORIES)
+
+
+@pytest.fixture(autouse=True)
+def reference_attention_unedited():
+    """The reference attention's edit (tests/reference.py) is a module-level setting: put it back
+    to none after every test, so no test's edit reaches another test's reference model."""
+    yield
+    from dataclasses import fields
+
+    from tests.reference import EDIT, Edit
+
+    for f in fields(Edit):
+        setattr(EDIT, f.name, getattr(Edit(), f.name))
