@@ -156,6 +156,7 @@ def test_non_semantic_share_against_a_hand_count():
     assert non_semantic_share(pattern, tokens, 4).tolist() == pytest.approx([(0.8 + 0.2) / 2])
 
 
+@pytest.mark.slow
 def test_the_finetuning_study_compares_base_and_both_tuned_models(base, rows, tmp_path):
     pair(config(base, rows, steps=6), tmp_path, progress=False)
     models = {name: interp.load_model(p) for name, p in

@@ -275,6 +275,7 @@ def test_auto_batch_size_covers_the_bytes_the_cache_really_holds(sp_model):
         fit_batch(model, 100, 50, n_rows=5, free_bytes=100_000)
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_batch_and_loses_and_repeats_nothing(tiny, items, tmp_path, monkeypatch, capsys):
     import torch
 

@@ -82,6 +82,7 @@ def test_continuations_start_where_the_reference_answer_does():
     assert Example.from_text(model, prompt, dialogue).answer_start is None
 
 
+@pytest.mark.slow
 def test_run_on_stories260k_refuses_up_front_then_adapts_the_removal_span(tmp_path, capsys):
     """Its 512-token context cannot hold the default example (the paper's instruction alone is 519
     tokens there): refused before any study runs. With a short example of one's own every study

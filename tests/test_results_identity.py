@@ -53,6 +53,7 @@ def test_another_table_size_is_refused_naming_it(tmp_path, capsys):
     assert run([*TINY, *out], capsys)[0] == 0 and records(tmp_path / "rx") == before  # the same run resumes
 
 
+@pytest.mark.slow
 def test_other_data_or_subjects_are_refused_naming_them(mmlu, tmp_path, capsys):
     base = ["accuracy", "--benchmark", "mmlu", "--max-new-tokens", "4", "--results", str(tmp_path / "rx"),
             "--out", str(tmp_path / "reports")]
@@ -67,6 +68,7 @@ def test_other_data_or_subjects_are_refused_naming_them(mmlu, tmp_path, capsys):
     assert code == 2 and "their text differs (the data files changed since)" in message
 
 
+@pytest.mark.slow
 def test_the_same_model_by_another_path_resumes_and_another_model_is_refused(tmp_path, capsys, monkeypatch):
     out = ["--results", str(tmp_path / "rx"), "--out", str(tmp_path / "reports")]
     assert run([*TINY, "--model", str(shipped()), *out], capsys)[0] == 0
