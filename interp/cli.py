@@ -257,9 +257,11 @@ def _studies(command: str, config: StudyConfig, model: InterpModel, example: Exa
             print(f"  {name}: {time.perf_counter() - started:.1f}s", flush=True)
 
 
-def _method(parse: Any, spec: str) -> Any:
+def _method(spec: str) -> Method:
+    from interp.accuracy.methods import parse_method
+
     try:
-        return parse(spec)
+        return parse_method(spec)
     except ValueError as err:
         raise UsageError(f"--method {spec}: {err}") from None
 
@@ -289,10 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(config, FinetuneRun):
             _finetune(config)
             return 0
-        from interp.accuracy.methods import parse_method
-
-        # bad method parameters fail here, before a model is loaded
-        methods = [_method(parse_method, spec) for spec in config.method]
+        methods = [_method(spec) for spec in config.method]  # bad parameters fail here, before a model loads
         if isinstance(config, AccuracyConfig):
             page = _rescore(config) if config.rescore else None
             model = None if config.rescore else _load(config, config.model)

@@ -13,7 +13,7 @@ from interp.accuracy import stats
 from interp.accuracy.data import Item
 from interp.accuracy.extraction import MODES
 from interp.accuracy.record import Answer
-from interp.accuracy.identity import claim, run_record
+from interp.accuracy.identity import claim, model_identity, run_record
 from interp.accuracy.methods import Method, parse_method
 from interp.accuracy.runner import (
     DEFAULT_BATCH_SIZE, Settings, Shard, check_context, merge_shards, plan, prompt_for, read_results, rescore, run,
@@ -104,12 +104,13 @@ def evaluate(
             plan(model, method, items[0], cot, tokens[items[0].id])
         except ValueError as err:
             raise UsageError(f"--method {method.name}: {err}") from err
-    claim(out, run_record(model, items, {"chat": chat, "max_new_tokens": max_new_tokens}, source))
+    identity = model_identity(model)  # one pass over the weights, for run.json and every variant's settings
+    claim(out, run_record(identity, items, {"chat": chat, "max_new_tokens": max_new_tokens}, source))
     runs = {}
     for name, (method, settings) in variants.items():
         runs[name] = run(model, items, out, variant=name, method=method, settings=settings, shard=shard,
                          batch_size=batch_size, skip_over_context=skip_over_context, progress=progress,
-                         tokens=tokens if settings == cot else None)
+                         tokens=tokens if settings == cot else None, identity=identity)
     if shard.world > 1:
         synchronise(shard)
         if shard.rank != 0:

@@ -43,13 +43,14 @@ def model_identity(model: InterpModel) -> dict[str, Any]:
     return {**described, "weights": weights_fingerprint(model)}
 
 
-def run_record(model: InterpModel, items: Sequence[Item], generation: dict[str, Any],
+def run_record(model: dict[str, Any], items: Sequence[Item], generation: dict[str, Any],
                source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``source``: how the caller chose the questions and the model (benchmark, data, subjects,
-    limit, table sizes, the model's path), recorded to name what changed."""
+    """``model``: its :func:`model_identity`; ``source``: how the caller chose the questions and
+    the model (benchmark, data, subjects, limit, table sizes, the model's path), recorded to name
+    what changed."""
     return json.loads(json.dumps({
         "source": source or {}, "questions": {"count": len(items), "sha256": questions_digest(items)},
-        "model": model_identity(model), "generation": generation,
+        "model": model, "generation": generation,
     }))
 
 

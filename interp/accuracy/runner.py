@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, TYPE_CHECKING
+from typing import Any, Iterator, Sequence, TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -177,9 +177,11 @@ def run(
     skip_over_context: bool = False,
     progress: bool = True,
     tokens: dict[str, list[int]] | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> list[Answer]:
     """Answer every item (this shard's share) under ``method`` (``None``: no intervention),
-    appending results; returns them in item order. ``tokens``: the prompts' ids, if already known."""
+    appending results; returns them in item order. ``tokens`` (the prompts' ids) and ``identity``
+    (the model's :func:`~interp.accuracy.identity.model_identity`): if already known."""
     out = Path(out)
     mine = shard.take(items)
     path = results_path(out, variant, shard)
@@ -190,7 +192,7 @@ def run(
               for item in todo}
     over = check_context(model, todo, tokens, settings.max_new_tokens, skip_over_context)
     out.mkdir(parents=True, exist_ok=True)
-    _write_settings(out, variant, model, method, settings)
+    _write_settings(out, variant, identity or model_identity(model), method, settings)
     todo_now = [item for item in todo if item.id not in over]
     plans = {item.id: plan(model, method, item, settings, tokens[item.id])
              for item in tqdm(todo_now, disable=not progress or not method, desc=f"{variant}: set-up")}
@@ -265,9 +267,9 @@ def rescore(path: Path) -> list[Answer]:
     return answers
 
 
-def _write_settings(out: Path, variant: str, model: InterpModel, method: Method | None, settings: Settings) -> None:
+def _write_settings(out: Path, variant: str, identity: dict[str, Any], method: Method | None, settings: Settings) -> None:
     # What the model is, not where it was loaded from or runs: a run may resume from another path or device.
-    record = json.loads(json.dumps({"variant": variant, "model": model_identity(model), "settings": asdict(settings),
+    record = json.loads(json.dumps({"variant": variant, "model": identity, "settings": asdict(settings),
                                     "method": method.record() if method else None}))
     path = out / f"{variant}.settings.json"
     old = json.loads(path.read_text()) if path.is_file() else record
