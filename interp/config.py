@@ -62,8 +62,9 @@ def from_args(cls: type, args: argparse.Namespace) -> Any:
 class LoadConfig:
     """How to load the model and where to write the report: what every report command shares."""
 
-    model: str | None = option(None, "HF model directory (LLaMA, Mistral, Qwen2/3, Gemma 2, ...), hub name or "
-                                     "llama2.c .bin (default: the shipped tiny model)")
+    model: str | None = option(None, "HF model directory (LLaMA, Mistral, Qwen2/3, Gemma 2, ...), LoRA adapter folder, "
+                                     ".gguf file, hub name, short name (smollm2-135m-instruct) or llama2.c .bin "
+                                     "(default: the shipped SmolLM2 fine-tuned on structured CoT)")
     tokenizer: str | None = option(None, "tokenizer file or directory, if not beside the model (with --model)")
     dtype: str | None = option(None, "weights' dtype (default float32)", choices=list(DTYPES))
     device: str | None = option(None, "cpu, cuda, cuda:1, ... (default: cuda if available)", type=validation.device)
@@ -72,6 +73,11 @@ class LoadConfig:
     out: Path = option(Path("reports"), "report folder (default: reports)", type=Path)
     self_contained: bool = option(False, "plotly.js inside every page (4.6 MB each) instead of one plotly.min.js "
                                          "beside them")
+    cache: Path | None = option(None, "where GGUF files are converted to, once each (default ~/.cache/interp/gguf)",
+                                type=Path)
+    threads: int | None = option(None, "CPU threads torch uses (default: torch's own choice, every core; give fewer "
+                                       "on a shared machine, where more threads than free cores slow every one)",
+                                 type=validation.count)
     debug: bool = option(False, "on an error, show the traceback")
 
 
@@ -89,7 +95,8 @@ def _method() -> Any:
 
 
 METHOD_HELP = ("variants compared with the CoT baseline, each KIND or KIND:key=value,...: emulation (alpha, "
-               "threshold, last_layer), prompt-removal (first, last, step), anchor-ablation and keep-anchors (ratio; "
+               "threshold, last_layer), prompt-removal (first, last, step), anchor-ablation and keep-anchors (ratio, sink: "
+               "count the first token among the anchors, default true; "
                "anchors found per question in its instruction); e.g. --method emulation:alpha=0.1 emulation:alpha=0.3 "
                "(default: emulation)")
 
@@ -113,9 +120,12 @@ class StudyConfig(LoadConfig):
     threshold: float = option(0.01, "tau in the layer-0 mask A_0 > tau (default 0.01)", type=validation.open_unit)
     last_layer: int | None = option(None, "h in 1 + alpha (1 - l/h) (default: the last layer)", type=validation.count)
     ablation: str = option("zero", "how heads are ablated (default zero)", choices=["zero", "mean"])
+    confirm: int = option(10, "head probing: the heads estimated to matter most (attribution patching) that are "
+                              "then ablated one by one to measure their effect (default 10)", type=validation.count)
     show: tuple[tuple[int, int], ...] = option((), "heads whose pattern to show, e.g. 0.3 5.1",
                                                type=validation.head, nargs="+")
-    compare_model: str | None = option(None, "the second model (default: the shipped dropout-trained model)")
+    compare_model: str | None = option(None, "the second model (default: the shipped SmolLM2 fine-tuned with "
+                                             "attention dropout)")
     tuned: str | None = option(None, "the fine-tuned model directory written by `interp finetune`, or its --pair "
                                      "folder (then both, and the dropout comparison); --model is the base it was "
                                      "tuned from")
@@ -143,7 +153,8 @@ class AccuracyConfig(LoadConfig):
                                    f"out-of-memory error (default {DEFAULT_BATCH_SIZE})", type=validation.batch_size)
     results: Path | None = option(None, "results folder (default: results/<benchmark>)", type=Path)
     direct: bool = option(False, "also run the non-CoT baseline (computed tokens)")
-    chat: bool = option(False, "wrap prompts in the LLaMA-2 chat template")
+    chat: bool = option(False, "write prompts as the user turn of the model's own chat template (its tokenizer's; the "
+                                "instruction stays the prompt range, located inside the templated text)")
     method: tuple[str, ...] = _method()
     skip_over_context: bool = option(False, "record questions whose prompt plus --max-new-tokens exceeds the model's "
                                             "context as skipped (default: stop before generating, naming the "
@@ -170,6 +181,9 @@ class FinetuneRun:
     data: str = option(_TRAIN.data, "'structured' (default) or a JSONL file of {\"prompt\": ..., \"response\": ...} rows")
     no_instruction: bool = option(False, "structured rows without the paper's instruction (for short contexts, e.g. "
                                          "stories260K)")
+    instruction_every: int = option(_TRAIN.instruction_every, "structured rows carry the paper's instruction on every "
+                                    "N-th step only, question alone on the others (3-4x shorter rows; default 1: "
+                                    "every step)", type=validation.count, metavar="N")
     attention_dropout: float = option(_TRAIN.attention_dropout, "attention dropout while training (default 0)",
                                       type=validation.probability)
     lora: int | None = option(None, f"LoRA rank (default {_TRAIN.lora_rank}; not with --full)", type=validation.count,
@@ -182,10 +196,14 @@ class FinetuneRun:
     dtype: str = option(_TRAIN.dtype, f"weights' dtype while training (default {_TRAIN.dtype})", choices=list(DTYPES))
     pair: bool = option(False, "train both: without and with attention dropout (--attention-dropout, default 0.1), "
                                "same rows and seed")
+    cache: Path | None = option(None, "where GGUF files are converted to, once each (default ~/.cache/interp/gguf)",
+                                type=Path)
+    threads: int | None = option(None, "CPU threads torch uses (default: torch's own choice)", type=validation.count)
     debug: bool = option(False, "on an error, show the traceback")
 
     def training(self) -> FinetuneConfig:
         return FinetuneConfig(model=self.model, data=self.data, instruction=not self.no_instruction,
+                              instruction_every=self.instruction_every,
                               attention_dropout=self.attention_dropout,
                               lora_rank=None if self.full else self.lora or _TRAIN.lora_rank,
                               steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed,

@@ -1,13 +1,15 @@
-"""Decoding speed of interp.generate against plain Hugging Face eager ``generate``, on the CPU (or --device).
+"""Decoding speed of interp.generate against plain Hugging Face ``generate``, on the CPU (or --device).
 
-Variants, at batch 1 and --batch: HF eager ``generate`` (the yardstick); ``interp.generate``
-without interventions and with TopLayerEmulation (the fast path: the plain model, edits inside
-its attention); and the same two through the TransformerLens bridge's hook points (the path
-analysis uses). Measured interleaved in one run; prints tokens/s and the median over rounds of the
-per-round ratio to HF. Never asserts. Targets: >= 0.95x HF without interventions, >= 0.90x with
-the emulation, at batch 1 and 8.
+Variants, at batch 1 and --batch: HF ``generate`` with its default SDPA attention (the yardstick)
+and with eager attention; ``interp.generate`` without interventions and with TopLayerEmulation (the
+fast path: the plain model, edits inside its attention, fused attention in layers without edits);
+and the same two through the TransformerLens bridge's hook points (the path analysis uses;
+--no-hook-path leaves them out). Measured interleaved in one run; prints tokens/s and the median
+over rounds of the per-round ratio to HF SDPA. Never asserts. Targets: >= 1.0x HF SDPA without
+interventions, >= 0.90x with the emulation, at batch 1 and 8.
 
-    python perf/forward_and_generate.py                # ~58M-parameter LLaMA, 200-token prompt, 128 new tokens
+    python perf/forward_and_generate.py                # ~58M-parameter random LLaMA, 200-token prompt, 128 new tokens
+    python perf/forward_and_generate.py --model smollm2-135m-instruct --threads 2   # the real model (GQA, 30 layers)
     python perf/forward_and_generate.py --new-tokens 32 --rounds 3
 """
 
@@ -23,7 +25,10 @@ from pathlib import Path
 import torch
 
 import interp
+from transformers import AutoModelForCausalLM
+
 from interp.model.generation import generate_ids
+from interp.model.load import local_source
 from interp.tiny import random_llama, train_sentencepiece
 from timing import interleaved, median_ratio
 
@@ -45,15 +50,32 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", help="a model load_model takes (default: a random 58M-parameter LLaMA)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-hook-path", action="store_true", help="leave out the bridge's hook path")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    vocab = 32000
-    hf = random_llama(n_layers=8, d_model=512, n_heads=8, d_mlp=1376, vocab_size=vocab, max_positions=2048)
-    plain = copy.deepcopy(hf).to(args.device)  # the bridge rewires the model it wraps
-    with tempfile.TemporaryDirectory() as tmp:
-        sp = train_sentencepiece(["a b c d e f g h"] * 50, Path(tmp) / "t.model", vocab_size=300)
-        model = interp.load_model(hf, tokenizer=sp, device=args.device)
-    print(f"model: {sum(p.numel() for p in plain.parameters()) / 1e6:.1f}M parameters, {args.device}, "
+    if args.model:
+        model = interp.load_model(args.model, device=args.device)
+        folder = local_source(args.model)
+        yardsticks = {kind: AutoModelForCausalLM.from_pretrained(folder, attn_implementation=kind).to(args.device).eval()
+                      for kind in ("sdpa", "eager")}
+        vocab = model.cfg.d_vocab
+    else:
+        vocab = 32000
+        hf = random_llama(n_layers=8, d_model=512, n_heads=8, d_mlp=1376, vocab_size=vocab, max_positions=2048)
+        yardsticks = {"eager": copy.deepcopy(hf).to(args.device)}  # the bridge rewires the model it wraps
+        yardsticks["sdpa"] = copy.deepcopy(yardsticks["eager"])
+        yardsticks["sdpa"].config._attn_implementation = "sdpa"
+        with tempfile.TemporaryDirectory() as tmp:
+            sp = train_sentencepiece(["a b c d e f g h"] * 50, Path(tmp) / "t.model", vocab_size=300)
+            model = interp.load_model(hf, tokenizer=sp, device=args.device)
+    plain = yardsticks["sdpa"]
+    print(f"model: {args.model or 'random LLaMA'}, {sum(p.numel() for p in plain.parameters()) / 1e6:.1f}M parameters, "
+          f"{model.cfg.n_layers} layers, {model.cfg.n_heads} heads ({model.cfg.n_key_value_heads or model.cfg.n_heads} "
+          f"key-value), {args.device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.prompt_tokens}-token prompts, "
           f"{args.new_tokens} new tokens, {args.rounds} interleaved rounds")
     emulation = [interp.TopLayerEmulation()]
@@ -66,23 +88,28 @@ def main() -> None:
             return generate_ids(model, ids, max_new_tokens=args.new_tokens, interventions=interventions, eos_token_id=-1)
         return run
 
-    print(f"{'batch':>5} {'variant':<34} {'tok/s':>8} {'x HF (median of rounds)':>24}")
+    print(f"{'batch':>5} {'variant':<34} {'tok/s':>8} {'x HF SDPA (median of rounds)':>29}")
     with torch.no_grad():
         for batch in (1, args.batch):
             ids = torch.randint(3, vocab, (batch, args.prompt_tokens), device=args.device)
-            runs = {
-                "HF eager generate": lambda: plain.generate(
+            def hf(kind, ids=ids):
+                return lambda: yardsticks[kind].generate(
                     ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.new_tokens,
-                    min_new_tokens=args.new_tokens, do_sample=False, pad_token_id=0),
+                    min_new_tokens=args.new_tokens, do_sample=False, pad_token_id=0)
+
+            runs = {
+                "HF generate (SDPA)": hf("sdpa"),
+                "HF generate (eager)": hf("eager"),
                 "interp.generate": ours(ids, []),
                 "interp.generate + emulation": ours(ids, emulation),
-                "hook path": ours(ids, [], hooks=True),
-                "hook path + emulation": ours(ids, emulation, hooks=True),
             }
+            if not args.no_hook_path:
+                runs |= {"hook path": ours(ids, [], hooks=True), "hook path + emulation": ours(ids, emulation, hooks=True)}
             times = interleaved(runs, args.rounds, args.device)
             for name in runs:
                 tok_s = batch * args.new_tokens / statistics.median(times[name])
-                print(f"{batch:>5} {name:<34} {tok_s:>8.1f} {median_ratio(times, name, 'HF eager generate'):>24.3f}")
+                print(f"{batch:>5} {name:<34} {tok_s:>8.1f} {median_ratio(times, name, 'HF generate (SDPA)'):>29.3f}",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from interp.train.shared import collate
 from interp.model.load import load_hf
 from interp.studies import Example
 from interp.studies.finetuning import finetuning_study
+from interp.train.finetune import ADAPTER_FOLDER
 from interp.tiny import random_llama
 
 ROWS = [{"prompt": f"Question: {a} plus {b}?\nAnalysis:", "response": f" {a} and {b} make {a + b}.\nResponse: {a + b}"}
@@ -115,6 +116,10 @@ def test_the_written_directory_loads_with_the_fine_tuned_weights(base, rows, tmp
         expected = merged(input_ids=ids).logits
         assert (hooked(ids) - expected).abs().max() < 1e-4
         assert (expected - load_hf(base)[0](input_ids=ids).logits).abs().max() > 1e-2  # fine-tuning changed them
+        # The adapter alone (what the package ships), merged into its base at load time.
+        adapter = out / ADAPTER_FOLDER
+        assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base.resolve())
+        assert (interp.load_model(adapter)(ids) - expected).abs().max() < 1e-4
 
 
 def test_attention_dropout_is_on_in_training_only(base):
@@ -131,11 +136,11 @@ def test_attention_dropout_is_on_in_training_only(base):
 def test_rows_past_the_context_are_refused_by_name(base, tmp_path):
     long = tmp_path / "long.jsonl"
     long.write_text(json.dumps(ROWS[0]) + "\n" + json.dumps({"prompt": "x " * 1200, "response": "y"}) + "\n")
-    with pytest.raises(ValueError, match=r"line 2 of long.jsonl has \d+ tokens, more than the model's context of 1024"):
+    with pytest.raises(ValueError, match=r"long.jsonl:2 has \d+ tokens, more than the model's context of 1024"):
         finetune(config(base, long), tmp_path / "out", progress=False)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "only a prompt"}\n')
-    with pytest.raises(ValueError, match="line 1 of .*bad.jsonl needs string fields 'prompt' and 'response'"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: missing fields \['response'\]"):
         read_rows(bad)
 
 
@@ -149,11 +154,14 @@ def test_pair_trains_both_variants_from_the_same_rows(base, rows, tmp_path):
 
 def test_non_semantic_share_against_a_hand_count():
     tokens = ["<s>", "The", " cat", ".", "\n", "sat"]
-    assert non_semantic(tokens) == [True, False, False, True, True, False]
+    assert non_semantic(tokens, ["<s>", "</s>"]) == [True, False, False, True, True, False]
+    # Special tokens count by the tokenizer's list, whatever they look like.
+    assert non_semantic(["<|im_start|>", "user", "<|im_end|>"], ["<|im_start|>", "<|im_end|>"]) == [True, False, True]
+    assert non_semantic(["<|im_start|>"], ["<s>"]) == [False]
     pattern = torch.zeros(1, 1, 6, 6)
     pattern[0, 0, 4] = torch.tensor([0.5, 0.1, 0.1, 0.2, 0.1, 0.0])  # query 4: 0.5 + 0.2 + 0.1 non-semantic
     pattern[0, 0, 5] = torch.tensor([0.2, 0.2, 0.2, 0.0, 0.0, 0.4])  # query 5: 0.2
-    assert non_semantic_share(pattern, tokens, 4).tolist() == pytest.approx([(0.8 + 0.2) / 2])
+    assert non_semantic_share(pattern, tokens, 4, ["<s>"]).tolist() == pytest.approx([(0.8 + 0.2) / 2])
 
 
 @pytest.mark.slow

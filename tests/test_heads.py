@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from scipy.stats import spearmanr
 
 import interp
 from interp.analysis.heads import head_scores, sink_scores
@@ -30,27 +31,75 @@ def test_sink_scores_are_mean_attention_to_the_sinks():
     assert sink_scores(patterns, (0,)).item() == (0.5 + 0.25 + 0.0) / 3
 
 
-def test_head_scores_rank_heads_by_the_loss_a_plain_hf_model_loses_without_them(stories):
+def _plain_losses(ids, prompt_stop, scale):
+    """Dialogue loss of an independent, never-bridged copy of stories260K with head (layer, head)'s
+    output multiplied by ``scale`` (its columns of o_proj scaled), for every head, and unscaled."""
     from interp.model.load import llama2c_to_hf
     from tests.conftest import STORIES
 
-    ids = stories.to_tokens("Lily likes cats.\nTom likes dogs.\nOne day, Lily saw a cat. Lily likes cats.")
-    scores = head_scores(stories, ids, 10)
-    hf = llama2c_to_hf(STORIES)  # an independent copy, never bridged
+    hf = llama2c_to_hf(STORIES)
     d_head = hf.config.hidden_size // hf.config.num_attention_heads
 
-    def loss_without(layer: int | None, head: int | None) -> float:
+    def loss(layer: int | None, head: int | None) -> float:
         model = copy.deepcopy(hf)
         with torch.no_grad():
             if layer is not None:
-                model.model.layers[layer].self_attn.o_proj.weight[:, head * d_head : (head + 1) * d_head] = 0
-            logits = model(ids).logits[0, 9:-1]
-        return torch.nn.functional.cross_entropy(logits, ids[0, 10:]).item()
+                model.model.layers[layer].self_attn.o_proj.weight[:, head * d_head : (head + 1) * d_head] *= scale
+            logits = model(ids).logits[0, prompt_stop - 1 : -1]
+        return torch.nn.functional.cross_entropy(logits.double(), ids[0, prompt_stop:]).item()
 
-    base = loss_without(None, None)
-    expected = {(layer, head): loss_without(layer, head) - base for layer in range(5) for head in range(8)}
-    ranked = [tuple(map(int, row["head"].split("."))) for row in scores.ranked()]
-    assert ranked[:3] == sorted(expected, key=expected.get, reverse=True)[:3]
-    for row in scores.ranked()[:3]:
-        assert row["ablation_loss_change"] == pytest.approx(expected[tuple(map(int, row["head"].split(".")))], abs=1e-4)
+    base = loss(None, None)
+    return {(layer, head): loss(layer, head) - base for layer in range(5) for head in range(8)}
+
+
+TEXT = "Lily likes cats.\nTom likes dogs.\nOne day, Lily saw a cat. Lily likes cats."
+
+
+def test_attribution_estimate_is_the_first_order_effect_and_ranks_heads_as_ablation_does(stories):
+    from interp.analysis.heads import attribution_effects
+
+    ids = stories.to_tokens(TEXT)
+    estimate = attribution_effects(stories, ids, 10)
+    # First order: the derivative of the loss along z -> (1 - d) z, by finite differences of a plain model.
+    delta = 1e-3
+    slope = {head: change / delta for head, change in _plain_losses(ids, 10, 1 - delta).items()}
+    for (layer, head), expected in slope.items():
+        assert estimate[layer, head].item() == pytest.approx(expected, abs=2e-3, rel=2e-2)
+    # Against ablating every head (40 of them): the estimate ranks them much as exact ablation does.
+    exact = _plain_losses(ids, 10, 0.0)
+    heads = sorted(exact)
+    correlation = spearmanr([exact[h] for h in heads], [estimate[h].item() for h in heads]).statistic
+    assert correlation > 0.6
+
+
+def test_head_scores_confirm_the_top_estimates_by_ablation_as_a_plain_hf_model_measures_them(stories):
+    ids = stories.to_tokens(TEXT)
+    scores = head_scores(stories, ids, 10, confirm=5)
+    expected = _plain_losses(ids, 10, 0.0)
+    confirmed = scores.confirmed
+    assert len(confirmed) == 5
+    assert set(confirmed) == set(sorted(((l, h) for l in range(5) for h in range(8)),
+                                        key=lambda h: scores.estimate[h].item(), reverse=True)[:5])
+    for head in confirmed:
+        assert scores.exact[head].item() == pytest.approx(expected[head], abs=1e-4)
+    ranked = scores.ranked()
+    assert [tuple(map(int, row["head"].split("."))) for row in ranked[:5]] == \
+        sorted(confirmed, key=expected.get, reverse=True)
+    assert -1 <= scores.agreement() <= 1
     assert scores.previous_token.shape == (5, 8) and 0 <= scores.induction.min() <= scores.induction.max() <= 1
+
+
+def test_attribution_needs_no_weight_to_require_grad(stories):
+    """A merged LoRA model comes back with frozen weights: the estimate must not depend on it."""
+    from interp.analysis.heads import attribution_effects
+
+    ids = stories.to_tokens(TEXT)
+    expected = attribution_effects(stories, ids, 10)
+    flags = [p.requires_grad for p in stories.parameters()]
+    try:
+        for p in stories.parameters():
+            p.requires_grad_(False)
+        assert torch.allclose(attribution_effects(stories, ids, 10), expected)
+    finally:
+        for p, flag in zip(stories.parameters(), flags):
+            p.requires_grad_(flag)

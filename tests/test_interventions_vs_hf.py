@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import interp
+from interp.edits.interventions import pattern_edits
 from interp.model.generation import decoder, generate_ids, stack_left_padded
 from tests.reference import EDIT, Edit, reference_greedy
 
@@ -92,7 +93,9 @@ def test_emulation_uses_the_models_last_layer(tiny_models):
 @pytest.mark.parametrize("case", range(6))
 def test_fast_path_equals_hook_path(pair, case):
     """Decoding runs the plain model with the edits inside its attention; the bridge's hook path
-    must give the same logits (1e-5) and greedy tokens, batched with left padding."""
+    must give the same logits and greedy tokens, batched with left padding. Layers without edits
+    run fused attention there, which sums in another order: 1e-5 where every layer is edited,
+    1e-4 over 32 fused layers."""
     model, _, n_layers = pair
     name, interventions, _ = list(cases(n_layers))[case]
     ids, pad = batch()
@@ -105,7 +108,8 @@ def test_fast_path_equals_hook_path(pair, case):
         with interp.intervene(model, *interventions, left_pad=pad):
             hook_logits = model(ids, attention_mask=mask, position_ids=positions)
     real = mask.bool()
-    assert (fast_logits - hook_logits)[real].abs().max() < 1e-5, name
+    every_layer_edited = len(pattern_edits(model, *interventions, left_pad=pad) or {}) == n_layers
+    assert (fast_logits - hook_logits)[real].abs().max() < (1e-5 if every_layer_edited else 1e-4), name
     fast_tokens = generate_ids(model, ids, max_new_tokens=12, left_pad=pad, interventions=interventions, eos_token_id=-1)
     # A hook of the caller's own on the bridge must fire, so generation takes the hook path.
     seen = []

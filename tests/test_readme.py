@@ -90,6 +90,9 @@ def test_a_readme_command_runs_as_written(command, comment, tmp_path, monkeypatc
     argv = as_run_here(command)
     if argv is None:
         pytest.skip("make test is what CI runs; interp-lm-eval runs in tests/test_lmeval.py")
+    earlier = next((c for c, _ in COMMANDS[: COMMANDS.index((command, comment))] if as_run_here(c) == argv), None)
+    if earlier is not None:
+        pytest.skip(f"the same command as {earlier!r}, run already")
     if str(SHARED) in " ".join(argv) and not SHARED.is_dir():
         pytest.skip("../shared/data not found")
     monkeypatch.chdir(tmp_path)

@@ -7,6 +7,7 @@ import pytest
 import interp
 from interp.report.page import write_page
 from interp.studies import Example
+from interp.analysis.anchors import detect_anchors
 from interp.studies.anchors import anchor_study
 from interp.studies.attention import attention_study
 from interp.tiny import random_llama
@@ -26,7 +27,7 @@ def test_pages_for_a_32_layer_32_head_model_and_a_long_prompt_stay_small(wide, t
     prompt = "Question: Ann has a red hat. " * 40
     example = Example.from_text(wide, prompt, "Analysis: Ann has it.\nResponse: (A)")
     assert example.prompt_stop > 300
-    pages = [attention_study(wide, example), anchor_study(wide, example)[0]]
+    pages = [attention_study(wide, example), anchor_study(wide, example, detect_anchors(wide, example.ids, prompt_range=(0, example.prompt_stop)))[0]]
     for page in pages:
         path = write_page(tmp_path / page.name, page.title, page.sections, {})
         assert path.stat().st_size < LIMIT_MB * 2**20, (page.name, path.stat().st_size)

@@ -102,8 +102,16 @@ def load_mmlu(folder: str | Path, subjects: Sequence[str] | None = None) -> list
 
 
 def _jsonl(path: Path, keys: Iterable[str]) -> list[dict]:
+    return [row for _, row in jsonl_rows(path, keys)]
+
+
+def jsonl_rows(path: Path, keys: Iterable[str]) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file whose objects hold text in
+    every field of ``keys``; anything else is refused naming ``file:line`` (the benchmarks' files,
+    and fine-tuning's own rows)."""
     if not path.is_file():
         raise DataError(f"{path} does not exist")
+    keys = list(keys)
     rows = []
     for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not text.strip():
@@ -121,7 +129,7 @@ def _jsonl(path: Path, keys: Iterable[str]) -> list[dict]:
         if not_text:
             raise DataError(f"{path}:{line}: fields {not_text} must be text, got "
                             f"{', '.join(repr(row[k]) for k in not_text)}")
-        rows.append(row)
+        rows.append((line, row))
     return rows
 
 

@@ -11,13 +11,12 @@ from typing import Any, Sequence, TYPE_CHECKING
 
 from interp.accuracy import stats
 from interp.accuracy.data import Item
-from interp.accuracy.extraction import MODES
-from interp.accuracy.record import Answer
-from interp.accuracy.identity import claim, model_identity, run_record
-from interp.accuracy.methods import Method, parse_method
+from interp.accuracy.record import FORCED, Answer
+from interp.accuracy.identity import check_same_model, claim, model_identity, run_record
+from interp.accuracy.methods import Method, method_from_record, parse_method
 from interp.accuracy.runner import (
-    DEFAULT_BATCH_SIZE, Settings, Shard, check_context, merge_shards, plan, prompt_for, read_results, rescore, run,
-    synchronise,
+    DEFAULT_BATCH_SIZE, Settings, Shard, add_forced, check_context, merge_shards, plan, prompt_tokens, read_results,
+    rescore, run, synchronise, write_answers,
 )
 from interp.validation import UsageError
 
@@ -92,7 +91,7 @@ def evaluate(
     names = [variant_name(m) for m in methods]
     if len(set(names)) != len(names):
         raise UsageError(f"--method: methods {names} name the same variant twice; give each once")
-    tokens = {item.id: model.tokenizer(prompt_for(item, Settings(chat=chat))).input_ids for item in items}
+    tokens = {item.id: prompt_tokens(model, item, Settings(chat=chat)) for item in items}
     max_new_tokens = new_tokens_allowed(model, tokens, max_new_tokens)
     cot = Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens)
     check_context(model, items, tokens, max_new_tokens, skip_over_context)
@@ -129,11 +128,25 @@ def variants_in(out: Path) -> list[str]:
     return [BASELINE] + [n for n in names if n != BASELINE]
 
 
-def rescore_folder(out: str | Path) -> Evaluation:
+def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Evaluation:
     """Re-extract every response of a results folder with the current extractors and rewrite its
-    records and summaries; nothing is generated."""
+    records and summaries; nothing is generated. With ``model`` (the one that answered: checked
+    against ``run.json``), records without the model's forced answer get it, under each
+    variant's interventions as its settings file records them."""
     out = Path(out)
-    runs = {name: rescore(out / f"{name}.jsonl") for name in variants_in(out)}
+    if model is not None:
+        check_same_model(out, model_identity(model))
+    runs = {}
+    for name in variants_in(out):
+        path = out / f"{name}.jsonl"
+        answers = rescore(path)
+        if model is not None and any(not a.skipped and not a.has_forced for a in answers):
+            recorded = json.loads((out / f"{name}.settings.json").read_text())
+            settings = Settings(**recorded["settings"])
+            method = method_from_record(recorded["method"]) if recorded.get("method") else None
+            answers = add_forced(model, answers, method, settings, batch_size)
+            write_answers(path, answers)
+        runs[name] = answers
     return Evaluation(runs, write_tables(out, runs))
 
 
@@ -143,8 +156,10 @@ def summarise(runs: dict[str, Sequence[Answer]], out: Path | None = None) -> dic
     settings = {name: json.loads((out / f"{name}.settings.json").read_text())
                 for name in runs if out is not None and (out / f"{name}.settings.json").is_file()}
     rows = []
-    for mode in MODES:
+    modes = stats.modes_of(runs)
+    for mode in modes:
         for name, records in runs.items():
+            agreed = {(r["level"], r["name"]): r["agreement"] for r in stats.agreement(records)} if mode == FORCED else {}
             against = {(r["level"], r["name"]): r for r in stats.compare(runs[BASELINE], records, mode)} \
                 if name not in (BASELINE, "direct") and BASELINE in runs else {}
             for row in stats.accuracy(records, mode):
@@ -152,12 +167,13 @@ def summarise(runs: dict[str, Sequence[Answer]], out: Path | None = None) -> dic
                 rows.append({"mode": mode, "variant": name, **row, **({
                     "difference": paired["difference"], "difference_ci": paired["difference_ci"],
                     "mcnemar_p": paired["mcnemar_p"], "paired_n": paired["n"],
-                } if paired else {"difference": None, "difference_ci": None, "mcnemar_p": None, "paired_n": None})})
+                } if paired else {"difference": None, "difference_ci": None, "mcnemar_p": None, "paired_n": None}),
+                    **({"agreement_with_final": agreed.get((row["level"], row["name"]))} if agreed else {})})
     return {
-        "modes": list(MODES), "baseline": BASELINE,
+        "modes": modes, "baseline": BASELINE,
         "variants": {name: (settings.get(name) or {}).get("method") for name in runs},
         "rows": rows,
-        "review": {name: len(stats.disagreements(records, MODES)) for name, records in runs.items()},
+        "review": {name: len(stats.disagreements(records, modes)) for name, records in runs.items()},
         "computed_tokens": stats.computed_tokens(runs),
     }
 
@@ -175,16 +191,18 @@ def write_tables(out: Path, runs: dict[str, Sequence[Answer]]) -> dict[str, Any]
         writer = csv.writer(handle)
         writer.writerow(["mode", "variant", "level", "name", "n", "skipped", "parse_rate", "accuracy",
                          "accuracy_ci_low", "accuracy_ci_high", "difference", "difference_ci_low",
-                         "difference_ci_high", "mcnemar_p"])
+                         "difference_ci_high", "mcnemar_p", "agreement_with_final"])
         for r in summary["rows"]:
             ci = r["difference_ci"] or (None, None)
             writer.writerow([r["mode"], r["variant"], r["level"], r["name"], r["n"], r["skipped"], r["parse_rate"],
-                             r["accuracy"], *r["accuracy_ci"], r["difference"], *ci, r["mcnemar_p"]])
+                             r["accuracy"], *r["accuracy_ci"], r["difference"], *ci, r["mcnemar_p"],
+                             r.get("agreement_with_final")])
+    modes = summary["modes"]
     with (out / "review.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["variant", "id", "answer", *(f"pred_{m}" for m in MODES), "question", "options", "response"])
+        writer.writerow(["variant", "id", "answer", *(f"pred_{m}" for m in modes), "question", "options", "response"])
         for name, records in runs.items():
-            for r in stats.disagreements(records, MODES):
-                writer.writerow([name, r.id, r.item.answer, *(r.predictions[m] for m in MODES), r.item.question,
+            for r in stats.disagreements(records, modes):
+                writer.writerow([name, r.id, r.item.answer, *(r.predictions.get(m) for m in modes), r.item.question,
                                  " | ".join(r.item.options), r.response])
     return summary

@@ -86,6 +86,20 @@ def difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     return None
 
 
+def check_same_model(out: Path, model: dict[str, Any]) -> None:
+    """Refuse to add to ``out``'s records with a model other than the one that answered them
+    (``model``: its :func:`model_identity`)."""
+    path = out / FILE
+    if not path.is_file():
+        raise UsageError(f"{out} has no {FILE}, so the model that answered cannot be checked; the forced answer needs "
+                         "the same model: rerun the questions instead")
+    old = json.loads(path.read_text()).get("model", {})
+    changed = [key for key in model if old.get(key) != model[key]]
+    if changed:
+        raise UsageError(f"--model is not the model whose answers {out} holds (its {', '.join(changed)} differ); "
+                         "give the model that answered them")
+
+
 def claim(out: Path, record: dict[str, Any]) -> None:
     """Write ``run.json`` into ``out``, or check that the run already there is this one."""
     path = out / FILE

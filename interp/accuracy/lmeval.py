@@ -59,6 +59,7 @@ class InterpLM(HFLM):
         tokenizer: str | None = None,
         dtype: str | None = None,
         device: str | None = None,
+        cache: str | None = None,
         **kwargs: Any,
     ) -> None:
         kinds = {key for _, allowed in KINDS.values() for key in allowed}
@@ -67,7 +68,7 @@ class InterpLM(HFLM):
         dtype = None if dtype in (None, "auto") else dtype
         if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
             device = "cpu"  # lm_eval's default device ("cuda:0"), on a machine without one
-        self.hooked = load_model(pretrained, tokenizer=tokenizer, dtype=dtype, device=device)
+        self.hooked = load_model(pretrained, tokenizer=tokenizer, dtype=dtype, device=device, cache=cache)
         # The bridge has rewired the Hugging Face model to run through its hooks: the harness calls
         # that model as it would any other.
         super().__init__(pretrained=self.hooked.original_model, tokenizer=self.hooked.tokenizer, **kwargs)

@@ -38,7 +38,8 @@ class Method(Protocol):
     kind: str  # e.g. "emulation"
     given: tuple[tuple[str, Any], ...]  # the parameters as given (what a sweep varies)
 
-    def interventions(self, model: InterpModel, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]: ...
+    def interventions(self, model: InterpModel, ids: Sequence[int],
+                      prompt_range: tuple[int, int]) -> tuple[Intervention, ...]: ...
 
     def record(self) -> dict[str, Any]: ...
 
@@ -62,7 +63,8 @@ class FixedMethod:
     kind: str = "fixed"
     given: tuple[tuple[str, Any], ...] = ()
 
-    def interventions(self, model: InterpModel, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
+    def interventions(self, model: InterpModel, ids: Sequence[int],
+                      prompt_range: tuple[int, int]) -> tuple[Intervention, ...]:
         return self.fixed
 
     def record(self) -> dict[str, Any]:
@@ -89,9 +91,10 @@ class PromptRangeRemovalMethod:
         if self.step < 1:
             raise UsageError(f"method prompt-removal: step={self.step}; give a step of at least 1 (the paper: 2)")
 
-    def interventions(self, model: InterpModel, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
+    def interventions(self, model: InterpModel, ids: Sequence[int],
+                      prompt_range: tuple[int, int]) -> tuple[Intervention, ...]:
         layers = alternating_layers(self.first, self.last, self.step)
-        return (PromptRangeRemoval((0, prompt_stop), layers=layers, renormalise=self.renormalise),)
+        return (PromptRangeRemoval(prompt_range, layers=layers, renormalise=self.renormalise),)
 
     def record(self) -> dict[str, Any]:
         return _fields_record(self)
@@ -103,6 +106,7 @@ class AnchorAblationMethod:
 
     keep_only: bool
     ratio: float = 3.0
+    sink: bool = True  # the first token (an attention sink) counts among the anchors when detected as one
     renormalise: bool = False
     name: str = "anchor-ablation"
     kind: str = "anchor-ablation"
@@ -111,9 +115,10 @@ class AnchorAblationMethod:
     def __post_init__(self) -> None:
         checked(f"method {self.kind}: ratio", ratio, str(self.ratio))
 
-    def interventions(self, model: InterpModel, ids: Sequence[int], prompt_stop: int) -> tuple[Intervention, ...]:
-        anchors = detect_anchors(model, torch.tensor([list(ids)]), prompt_range=(0, prompt_stop), ratio=self.ratio)
-        return (AnchorAblation((0, prompt_stop), anchors.positions(), keep_only=self.keep_only,
+    def interventions(self, model: InterpModel, ids: Sequence[int],
+                      prompt_range: tuple[int, int]) -> tuple[Intervention, ...]:
+        anchors = detect_anchors(model, torch.tensor([list(ids)]), prompt_range=prompt_range, ratio=self.ratio)
+        return (AnchorAblation(prompt_range, anchors.positions(sink=self.sink), keep_only=self.keep_only,
                                renormalise=self.renormalise),)
 
     def record(self) -> dict[str, Any]:
@@ -126,8 +131,10 @@ KINDS: dict[str, tuple[Any, dict[str, type]]] = {
                   {"alpha": float, "threshold": float, "last_layer": int, "renormalise": bool, "boost_all": bool}),
     "prompt-removal": (lambda p: PromptRangeRemovalMethod(**p, kind="prompt-removal"),
                        {"first": int, "last": int, "step": int, "renormalise": bool}),
-    "anchor-ablation": (lambda p: AnchorAblationMethod(False, **p, kind="anchor-ablation"), {"ratio": float, "renormalise": bool}),
-    "keep-anchors": (lambda p: AnchorAblationMethod(True, **p, kind="keep-anchors"), {"ratio": float, "renormalise": bool}),
+    "anchor-ablation": (lambda p: AnchorAblationMethod(False, **p, kind="anchor-ablation"),
+                        {"ratio": float, "sink": bool, "renormalise": bool}),
+    "keep-anchors": (lambda p: AnchorAblationMethod(True, **p, kind="keep-anchors"),
+                     {"ratio": float, "sink": bool, "renormalise": bool}),
 }
 
 
@@ -143,6 +150,12 @@ def _value(kind: str, key: str, text: str, kind_of: type) -> Any:
     if kind_of is float and not math.isfinite(value):
         raise UsageError(f"method {kind!r}: {key}={text!r} is not a finite number")
     return value
+
+
+def method_from_record(record: dict[str, Any]) -> Method:
+    """The method a variant's settings file records (``method.record()``), built again."""
+    given = ",".join(f"{key}={value}" for key, value in record.get("given", {}).items())
+    return parse_method(f"{record['kind']}:{given}" if given else record["kind"])
 
 
 def parse_method(spec: str) -> Method:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-LETTERS = "ABCDEFGH"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # MMLU-Pro has 10 options (A-J)
 
 COT_INSTRUCTION = (
     "For each multiple-choice question, follow this specific response structure: Begin by carefully "
@@ -48,7 +48,3 @@ def format_prompt(question: str, options: Sequence[str], cot: bool = True) -> st
     head = instruction(len(options)) if cot else ""
     return head + question_block(question, options) + ("\n Analysis:" if cot else "\n Answer:")
 
-
-def chat_template(prompt: str) -> str:
-    """LLaMA-2 chat's template around a user turn (off by default, as in the paper)."""
-    return f"[INST] {prompt.strip()} [/INST]"

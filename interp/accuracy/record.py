@@ -18,6 +18,7 @@ from interp.accuracy.data import Item
 from interp.accuracy.extraction import MODES, extract_answer
 
 OVER_CONTEXT = "prompt plus max_new_tokens exceeds the model's context"
+FORCED = "forced"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class Answer:
     predictions: dict[str, str | None]  # extraction mode -> the letter it read, or None
     interventions: tuple[dict[str, Any], ...] = ()
     skipped: str | None = None  # why the question was not run
+    # The model's forced answer (interp.accuracy.forced) is the reading predictions["forced"], when
+    # computed; this is its probability among the option letters.
+    forced_probability: float | None = None
 
     @classmethod
     def read(cls, item: Item, response: str, *, prompt_tokens: int, generated_tokens: int,
@@ -55,11 +59,20 @@ class Answer:
     def answered(self, mode: str) -> bool:
         return self.predictions.get(mode) is not None
 
+    @property
+    def has_forced(self) -> bool:
+        return FORCED in self.predictions
+
+    def with_forced(self, letter: str, probability: float) -> "Answer":
+        return dataclasses.replace(self, predictions={FORCED: letter, **self.predictions}, forced_probability=probability)
+
     def rescored(self) -> "Answer":
-        """The same response read again by the current extractors."""
+        """The same response read again by the current extractors (a forced answer is kept: it is
+        the model's, not a reading of the text)."""
         if self.skipped is not None or self.response is None:
             return self
-        return dataclasses.replace(self, predictions=_predictions(self.item, self.response))
+        kept = {FORCED: self.predictions[FORCED]} if self.has_forced else {}
+        return dataclasses.replace(self, predictions={**kept, **_predictions(self.item, self.response)})
 
     def to_line(self) -> str:
         return json.dumps({
@@ -68,6 +81,7 @@ class Answer:
             **{f"pred_{mode}": letter for mode, letter in self.predictions.items()},
             **{f"correct_{mode}": self.correct(mode) for mode in self.predictions},
             "interventions": list(self.interventions),
+            **({"forced_probability": self.forced_probability} if self.has_forced else {}),
         })
 
     @classmethod
@@ -80,7 +94,7 @@ class Answer:
         item = Item(**{**{k: record[k] for k in fields}, "options": tuple(record["options"])})
         predictions = {key[len("pred_"):]: value for key, value in record.items() if key.startswith("pred_")}
         return cls(item, record["prompt_tokens"], record["generated_tokens"], record["response"], predictions,
-                   tuple(record["interventions"]), record["skipped"])
+                   tuple(record["interventions"]), record["skipped"], record.get("forced_probability"))
 
 
 def _predictions(item: Item, response: str) -> dict[str, str | None]:

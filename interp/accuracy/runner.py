@@ -23,7 +23,9 @@ from tqdm import tqdm
 from interp.accuracy.data import DataError, Item
 from interp.accuracy.record import Answer
 from interp.accuracy.methods import Method
-from interp.accuracy.prompts import chat_template, format_prompt, instruction
+from interp.accuracy.prompts import format_prompt, instruction
+from interp.accuracy import forced
+from interp.model import chat
 from interp.model.generation import decode_until_eos, generate_stream, prefix_length
 from interp.edits.interventions import Intervention, describe, model_hooks
 from interp.accuracy.identity import model_identity
@@ -71,18 +73,28 @@ class Shard:
         return "" if self.world == 1 else f".rank{self.rank}-of-{self.world}"
 
 
-def prompt_for(item: Item, settings: Settings) -> str:
+def prompt_for(item: Item, settings: Settings, tokenizer: Any) -> str:
+    """The question in the paper's layout; with ``settings.chat``, as the user's turn of the
+    model's own chat template."""
     prompt = format_prompt(item.question, item.options, cot=settings.cot)
-    return chat_template(prompt) if settings.chat else prompt
+    return chat.user_turn(tokenizer, prompt) if settings.chat else prompt
 
 
-def prompt_range_stop(model: InterpModel, item: Item, settings: Settings, ids: Sequence[int]) -> int:
-    """Where the question's instruction (its prompt range) ends, in tokens of its prompt."""
+def prompt_tokens(model: InterpModel, item: Item, settings: Settings) -> list[int]:
+    return chat.encode(model.tokenizer, prompt_for(item, settings, model.tokenizer))
+
+
+def prompt_range(model: InterpModel, item: Item, settings: Settings, ids: Sequence[int]) -> tuple[int, int]:
+    """Where the question's instruction (its prompt range) starts and ends, in tokens of its
+    prompt: from 0 in the paper's layout, after the template's system turn and user header in a
+    chat template."""
     if not settings.cot:
         raise ValueError("the non-CoT prompt has no instruction, so it has no prompt range to intervene on")
-    prompt = prompt_for(item, settings)
+    prompt = prompt_for(item, settings, model.tokenizer)
     head = instruction(len(item.options))
-    return prefix_length(model, list(ids), prompt[: prompt.index(head) + len(head)])
+    at = prompt.index(head)
+    start = prefix_length(model, list(ids), prompt[:at]) if at else 0
+    return start, prefix_length(model, list(ids), prompt[: at + len(head)])
 
 
 def check_context(model: InterpModel, items: Sequence[Item], tokens: dict[str, list[int]], max_new_tokens: int,
@@ -188,7 +200,7 @@ def run(
     _drop_partial_line(path)
     done = read_results(path)
     todo = [item for item in mine if item.id not in done]
-    tokens = {item.id: tokens[item.id] if tokens else model.tokenizer(prompt_for(item, settings)).input_ids
+    tokens = {item.id: tokens[item.id] if tokens else prompt_tokens(model, item, settings)
               for item in todo}
     over = check_context(model, todo, tokens, settings.max_new_tokens, skip_over_context)
     out.mkdir(parents=True, exist_ok=True)
@@ -232,14 +244,38 @@ def run(
                         torch.cuda.empty_cache()
                     size.halve()  # the questions in flight were not written: they are retried, with fewer rows
                 group = [item for index, item in enumerate(group) if index not in finished]
-    return [done[item.id] for item in mine]
+    answers = [done[item.id] for item in mine]
+    if any(not a.skipped and not a.has_forced for a in answers):
+        answers = add_forced(model, answers, method, settings, size.size, plans=plans, progress=progress)
+        write_answers(path, answers)  # whole, through a temporary file: a kill keeps the records as they were
+    return answers
+
+
+def add_forced(model: InterpModel, answers: Sequence[Answer], method: Method | None, settings: Settings,
+               batch_size: int = DEFAULT_BATCH_SIZE, *, plans: dict[str, tuple[Intervention, ...]] | None = None,
+               progress: bool = True) -> list[Answer]:
+    """Each answered record with the model's forced answer (:mod:`interp.accuracy.forced`) under
+    the variant's interventions (``plans``, by id, where already planned); records that have one,
+    or were skipped, as they are."""
+    todo = [a for a in answers if not a.skipped and not a.has_forced]
+    plans = plans or {}
+    questions = []
+    for answer in tqdm(todo, disable=not progress or not method or all(a.id in plans for a in todo),
+                       desc="forced answer: set-up"):
+        interventions = plans.get(answer.id)
+        if interventions is None:
+            interventions = plan(model, method, answer.item, settings, prompt_tokens(model, answer.item, settings))
+        questions.append(forced.Question(prompt_for(answer.item, settings, model.tokenizer), answer.response or "",
+                                         len(answer.item.options), interventions))
+    found = dict(zip((a.id for a in todo), forced.forced_answers(model, questions, batch_size)))
+    return [a.with_forced(found[a.id].letter, found[a.id].probability) if a.id in found else a for a in answers]
 
 
 def plan(model: InterpModel, method: Method | None, item: Item, settings: Settings, ids: Sequence[int]) -> tuple[Intervention, ...]:
     """The interventions ``item`` is answered with; bad parameters fail here, before generation."""
     if method is None:
         return ()
-    interventions = method.interventions(model, ids, prompt_range_stop(model, item, settings, ids))
+    interventions = method.interventions(model, ids, prompt_range(model, item, settings, ids))
     model_hooks(model, *interventions)
     return interventions
 

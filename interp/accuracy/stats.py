@@ -8,7 +8,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from interp.accuracy.record import Answer
+from interp.accuracy.extraction import MODES
+from interp.accuracy.record import FORCED, Answer
 
 
 
@@ -84,11 +85,31 @@ def compare(baseline: Sequence[Answer], variant: Sequence[Answer], mode: str = "
     return rows
 
 
+def modes_of(runs: dict[str, Sequence[Answer]]) -> list[str]:
+    """The readings to report: the forced answer first where the records have it, then the
+    extraction modes (``final`` first)."""
+    forced = any(r.has_forced for records in runs.values() for r in records)
+    return [FORCED, *MODES] if forced else list(MODES)
+
+
+def agreement(records: Sequence[Answer], a: str = FORCED, b: str = "final") -> list[dict[str, Any]]:
+    """Per subject, category and overall: the share of (not skipped) records where readings ``a``
+    and ``b`` name the same letter (an unanswered ``b`` disagrees)."""
+    rows = []
+    for (level, name), members in _subsets(records).items():
+        kept = [r for r in members if not r.skipped and r.answered(a)]
+        same = [r.predictions[a] == r.predictions.get(b) for r in kept]
+        rows.append({"level": level, "name": name, "n": len(kept),
+                     "agreement": float(np.mean(same)) if kept else math.nan})
+    return rows
+
+
 def disagreements(records: Sequence[Answer], modes: Sequence[str]) -> list[Answer]:
-    """The responses a researcher should read: where the modes disagree, or ``final`` (the
-    first mode) found no answer."""
-    return [r for r in records if not r.skipped
-            and (not r.answered(modes[0]) or len({r.predictions[m] for m in modes}) > 1)]
+    """The responses a researcher should read: where the readings disagree, or ``final`` found no
+    answer; those where the forced answer and the stated (``final``) one differ come first."""
+    flagged = [r for r in records if not r.skipped
+               and (not r.answered("final") or len({r.predictions.get(m) for m in modes}) > 1)]
+    return sorted(flagged, key=lambda r: not (r.has_forced and r.predictions[FORCED] != r.predictions.get("final")))
 
 
 def computed_tokens(runs: dict[str, Sequence[Answer]]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ local, so the yardstick is the prompt's own average, not a uniform share of the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, TYPE_CHECKING
+from typing import Collection, Sequence, TYPE_CHECKING
 
 import torch
 from jaxtyping import Float, Int
@@ -52,10 +52,26 @@ class Anchors:
         outlier = candidates >= self.ratio * candidates.mean()
         return [start + int(i) for i in torch.nonzero(outlier).flatten()]
 
-    def positions(self, layers: Sequence[int] | None = None) -> tuple[int, ...]:
-        """The union of anchor positions over ``layers`` (all layers by default)."""
+    def positions(self, layers: Sequence[int] | None = None, *, sink: bool = True) -> tuple[int, ...]:
+        """The union of anchor positions over ``layers`` (all layers by default); ``sink=False``
+        leaves out the sequence's first token (:attr:`sink`)."""
         layers = range(self.received.shape[0]) if layers is None else layers
-        return tuple(sorted({p for layer in layers for p in self.layer(layer)}))
+        found = {p for layer in layers for p in self.layer(layer)}
+        return tuple(sorted(found if sink else found - {self.sink}))
+
+    @property
+    def sink(self) -> int:
+        """The first token: in most trained models an attention sink, which rows park attention on
+        whatever it is (Xiao et al. 2023), so it is reported apart from the anchors that the text's
+        own tokens become."""
+        return 0
+
+    def sink_share(self) -> Float[Tensor, " layer"]:
+        """Per layer, the share of the measured queries' attention on the first token (zero when the
+        key range starts after it)."""
+        if self.key_range[0] > self.sink:
+            return torch.zeros(self.received.shape[0])
+        return self.received[:, self.sink]
 
     def strings(self, positions: Sequence[int]) -> list[str]:
         return [self.tokens[p] for p in positions]
@@ -97,19 +113,17 @@ def detect_anchors(
     return Anchors(tuple(model.to_str_tokens(ids[0])), received, ratio, (start, stop))
 
 
-SPECIAL = ("<s>", "</s>", "<unk>", "<pad>", "<|begin_of_text|>", "<|endoftext|>")
-
-
-def non_semantic(tokens: Sequence[str]) -> list[bool]:
-    """Which tokens carry no meaning of their own: special tokens (BOS), whitespace and newlines,
+def non_semantic(tokens: Sequence[str], special: Collection[str]) -> list[bool]:
+    """Which tokens carry no meaning of their own: the tokenizer's special tokens (``special``:
+    ``tokenizer.all_special_tokens``, e.g. ``<s>``, ``<|im_start|>``), whitespace and newlines,
     punctuation (':', '.', ','), the kinds the paper finds drawing outlier attention."""
-    return [t in SPECIAL or not any(ch.isalnum() for ch in t.replace("\u2581", "")) for t in tokens]
+    return [t in special or not any(ch.isalnum() for ch in t.replace("\u2581", "")) for t in tokens]
 
 
 def non_semantic_share(
-    patterns: Float[Tensor, "layer head query key"], tokens: Sequence[str], query_start: int
+    patterns: Float[Tensor, "layer head query key"], tokens: Sequence[str], query_start: int, special: Collection[str]
 ) -> Float[Tensor, " layer"]:
     """Per layer, the share of the attention of queries from ``query_start`` on (mean over heads
     and those queries) that lands on non-semantic tokens."""
-    keys = torch.tensor(non_semantic(tokens), dtype=patterns.dtype)
+    keys = torch.tensor(non_semantic(tokens, special), dtype=patterns.dtype)
     return (patterns[:, :, query_start:, :] * keys).sum(-1).mean(dim=(1, 2))

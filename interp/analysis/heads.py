@@ -1,13 +1,17 @@
 """Head probing: per-head scores (sink/anchor, previous-token, induction, entropy) and the effect
-of ablating each head on the dialogue loss."""
+of ablating each head on the dialogue loss: estimated for every head by attribution patching (one
+forward and one backward pass), measured by ablation for the heads that matter most."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence, TYPE_CHECKING
 
+import einops
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float, Int
+from scipy.stats import spearmanr
 from torch import Tensor
 from transformer_lens.head_detector import (
     compute_head_attention_similarity_score,
@@ -25,23 +29,44 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class HeadScores:
-    """Layer-by-head tables; ``ablation`` is the change in dialogue loss when the head is ablated."""
+    """Layer-by-head tables. ``estimate`` is every head's attribution-patching estimate of the
+    change in dialogue loss when it is ablated; ``exact`` is that change measured by ablating the
+    head, for the confirmed heads (NaN elsewhere)."""
 
     sink: Float[Tensor, "layer head"]
     previous_token: Float[Tensor, "layer head"]
     induction: Float[Tensor, "layer head"]
     entropy: Float[Tensor, "layer head"]
-    ablation: Float[Tensor, "layer head"]
+    estimate: Float[Tensor, "layer head"]
+    exact: Float[Tensor, "layer head"]
     ablation_mode: str
 
+    @property
+    def confirmed(self) -> list[tuple[int, int]]:
+        return [(int(l), int(h)) for l, h in (~self.exact.isnan()).nonzero().tolist()]
+
+    def agreement(self) -> float:
+        """Spearman rank correlation of estimate and exact effect over the confirmed heads (NaN
+        with fewer than three)."""
+        heads = self.confirmed
+        if len(heads) < 3:
+            return float("nan")
+        estimate = [float(self.estimate[h]) for h in heads]
+        exact = [float(self.exact[h]) for h in heads]
+        return float(spearmanr(estimate, exact).statistic)
+
     def ranked(self) -> list[dict[str, Any]]:
-        """Every head, most important (largest loss increase when ablated) first."""
+        """Every head, most important first: by the exact effect where measured (the confirmed heads
+        lead), then by the estimate."""
         n_layers, n_heads = self.sink.shape
-        rows = [{"head": f"{layer}.{head}", "ablation_loss_change": float(self.ablation[layer, head]),
+        rows = [{"head": f"{layer}.{head}", "estimate": float(self.estimate[layer, head]),
+                 "exact": None if self.exact[layer, head].isnan() else float(self.exact[layer, head]),
                  "sink": float(self.sink[layer, head]), "previous_token": float(self.previous_token[layer, head]),
                  "induction": float(self.induction[layer, head]), "entropy": float(self.entropy[layer, head])}
                 for layer in range(n_layers) for head in range(n_heads)]
-        return sorted(rows, key=lambda row: row["ablation_loss_change"], reverse=True)
+        return sorted(rows, key=lambda row: (row["exact"] is not None,
+                                             row["exact"] if row["exact"] is not None else row["estimate"]),
+                      reverse=True)
 
 
 def detector_scores(patterns: Float[Tensor, "layer head query key"], detection: Tensor) -> Float[Tensor, "layer head"]:
@@ -68,16 +93,48 @@ def mean_head_outputs(model: InterpModel, ids: Int[Tensor, "batch pos"]) -> dict
 
 @torch.no_grad()
 def ablation_effects(model: InterpModel, ids: Int[Tensor, "1 pos"], prompt_stop: int,
-                     mode: Literal["zero", "mean"] = "zero", layers: Sequence[int] | None = None) -> Float[Tensor, "layer head"]:
-    """Change in dialogue loss when each head (of ``layers``, default all) is ablated alone."""
+                     mode: Literal["zero", "mean"] = "zero",
+                     heads: Sequence[tuple[int, int]] | None = None) -> Float[Tensor, "layer head"]:
+    """Change in dialogue loss when each head of ``heads`` (default all) is ablated alone, measured:
+    one forward pass per head (NaN for the heads not measured)."""
     base = dialogue_loss(model, ids, prompt_stop)
     means = mean_head_outputs(model, ids) if mode == "mean" else None
     effects = torch.full((model.cfg.n_layers, model.cfg.n_heads), float("nan"))
-    for layer in layers if layers is not None else range(model.cfg.n_layers):
-        for head in range(model.cfg.n_heads):
-            ablation = HeadAblation(((layer, head),), None if means is None else {(layer, head): means[(layer, head)]})
-            effects[layer, head] = dialogue_loss(model, ids, prompt_stop, [ablation]) - base
+    every = [(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
+    for layer, head in every if heads is None else heads:
+        ablation = HeadAblation(((layer, head),), None if means is None else {(layer, head): means[(layer, head)]})
+        effects[layer, head] = dialogue_loss(model, ids, prompt_stop, [ablation]) - base
     return effects
+
+
+def attribution_effects(model: InterpModel, ids: Int[Tensor, "1 pos"], prompt_stop: int,
+                        mode: Literal["zero", "mean"] = "zero") -> Float[Tensor, "layer head"]:
+    """Attribution patching (Nanda 2023; Kramar et al. 2024, AtP): every head's ablation effect on
+    the dialogue loss to first order, from one forward and one backward pass,
+    ``sum over positions of (z_ablated - z) . dloss/dz`` at each head's output ``hook_z``."""
+    names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
+    kept: dict[str, Tensor] = {}
+
+    def keep(z: Tensor, hook: Any) -> Tensor:
+        kept[hook.name] = z
+        return z
+
+    def track(resid: Tensor, hook: Any) -> Tensor:
+        # Frozen weights (a merged adapter's) build no graph: the residual stream is made to.
+        return resid if resid.requires_grad else resid.detach().requires_grad_()
+
+    hooks = [("blocks.0.hook_resid_pre", track), *[(name, keep) for name in names]]
+    with torch.enable_grad(), model.hooks(fwd_hooks=hooks):
+        logits = model(ids)
+        loss = F.cross_entropy(logits[0, prompt_stop - 1 : -1].float(), ids[0, prompt_stop:].to(logits.device))
+        # Gradients of the head outputs only; no weight gradient is kept.
+        grads = torch.autograd.grad(loss, [kept[name] for name in names])
+    effects = []
+    for name, grad in zip(names, grads):
+        z = kept[name].detach()  # batch pos head d_head
+        target = torch.zeros_like(z) if mode == "zero" else z.mean(dim=(0, 1), keepdim=True).expand_as(z)
+        effects.append(einops.einsum(target - z, grad, "batch pos head d, batch pos head d -> head"))
+    return torch.stack(effects).float().cpu()
 
 
 def repeated_tokens(model: InterpModel, length: int = 40, seed: int = 0) -> Int[Tensor, "1 pos"]:
@@ -89,19 +146,27 @@ def repeated_tokens(model: InterpModel, length: int = 40, seed: int = 0) -> Int[
     return torch.cat([torch.tensor([bos]), half, half])[None]
 
 
-@torch.no_grad()
 def head_scores(model: InterpModel, ids: Int[Tensor, "1 pos"], prompt_stop: int, *, sinks: Sequence[int] = (0,),
-                mode: Literal["zero", "mean"] = "zero", layers: Sequence[int] | None = None) -> HeadScores:
-    """Every head's scores on one prompt-plus-dialogue sequence (induction on a repeated sequence)."""
+                mode: Literal["zero", "mean"] = "zero", confirm: int = 10) -> HeadScores:
+    """Every head's scores on one prompt-plus-dialogue sequence (induction on a repeated sequence):
+    every head's ablation effect estimated by attribution patching, and the ``confirm`` heads
+    estimated to matter most measured by ablating them."""
     if not 0 < prompt_stop < ids.shape[1]:
         raise ValueError(f"prompt_stop={prompt_stop} must lie inside the sequence of {ids.shape[1]} tokens")
-    patterns = attention_patterns(model, ids)
-    repeated = repeated_tokens(model)
+    with torch.no_grad():
+        patterns = attention_patterns(model, ids)
+        repeated = repeated_tokens(model)
+        induction_patterns = attention_patterns(model, repeated)
+    estimate = attribution_effects(model, ids, prompt_stop, mode)
+    n_heads = model.cfg.n_heads
+    order = estimate.flatten().argsort(descending=True)[:confirm].tolist()
+    exact = ablation_effects(model, ids, prompt_stop, mode, [divmod(i, n_heads) for i in order])
     return HeadScores(
         sink=sink_scores(patterns, sinks),
         previous_token=detector_scores(patterns, get_previous_token_head_detection_pattern(ids[0].cpu())),
-        induction=detector_scores(attention_patterns(model, repeated), get_induction_head_detection_pattern(repeated[0])),
+        induction=detector_scores(induction_patterns, get_induction_head_detection_pattern(repeated[0])),
         entropy=attention_entropy(patterns),
-        ablation=ablation_effects(model, ids, prompt_stop, mode, layers),
+        estimate=estimate,
+        exact=exact,
         ablation_mode=mode,
     )

@@ -42,7 +42,13 @@ class PatternSite:
 def attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
               scaling: float, dropout: float = 0.0, softcap: float | None = None, **kwargs: Any) -> tuple[Tensor, Tensor]:
     """transformers' eager attention (grouped-query, soft-capping, additive mask), with the active
-    pattern edits of this layer applied after the softmax."""
+    pattern edits of this layer applied after the softmax. A layer without edits (and without
+    soft-capping or dropout) never needs its pattern, so it runs fused scaled-dot-product attention."""
+    site_edits = getattr(module, "interp_edits", ())
+    if not site_edits and softcap is None and not (module.training and dropout):
+        out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
+                                                               scale=scaling, enable_gqa=True)
+        return out.transpose(1, 2).contiguous(), None
     groups = query.shape[1] // key.shape[1]
     if groups > 1:
         key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
@@ -53,7 +59,7 @@ def attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor
         scores = scores + attention_mask
     pattern = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     pattern = torch.nn.functional.dropout(pattern, p=dropout, training=module.training)
-    for edit, site in getattr(module, "interp_edits", ()):
+    for edit, site in site_edits:
         pattern = edit(pattern, hook=site)
     return torch.matmul(pattern, value).transpose(1, 2).contiguous(), pattern
 

@@ -17,6 +17,7 @@ from torch import Tensor
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from interp.model.chat import encode
 from interp.model.fast_path import edits, plain_model
 from interp.edits.interventions import Intervention, model_hooks, pattern_edits
 
@@ -25,16 +26,16 @@ if TYPE_CHECKING:
 
 
 def tokenize(model: InterpModel, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each text, with BOS as the tokenizer adds it."""
+    """Token ids of each text, with BOS as the tokenizer adds it (:func:`interp.model.chat.encode`)."""
     if any(not text for text in texts):
         raise ValueError("cannot generate from an empty prompt; give at least one character of text")
-    return [model.tokenizer(text).input_ids for text in texts]
+    return [encode(model.tokenizer, text) for text in texts]
 
 
 def prefix_length(model: InterpModel, full: Sequence[int], head: str) -> int:
     """How many tokens of ``full`` (a text tokenised as one) belong to its beginning ``head``:
     where ``head``'s own tokenisation stops agreeing with the whole's."""
-    alone = model.tokenizer(head).input_ids
+    alone = encode(model.tokenizer, head)
     return next((i for i, (a, b) in enumerate(zip(full, alone)) if a != b), min(len(full), len(alone)))
 
 

@@ -24,6 +24,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformer_lens.model_bridge import TransformerBridge
 
+from interp.model import catalog, gguf
 from interp.model.architectures import measure_editable_layers
 from interp.model.fast_path import plain_copy
 from interp.validation import looks_like_path
@@ -162,13 +163,17 @@ def load_model(
     device: str | torch.device | None = None,
     n_devices: int | None = None,
     device_map: str | dict | None = None,
+    cache: str | Path | None = None,
 ) -> InterpModel:
     """A TransformerLens hooked model for a decoder-only language model, in its handle.
 
     ``source`` is one of: a local Hugging Face directory (``config.json``, safetensors or
-    ``.bin`` shards, tokenizer files), a hub name such as ``meta-llama/Llama-2-7b-chat-hf``
-    (online, or already in the local cache), a llama2.c checkpoint (``.bin``; its SentencePiece
-    ``.model`` is taken from ``tokenizer=`` or from beside it), or an in-memory Hugging Face
+    ``.bin`` shards, tokenizer files), a LoRA adapter directory (``adapter_config.json``; its base
+    is loaded and the adapter merged into it), a hub name such as ``meta-llama/Llama-2-7b-chat-hf``
+    (online, or already in the local cache), a short name of :mod:`interp.model.catalog` (e.g.
+    ``smollm2-135m-instruct``), a GGUF file (converted once into ``cache``, default
+    ``~/.cache/interp/gguf``: :mod:`interp.model.gguf`), a llama2.c checkpoint (``.bin``; its
+    SentencePiece ``.model`` is taken from ``tokenizer=`` or from beside it), or an in-memory Hugging Face
     causal LM (``tokenizer=`` required; the bridge rewires that model in place, so keep a copy
     if you need the original). Any architecture TransformerLens bridges loads; the attention
     interventions refuse those whose bridge only observes the pattern
@@ -177,13 +182,28 @@ def load_model(
     """
     torch_dtype = resolve_dtype(dtype)
     if (n_devices is not None or device_map is not None) and not isinstance(source, PreTrainedModel):
-        name, tok = _named_source(source, tokenizer)
+        name, tok = _named_source(local_source(source, cache), tokenizer)
         if name is not None:  # TransformerLens places a named model over the devices itself
             bridge = TransformerBridge.boot_transformers(name, tokenizer=tok, dtype=torch_dtype, n_devices=n_devices,
                                                          device_map=device_map)
             return InterpModel(_compat(bridge))
-    hf, tok = load_hf(source, tokenizer=tokenizer, dtype=torch_dtype)
+    hf, tok = load_hf(source, tokenizer=tokenizer, dtype=torch_dtype, cache=cache)
     return _bridge(hf, tok, torch_dtype, device)
+
+
+def local_source(source: str | Path, cache: str | Path | None = None) -> str | Path:
+    """A short name as its file, and a GGUF file as its converted directory; anything else as given."""
+    try:
+        named = catalog.resolve(str(source))
+    except catalog.MissingModelFile as err:
+        raise ModelLoadError(str(err)) from None
+    source = named or source
+    if str(source).lower().endswith(".gguf"):
+        try:
+            return gguf.converted(source, cache)
+        except gguf.GGUFError as err:
+            raise ModelLoadError(str(err)) from None
+    return source
 
 
 def load_hf(
@@ -191,6 +211,7 @@ def load_hf(
     *,
     tokenizer: str | Path | PreTrainedTokenizerBase | None = None,
     dtype: str | torch.dtype | None = None,
+    cache: str | Path | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The plain Hugging Face model and its tokenizer, from any source :func:`load_model` takes
     (what fine-tuning trains; no hooks, eager attention)."""
@@ -198,7 +219,10 @@ def load_hf(
     if isinstance(source, PreTrainedModel):
         _check_decoder(source.config, "the given model")
         return source, _tokenizer_for(tokenizer, None, "the given model")
+    source = local_source(source, cache)
     path = Path(source).expanduser()
+    if (path / ADAPTER).is_file():
+        return merged_adapter(path, tokenizer=tokenizer, dtype=torch_dtype, cache=cache)
     if path.is_file():
         if path.suffix != ".bin":
             raise ModelLoadError(
@@ -215,6 +239,31 @@ def load_hf(
         if type(err).__name__ != "SafetensorError":
             raise
         raise _load_error(path, err) from err
+
+
+ADAPTER = "adapter_config.json"
+
+
+def merged_adapter(folder: Path, *, tokenizer: Any = None, dtype: torch.dtype = torch.float32,
+                   cache: str | Path | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A LoRA adapter folder (peft's ``save_pretrained``) merged into its base model, which its
+    ``adapter_config.json`` names (a path, hub name or short name; a relative path counts from
+    the folder)."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelLoadError(f"{folder} is a LoRA adapter; loading it needs peft: pip install peft") from None
+    base_name = json.loads((folder / ADAPTER).read_text()).get("base_model_name_or_path")
+    if not base_name:
+        raise ModelLoadError(f"{folder / ADAPTER} names no base model (base_model_name_or_path); write the adapter "
+                             "again with peft's save_pretrained from a model loaded by name or path")
+    beside = folder / base_name
+    base, base_tokenizer = load_hf(beside if beside.exists() else base_name, dtype=torch.float32, cache=cache)
+    has_tokenizer = (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()
+    tok = _tokenizer_for(tokenizer, folder, str(folder)) if tokenizer is not None or has_tokenizer else base_tokenizer
+    # Merged in float32 and then cast, so a float16 model gets the float32 sum rounded once.
+    model = PeftModel.from_pretrained(base, folder).merge_and_unload()
+    return model.to(dtype).eval(), tok
 
 
 def _named_source(source: str | Path, tokenizer: Any) -> tuple[str | None, PreTrainedTokenizerBase | None]:
@@ -272,7 +321,22 @@ def _bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dtype: torc
             f"(model_type {hf.config.model_type!r}); use an architecture it bridges, such as LLaMA, "
             "Mistral, Qwen2, Qwen3 or Gemma 2"
         ) from err
+    _own_bos_convention(bridge, tokenizer)
     return InterpModel(_compat(bridge), plain)
+
+
+def adds_bos(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Does the tokenizer put BOS in front of text itself (LLaMA-2 does, SmolLM2 does not)?"""
+    return tokenizer.bos_token_id is not None and tokenizer("a").input_ids[:1] == [tokenizer.bos_token_id]
+
+
+def _own_bos_convention(bridge: TransformerBridge, tokenizer: PreTrainedTokenizerBase) -> None:
+    # TransformerLens swaps in a copy of the tokenizer that adds BOS and prepends BOS by default,
+    # which puts a token in front of every input that a model like SmolLM2 was never trained or
+    # fine-tuned with. The model is studied on the inputs its own tokenizer makes.
+    # (Assigning bridge.tokenizer would run TransformerLens's wiring, which wraps it again.)
+    bridge.__dict__["_tokenizer"] = tokenizer
+    bridge.cfg.default_prepend_bos = bridge.cfg.tokenizer_prepends_bos = adds_bos(tokenizer)
 
 
 def _compat(bridge: TransformerBridge) -> TransformerBridge:

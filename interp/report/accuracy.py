@@ -16,6 +16,10 @@ from interp.report.page import Page, Section
 
 
 MODE_TEXT = {
+    "forced": "forced: the model's own committed answer, read off its logits: after the response, the cue "
+              "'\\nResponse:' and the next token's distribution over the option letters alone (two-stage prompting), "
+              "with the variant's interventions active; the agreement column is the share of questions where the "
+              "answer the response states (final) is the same letter",
     "final": "final: what the response commits to, read from its answer section first (refusals, open answers "
              "and responses that name no option count as unanswered)",
     "paper": "paper: the released code's cascade (option text -> letter, 'answer is X', 'X is correct', leading letter, "
@@ -36,17 +40,25 @@ def _interval(low: float, high: float, signed: bool = False) -> str:
     return f"[{form.format(100 * low)}, {form.format(100 * high)}]"
 
 
+def reading(mode: str) -> str:
+    """How a reading is named on the page: the model's forced answer, or an extraction mode."""
+    return "the model's forced answer" if mode == "forced" else f"{mode} extraction"
+
+
 def _rows(summary: dict[str, Any], mode: str) -> list[dict[str, Any]]:
     return [r for r in summary["rows"] if r["mode"] == mode]
 
 
 def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    agreement = any("agreement_with_final" in r for r in rows)
     header = ["variant", "level", "name", "n", "skipped", "parse rate", "accuracy [95% CI]",
-              "difference from baseline (points) [95% CI]", "McNemar p"]
+              "difference from baseline (points) [95% CI]", "McNemar p",
+              *(["agrees with the stated answer (final)"] if agreement else [])]
     body = [[r["variant"], r["level"], r["name"], r["n"], r["skipped"], _pct(r["parse_rate"]),
              f"{_pct(r['accuracy'])} {_interval(*r['accuracy_ci'])}",
              "" if r["difference"] is None else f"{100 * r['difference']:+.1f} {_interval(*r['difference_ci'], signed=True)}",
-             "" if r["mcnemar_p"] is None else f"{r['mcnemar_p']:.3g}"]
+             "" if r["mcnemar_p"] is None else f"{r['mcnemar_p']:.3g}",
+             *([_pct(r.get("agreement_with_final"))] if agreement else [])]
             for r in sorted(rows, key=lambda r: (stats.GROUP_ORDER[r["level"]], r["name"]))]
     return header, body
 
@@ -93,7 +105,7 @@ def sweeps(summary: dict[str, Any], mode: str = "final") -> list[go.Figure]:
                          arrayminus=[100 * (p[1]["accuracy"] - p[1]["accuracy_ci"][0]) for p in points])))
         base = overall[summary["baseline"]]["accuracy"]
         fig.add_hline(y=100 * base, line_dash="dash", annotation_text=f"baseline {_pct(base)}")
-        fig.update_layout(title=f"{kind}: overall accuracy ({mode} extraction) against {key}",
+        fig.update_layout(title=f"{kind}: overall accuracy ({reading(mode)}) against {key}",
                           xaxis=dict(title=key), yaxis=dict(title="accuracy (%)", range=[0, 100]), height=380)
         figures.append(caption(fig, f"Points: overall accuracy at each value of {key}, with 95% bootstrap intervals; "
                                     "dashed line: the baseline without the method."))
@@ -106,7 +118,7 @@ def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[
     to its records (for the review table and accuracy by length)."""
     modes, baseline = summary["modes"], summary["baseline"]
     first = {r["variant"]: r for r in _rows(summary, modes[0]) if r["level"] == "overall"}
-    parts = [f"{first[baseline]['n']} questions, {modes[0]} extraction: {baseline} {_pct(first[baseline]['accuracy'])} "
+    parts = [f"{first[baseline]['n']} questions, {reading(modes[0])}: {baseline} {_pct(first[baseline]['accuracy'])} "
              f"(answered {_pct(first[baseline]['parse_rate'])})"]
     parts += [f"{v} {_pct(r['accuracy'])} (answered {_pct(r['parse_rate'])}; {100 * r['difference']:+.1f} points "
               f"{_interval(*r['difference_ci'], signed=True)}, McNemar p={r['mcnemar_p']:.3g})"
@@ -115,11 +127,11 @@ def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[
     for mode in modes:
         rows = _rows(summary, mode)
         sections.append(Section(
-            f"Accuracy and parse rate, {mode} extraction",
+            f"Accuracy and parse rate, {reading(mode)}",
             MODE_TEXT[mode] + ". Accuracy counts an unanswered question as wrong; the parse rate is the share of "
             "responses that gave an answer in this mode. Differences are paired on the same questions, with a "
             "bootstrap interval and McNemar's exact test.",
-            figures=[category_bars(rows, f"CoT accuracy by category, {mode} extraction (95% bootstrap intervals)")]
+            figures=[category_bars(rows, f"CoT accuracy by category, {reading(mode)} (95% bootstrap intervals)")]
             if mode == modes[0] else [],
             tables=[_table(rows)],
         ))
@@ -130,10 +142,11 @@ def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[
     review = [(variant, r) for variant, records in runs.items() for r in stats.disagreements(records, modes)]
     sections.append(Section(
         f"Responses to check by hand ({len(review)})",
-        "The responses where the extraction modes disagree, or the final mode found no answer: read these, not "
-        f"all of them. All are in review.csv beside the results; the first {REVIEW_ROWS} are shown.",
+        "The responses where the readings disagree, or the final mode found no answer: read these, not all of them. "
+        "Those whose stated answer (final) differs from the model's forced answer come first. All are in review.csv "
+        f"beside the results; the first {REVIEW_ROWS} are shown.",
         tables=[(["variant", "id", "answer", *modes, "question and options", "response"],
-                 [[variant, r.id, r.item.answer, *(r.predictions[m] for m in modes),
+                 [[variant, r.id, r.item.answer, *(r.predictions.get(m) for m in modes),
                    r.item.question[:300] + "\n" + "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(r.item.options)),
                    (r.response or "")[-600:]] for variant, r in review[:REVIEW_ROWS]])],
     ))
@@ -149,7 +162,7 @@ def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[
     sections.append(Section("Computed tokens", figures=[fig], tables=[(
         ["run", "category", "n", "mean generated tokens"],
         [[r["run"], r["category"], r["n"], round(r["mean_tokens"], 1)] for r in tokens])]))
-    sections.append(Section(f"Accuracy by response length ({modes[0]} extraction)", tables=[(
+    sections.append(Section(f"Accuracy by response length ({reading(modes[0])})", tables=[(
         ["run", "generated tokens", "n", "accuracy"],
         [[run_name, b["bin"], b["n"], _pct(b["accuracy"])] for run_name, records in runs.items()
          for b in stats.accuracy_by_length(records, mode=modes[0])])]))

@@ -88,11 +88,12 @@ def _boundary(fig: go.Figure, at: float, row: int | None = None, col: int | None
 def layer_heatmaps(
     patterns: Float[Tensor, "layer query key"], tokens: Sequence[str], title: str,
     boundary: int | None = None, layer_names: Sequence[str] | None = None, zmax: float | None = None,
-    anchors: Sequence[int] = (),
+    anchors: Sequence[int] = (), cells: int = SLIDER_CELLS,
 ) -> go.Figure:
     """One attention matrix per layer, chosen with a slider; the prompt/dialogue boundary in red,
-    the anchors marked above the key axis, colours on a power scale (switchable)."""
-    data, labels, width = pool(patterns.numpy(), token_labels(tokens), tokens_within(SLIDER_CELLS, len(patterns)))
+    the anchors marked above the key axis, colours on a power scale (switchable). ``cells``: the
+    figure's budget (a page of several such figures gives each a share)."""
+    data, labels, width = pool(patterns.numpy(), token_labels(tokens), tokens_within(cells, len(patterns)))
     names = list(layer_names or [f"layer {i}" for i in range(len(data))])
     fig = go.Figure()
     for i, matrix in enumerate(data):
@@ -121,9 +122,10 @@ def layer_heatmaps(
 
 def difference_heatmaps(
     difference: Float[Tensor, "layer query key"], tokens: Sequence[str], title: str, boundary: int | None = None,
+    cells: int = SLIDER_CELLS,
 ) -> go.Figure:
     """Per-layer differences of two models' attention, on a diverging scale centred on zero."""
-    fig = layer_heatmaps(difference, tokens, title, boundary)
+    fig = layer_heatmaps(difference, tokens, title, boundary, cells=cells)
     bound = float(difference.abs().max() or 1)
     fig.update_layout(coloraxis=dict(colorscale=colorscale(SCALES["power 0.3 (default)"], diverging=True), cmin=-bound,
                                      cmax=bound, cmid=0, colorbar=dict(title="difference")),
@@ -187,5 +189,6 @@ def per_layer_bars(values: dict[str, Sequence[float]], title: str, y_title: str)
 def layer_head_heatmap(values: Float[Tensor, "layer head"], title: str, colorbar: str) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=values.numpy(), colorbar=dict(title=colorbar),
                                hovertemplate="layer %{y}<br>head %{x}<br>%{z:.4f}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="head", yaxis_title="layer", height=420)
+    fig.update_layout(title=title, xaxis_title="head", yaxis_title="layer", height=420,
+                      yaxis=dict(autorange="reversed"))  # layer 0 at the top, as the caption says
     return caption(fig, "One cell per head (column) of each layer (row), layer 0 at the top; hover for the value.")

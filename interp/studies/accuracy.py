@@ -1,4 +1,4 @@
-"""CoT accuracy of the shipped tiny model on held-out questions, baseline against each method
+"""CoT accuracy of the shipped model on held-out structured questions, baseline against each method
 (the main job's benchmark); ``interp accuracy`` runs the same harness on MMLU, PIQA and SIQA."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _run(c: Context) -> Page:
 
 
 STUDY = Study(
-    "accuracy", "CoT accuracy on held-out tiny questions, baseline vs each method (shipped models only)",
+    "accuracy", "CoT accuracy on held-out structured questions (the tiny benchmark), baseline vs each method (shipped model only)",
     _run,
     options=("questions", "cot_tokens", "table_pairs", "method"),
     in_run=lambda config: not config.model,

@@ -9,12 +9,14 @@ which computes its numbers with the library and lays them out with :mod:`interp.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Sequence, TYPE_CHECKING
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from interp.analysis.anchors import Anchors, detect_anchors
 from interp.analysis.attention import attention_patterns
 from interp.analysis.effects import Effect, intervention_effects
 from interp.model.generation import prefix_length
@@ -30,12 +32,18 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Context:
     """What a study runs on: the model, the example, the run's settings, and a loader for the
-    other models some studies compare with ((path, the option that named it) -> model)."""
+    other models some studies compare with ((path, the option that named it) -> model). What
+    several studies need of the example (its anchors) is computed once, by the first that asks."""
 
     model: InterpModel
     example: "Example"
     config: StudyConfig
     load: Callable[[str, str], InterpModel]
+
+    @cached_property
+    def anchors(self) -> Anchors:
+        return detect_anchors(self.model, self.example.ids, prompt_range=(0, self.example.prompt_stop),
+                              ratio=self.config.ratio)
 
 
 @dataclass(frozen=True)

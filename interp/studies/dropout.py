@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from interp.model.load import InterpModel
 
 
-def dropout_study(model: InterpModel, other: InterpModel, example: Example, names: tuple[str, str]) -> Page:
-    """The paper's Figure 5: the same text's attention in two models, and their difference per layer."""
+def dropout_study(model: InterpModel, other: InterpModel, example: Example, names: tuple[str, str], *,
+                  cells: int = figures.SLIDER_CELLS, side_by_side: bool = True) -> Page:
+    """The paper's Figure 5: the same text's attention in two models, and their difference per layer
+    (``side_by_side=False`` leaves out the two models' own maps, for a page that shows them already)."""
     other_ids = other.tokenizer(other.tokenizer.decode(example.ids[0], skip_special_tokens=True)).input_ids
     if other.cfg.n_layers != model.cfg.n_layers or other_ids != example.ids[0].tolist():
         raise ValueError("the two models must have the same depth and tokenizer to compare attention position by position")
@@ -28,12 +30,13 @@ def dropout_study(model: InterpModel, other: InterpModel, example: Example, name
     prompt_share = {names[0]: first[:, example.prompt_stop:, :example.prompt_stop].sum(-1).mean(-1).tolist(),
                     names[1]: second[:, example.prompt_stop:, :example.prompt_stop].sum(-1).mean(-1).tolist()}
     sections = [
-        Section(f"{names[0]} vs {names[1]}: head-mean attention per layer", figures=[
+        *([Section(f"{names[0]} vs {names[1]}: head-mean attention per layer", figures=[
             figures.layer_heatmaps(torch.cat([first, second]), example.tokens, "Head-mean attention", example.prompt_stop,
-                                   layer_names=[f"{names[0]} layer {i}" for i in range(n)] + [f"{names[1]} layer {i}" for i in range(n)]),
-        ]),
+                                   layer_names=[f"{names[0]} layer {i}" for i in range(n)] +
+                                   [f"{names[1]} layer {i}" for i in range(n)], cells=cells),
+        ])] if side_by_side else []),
         Section(f"Difference ({names[1]} minus {names[0]})", figures=[figures.difference_heatmaps(
-            difference, example.tokens, "Attention difference", example.prompt_stop)]),
+            difference, example.tokens, "Attention difference", example.prompt_stop, cells=cells)]),
         Section("Per-layer summary", figures=[
             figures.per_layer_bars(entropy, "Attention entropy per layer (head-mean pattern)", "nats"),
             figures.per_layer_bars(prompt_share, "Share of the dialogue's attention on the prompt range", "share"),
@@ -49,17 +52,18 @@ def dropout_study(model: InterpModel, other: InterpModel, example: Example, name
 
 
 def _run(c: Context) -> Page:
-    from interp.tiny.default import DROPOUT, load_shipped
+    from interp.shipped import LABELS, TUNED, TUNED_DROPOUT, adapter
 
-    other = c.load(c.config.compare_model, "--compare-model") if c.config.compare_model else load_shipped(DROPOUT)
-    names = ("this model" if c.config.model else "no dropout",
-             "compared" if c.config.compare_model else "attention dropout 0.1")
-    return dropout_study(c.model, other, c.example, names)
+    path = c.config.compare_model or str(adapter(TUNED_DROPOUT))
+    names = ("this model" if c.config.model else LABELS[TUNED],
+             "compared" if c.config.compare_model else LABELS[TUNED_DROPOUT])
+    return dropout_study(c.model, c.load(path, "--compare-model"), c.example, names)
 
 
 STUDY = Study(
     "dropout", "attention of two models (without and with attention dropout) and their difference (Figure 5)",
     _run,
     options=("compare_model",),
-    in_run=lambda config: not config.model or bool(config.compare_model),
+    # The main job's finetuning page compares the shipped pair already (its Figure 5 sections).
+    in_run=lambda config: bool(config.compare_model),
 )

@@ -37,21 +37,25 @@ def finetuning_study(base: InterpModel, tuned: dict[str, InterpModel], example: 
         share = anchors.share(union)
         anchor_rows.append([name, ", ".join(map(str, union)) or "-", " ".join(repr(t) for t in anchors.strings(union)) or "-",
                             float(share.mean()), float(share.max()), int(share.argmax())])
-    semantic_share = {name: non_semantic_share(p, example.tokens, stop).tolist() for name, p in patterns.items()}
+    special = base.tokenizer.all_special_tokens
+    semantic_share = {name: non_semantic_share(p, example.tokens, stop, special).tolist() for name, p in patterns.items()}
     entropy = {name: attention_entropy(p).mean(-1).tolist() for name, p in patterns.items()}
+    # Several slider figures on one page: each gets a share of one figure's budget.
+    cells = figures.SLIDER_CELLS // 3
     sections = [
         Section("Head-mean attention per layer, side by side", figures=[figures.layer_heatmaps(
             torch.cat(list(means.values())), example.tokens, "Head-mean attention", stop,
-            layer_names=[f"{name} layer {i}" for name in means for i in range(n)])]),
+            layer_names=[f"{name} layer {i}" for name in means for i in range(n)], cells=cells)]),
         *[Section(f"Difference: {name} minus base", figures=[figures.difference_heatmaps(
-            means[name] - means["base"], example.tokens, f"Attention difference ({name} - base)", stop)])
+            means[name] - means["base"], example.tokens, f"Attention difference ({name} - base)", stop, cells=cells)])
           for name in tuned],
         Section("Anchors found in each model", f"Anchors in the prompt range (tokens 0 to {stop - 1}): keys that "
                 f"receive at least {ratio}x the prompt's mean attention from the dialogue, in any layer; their share "
                 "of the dialogue's attention, mean and largest over layers.",
                 tables=[(["model", "anchor positions", "tokens", "share (mean over layers)", "share (largest)",
                           "layer of largest"], anchor_rows)]),
-        Section("Attention on non-semantic tokens", "BOS, whitespace, newlines and punctuation: the share of the "
+        Section("Attention on non-semantic tokens", f"The tokenizer's special tokens ({', '.join(special)}), "
+                "whitespace, newlines and punctuation: the share of the "
                 "dialogue's attention they receive, per layer (mean over heads and dialogue tokens).",
                 figures=[figures.per_layer_bars(semantic_share, "Share of attention on non-semantic tokens", "share")]),
         Section("Attention entropy per layer", figures=[figures.per_layer_bars(
@@ -59,7 +63,7 @@ def finetuning_study(base: InterpModel, tuned: dict[str, InterpModel], example: 
     ]
     if len(tuned) == 2:
         (first, one), (second, two) = tuned.items()
-        comparison = dropout_study(one, two, example, (first, second))
+        comparison = dropout_study(one, two, example, (first, second), cells=cells, side_by_side=False)
         sections += [Section(f"Dropout comparison: {s.title}", s.text, s.raw_html, s.figures, s.tables, s.preformatted)
                      for s in comparison.sections]
     last = {name: values[-1] for name, values in semantic_share.items()}
@@ -78,9 +82,20 @@ def tuned_models(c: Context) -> dict[str, InterpModel]:
     return {"tuned": c.load(str(folder), "--tuned")}
 
 
+def _run(c: Context) -> Page:
+    from interp.shipped import BASE, TUNED_DROPOUT, adapter
+
+    if c.config.tuned:
+        return finetuning_study(c.model, tuned_models(c), c.example, c.config.ratio)
+    # The shipped pair (the main job's model is the one without dropout) against the wheel's base.
+    tuned = {"tuned": c.model, "tuned with dropout": c.load(str(adapter(TUNED_DROPOUT)), "--tuned")}
+    return finetuning_study(c.load(BASE, "--model"), tuned, c.example, c.config.ratio)
+
+
 STUDY = Study(
-    "finetuning", "what fine-tuning did to attention: a base model against its fine-tuned version(s) (--tuned)",
-    lambda c: finetuning_study(c.model, tuned_models(c), c.example, c.config.ratio),
+    "finetuning", "what fine-tuning did to attention: a base model against its fine-tuned version(s) (--tuned; "
+                  "default: the shipped SmolLM2 pair against its base)",
+    _run,
     options=("ratio", "tuned"),
-    in_run=lambda config: bool(config.tuned),
+    in_run=lambda config: bool(config.tuned) or not config.model,
 )

