@@ -19,8 +19,11 @@ pytestmark = pytest.mark.slow  # real processes, each loading the model
 def interrupt(argv: list[str], after: str, cwd: Path) -> tuple[int, str, float]:
     """Start ``interp argv``, send SIGINT once a line with ``after`` has been printed; returns its exit
     code, its last line on stderr and the seconds it took to end after the signal."""
+    # As in a terminal: SIGINT handled by default, even where this test runs in a background job
+    # (which a non-interactive shell starts with SIGINT ignored, and children inherit that).
     process = subprocess.Popen([sys.executable, "-m", "interp", *argv], cwd=cwd, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, bufsize=1)
+                               stderr=subprocess.STDOUT, text=True, bufsize=1,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     deadline = time.monotonic() + 240
     while after not in seen or not seen.endswith(("\n", "\r")):

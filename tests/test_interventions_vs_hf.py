@@ -116,3 +116,32 @@ def test_fast_path_equals_hook_path(pair, case):
     with model.hooks(fwd_hooks=[("blocks.0.hook_resid_pre", lambda x, hook: seen.append(1))]):
         hook_tokens = generate_ids(model, ids, max_new_tokens=12, left_pad=pad, interventions=interventions, eos_token_id=-1)
     assert len(seen) == 12 and torch.equal(fast_tokens, hook_tokens), name
+
+
+def test_variants_in_one_batch_equal_each_variant_on_its_own(tiny_models):
+    """intervention_effects runs pattern variants as rows of one batch (PerRow): each row must
+    give what that variant gives alone, logits and greedy continuation."""
+    import torch.nn.functional as F
+
+    from interp.analysis.effects import dialogue_logprobs, intervention_effects
+    from interp.model.generation import decode_until_eos
+
+    _, model = tiny_models(7)
+    torch.manual_seed(3)
+    ids = torch.randint(3, 400, (1, 24))
+    stop = 10
+    variants = {
+        "original": [],
+        "emulation": [interp.TopLayerEmulation(alpha=1.0)],
+        "removal": [interp.PromptRangeRemoval((0, stop), layers=(1, 3))],
+        "anchors": [interp.AnchorAblation((0, stop), (0, 4))],
+        "both": [interp.AnchorAblation((0, stop), (2,), keep_only=True), interp.TopLayerEmulation(alpha=0.5)],
+    }
+    effects = intervention_effects(model, ids, stop, variants, max_new_tokens=6, generate_from=20)
+    base = dialogue_logprobs(model, ids, stop)
+    for effect, (name, ivs) in zip(effects, variants.items()):
+        alone = dialogue_logprobs(model, ids, stop, ivs)
+        assert effect.kl == pytest.approx(F.kl_div(alone, base, log_target=True, reduction="batchmean").item(), abs=1e-5)
+        assert effect.loss == pytest.approx(F.nll_loss(alone, ids[0, stop:]).item(), abs=1e-5)
+        new = generate_ids(model, ids[:, :20], max_new_tokens=6, interventions=ivs)[0]
+        assert effect.continuation == decode_until_eos(model, new), name

@@ -11,7 +11,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.model.generation import decode_until_eos, generate_ids
-from interp.edits.interventions import Intervention, intervene
+from interp.edits.interventions import Intervention, PerRow, intervene
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -67,10 +67,22 @@ def intervention_effects(
         )
     base = dialogue_logprobs(model, ids, prompt_stop)
     targets = ids[0, prompt_stop:].to(base.device)
+    names = list(variants)
+    if all(hasattr(iv, "edits") for ivs in variants.values() for iv in ivs):
+        # Pattern edits: every variant in one batch, a row each (the continuations run to their
+        # full length together, then are cut at EOS, so no row leaves the batch early).
+        batched = PerRow(tuple(tuple(ivs) for ivs in variants.values()))
+        rows = ids.expand(len(names), -1)
+        with intervene(model, batched):
+            logps = model(rows)[:, prompt_stop - 1 : -1].float().log_softmax(-1)
+        news = generate_ids(model, rows[:, :generate_from], max_new_tokens=max_new_tokens, interventions=[batched],
+                            eos_token_id=-1)
+    else:
+        logps = torch.stack([dialogue_logprobs(model, ids, prompt_stop, ivs) for ivs in variants.values()])
+        news = torch.cat([generate_ids(model, ids[:, :generate_from], max_new_tokens=max_new_tokens, interventions=ivs)
+                          for ivs in variants.values()])
     effects = []
-    for name, interventions in variants.items():
-        logp = dialogue_logprobs(model, ids, prompt_stop, interventions)
-        new = generate_ids(model, ids[:, :generate_from], max_new_tokens=max_new_tokens, interventions=interventions)[0]
+    for name, logp, new in zip(names, logps, news):
         effects.append(Effect(
             name=name,
             kl=F.kl_div(logp, base, log_target=True, reduction="batchmean").item(),

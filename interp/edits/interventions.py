@@ -298,6 +298,49 @@ class HeadAblation:
         return [(f"blocks.{layer}.attn.hook_z", make(layer)) for layer in by_layer]
 
 
+@dataclass(frozen=True)
+class PerRow:
+    """Row ``i`` of the batch under ``variants[i]`` (each a tuple of pattern interventions; an
+    empty one is the original model): several variants of one text in one batched pass instead
+    of one pass each. Every variant's edits are built for its own row and applied to that row's
+    slice of the pattern, so state an intervention keeps within a forward (the emulation's
+    layer-0 mask) stays its own."""
+
+    variants: tuple[tuple[Any, ...], ...]
+
+    def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
+        return as_hooks(self.edits(n_layers, left_pad))
+
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> Edits:
+        if not all(hasattr(iv, "edits") for ivs in self.variants for iv in ivs):
+            raise ValueError("PerRow batches pattern interventions only (those with edits()); run the others apart")
+        rows: list[Edits] = []
+        for row, ivs in enumerate(self.variants):
+            mine: Edits = {}
+            for iv in ivs:
+                for layer, fns in iv.edits(n_layers, None if left_pad is None else left_pad[row : row + 1]).items():
+                    mine.setdefault(layer, []).extend(fns)
+            rows.append(mine)
+
+        def make(layer: int) -> HookFn:
+            def edit(pattern: Tensor, hook: Any) -> Tensor:
+                if pattern.shape[0] != len(rows):
+                    raise ValueError(f"PerRow has {len(rows)} variants but the batch has {pattern.shape[0]} rows; "
+                                     "give one row per variant")
+                out = []
+                for row, mine in enumerate(rows):
+                    part = pattern[row : row + 1]
+                    for fn in mine.get(layer, []):
+                        part = fn(part, hook=hook)
+                    out.append(part)
+                return torch.cat(out)
+
+            return edit
+
+        layers = sorted({layer for mine in rows for layer in mine})
+        return {layer: [make(layer)] for layer in layers}
+
+
 def model_hooks(
     model: InterpModel, *interventions: Intervention, left_pad: Int[Tensor, " batch"] | None = None
 ) -> list[Hook]:
