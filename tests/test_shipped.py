@@ -35,3 +35,20 @@ def test_the_shipped_pair_was_trained_alike_but_for_attention_dropout():
     assert [s["attention_dropout"] for s in settings] == [0.0, 0.1]
     assert {k: v for k, v in settings[0].items() if k != "attention_dropout"} == \
         {k: v for k, v in settings[1].items() if k != "attention_dropout"}
+
+
+def test_smollm2_is_read_without_a_bos_as_its_tokenizer_and_fine_tuning_read_it(tmp_path):
+    """SmolLM2's tokenizer adds no BOS: the bridge must not put one in front (TransformerLens does
+    by default), so the studies see what interp finetune trained on."""
+    from interp.model.load import load_hf
+    from interp.train.finetune import Row, encode
+
+    model = load_default()
+    _, tokenizer = load_hf(BASE)  # the tokenizer alone, never bridged
+    text = "Owners: cup Ann, hat Bob. Who owns the hat?"
+    own = tokenizer(text).input_ids
+    assert own[0] != tokenizer.bos_token_id
+    assert model.to_tokens(text)[0].tolist() == own
+    assert model.tokenizer(text).input_ids == own
+    trained, _ = encode(tokenizer, Row(text, " Bob", "check"), 8192)
+    assert trained[: len(own)] == own
