@@ -23,7 +23,7 @@ import torch
 from interp.accuracy.prompts import letters
 from interp.edits.interventions import Intervention
 from interp.model import chat
-from interp.model.generation import decoder, stack_left_padded
+from interp.model.generation import decoder, padded_batch
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -75,17 +75,14 @@ def forced_answers(model: InterpModel, questions: Sequence[Question], batch_size
     for index, question in enumerate(questions):
         groups.setdefault(question.interventions, []).append(index)
     pad = model.tokenizer.pad_token_id or 0
+    device = next(model.parameters()).device
     for interventions, members in groups.items():
         members = sorted(members, key=lambda i: -len(encoded[i][0]))
         for start in range(0, len(members), batch_size):
             chunk = members[start : start + batch_size]
-            ids, left_pad = stack_left_padded([encoded[i][0] for i in chunk], pad)
-            mask = (torch.arange(ids.shape[1])[None] >= left_pad[:, None]).long()
-            positions = (mask.cumsum(-1) - 1).clamp_min(0)
-            device = next(model.parameters()).device
+            ids, left_pad, mask, positions = padded_batch([encoded[i][0] for i in chunk], pad, device)
             with decoder(model, interventions, left_pad) as forward:
-                logits = forward(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                 position_ids=positions.to(device)).logits[:, -1].float()
+                logits = forward(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1].float()
             for row, index in enumerate(chunk):
                 choices = encoded[index][1]
                 probabilities = logits[row, choices].softmax(-1)

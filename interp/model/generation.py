@@ -39,6 +39,16 @@ def prefix_length(model: InterpModel, full: Sequence[int], head: str) -> int:
     return next((i for i, (a, b) in enumerate(zip(full, alone)) if a != b), min(len(full), len(alone)))
 
 
+def padded_batch(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu") -> tuple[
+        Int[Tensor, "batch pos"], Int[Tensor, " batch"], Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
+    """A forward's inputs for token rows of any lengths: left-padded ids, each row's padding count,
+    the attention mask and the position ids (counted from each row's first real token)."""
+    ids, left_pad = stack_left_padded(rows, pad_id)
+    ids, left_pad = ids.to(device), left_pad.to(device)
+    mask = (torch.arange(ids.shape[1], device=device)[None] >= left_pad[:, None]).long()
+    return ids, left_pad, mask, (mask.cumsum(-1) - 1).clamp_min(0)
+
+
 def stack_left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
     """Stack token rows to the right edge; returns the ids and each row's padding count."""
     width = max(len(row) for row in rows)
@@ -235,11 +245,9 @@ def generate_stream(
     new: dict[int, list[int]] = {}
 
     def prefill(indices: list[int]) -> _Batch:
-        ids, left_pad = stack_left_padded([rows[i] for i in indices], pad_id)
-        ids, left_pad = ids.to(device), left_pad.to(device)
-        mask = (torch.arange(ids.shape[1], device=device)[None] >= left_pad[:, None]).long()
+        ids, left_pad, mask, positions = padded_batch([rows[i] for i in indices], pad_id, device)
         with decoder(model, interventions, left_pad) as forward:
-            output = forward(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
+            output = forward(input_ids=ids, attention_mask=mask, position_ids=positions,
                              past_key_values=new_cache(), use_cache=True, logits_to_keep=1)
         return _Batch(output.past_key_values, mask, output.logits[:, -1].argmax(-1, keepdim=True), indices)
 
