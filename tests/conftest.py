@@ -47,6 +47,23 @@ def tiny_models(sp_model):
 
 
 @pytest.fixture(scope="session")
+def llama2_random(tmp_path_factory) -> Path:
+    """A 4-layer random LLaMA with LLaMA-2's tokenizer (from ../shared), as an HF directory: real
+    benchmark text in few tokens, and every option letter its own token."""
+    tokenizer_dir = SHARED / "models" / "llama-2-7b-chat-hf-tokenizer"
+    if not tokenizer_dir.is_dir():
+        pytest.skip(f"LLaMA-2 tokenizer not found at {tokenizer_dir} (needs ../shared beside the project)")
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("llama2-random")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    random_decoder("llama", n_layers=4, d_model=64, n_heads=4, n_kv_heads=2, vocab_size=len(tokenizer),
+                   max_positions=2048, init_std=0.2, seed=0).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def stories():
     if not STORIES.is_file():
         pytest.skip(f"stories260K checkpoint not found at {STORIES} (needs ../shared beside the project)")

@@ -87,3 +87,86 @@ def test_the_final_mode_reads_the_commitment(response, options, final):
 def test_an_unknown_mode_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="final, paper, strict"):
         extract_answer("B", CAPITALS, "flexible")
+
+
+# Each step of the final mode's pipeline on its own (interp.accuracy.commitment).
+from interp.accuracy import commitment as steps  # noqa: E402
+
+TEN = tuple(f"option {i}" for i in range(10))  # A-J, as MMLU-Pro
+
+
+def test_clean_undoes_markup_and_cuts_a_new_exchange():
+    assert steps.clean("**Response:** \\boxed{B}\n\nQuestion: next?\nResponse: C") == "Response: B"
+
+
+def test_answer_section_is_after_the_last_header_and_strict_takes_its_own():
+    assert steps.answer_section("Answer: A. On reflection... Final answer: C") == " C"
+    assert steps.answer_section("no header here") is None
+    assert extract_answer("response: B\nResponse: (C)", CAPITALS, "strict") == "C"
+    assert extract_answer("response: B", CAPITALS, "strict") is None  # the paper's header, case and all
+
+
+def test_letter_mentions_tell_letters_from_the_article_and_the_pronoun():
+    def letters(text, options=TEN):
+        found = steps.letter_mentions(text, steps.option_letters(len(options)), [])
+        return [m.letter for m in sorted(found, key=lambda m: m.start)]
+
+    assert letters("I think it is D, not (b); option c") == ["D", "B", "C"]
+    assert letters("A decrease in demand, so A") == ["A"]
+    assert letters("I or J: I is right") == ["I", "J", "I"]
+    assert extract_answer("Response: I would pick J.", TEN) == "J"
+    assert extract_answer("Response: I", TEN) == "I"
+
+
+def test_text_mentions_exact_fuzzy_and_distinctive_words():
+    letters = steps.option_letters(4)
+    found = steps.text_mentions("It is Rome, then London", CAPITALS, letters, False)
+    assert sorted((m.start, m.letter) for m in found) == [(6, "C"), (17, "B")]
+    assert steps.text_mentions("Berlinn", CAPITALS, letters, False) == []
+    assert [m.letter for m in steps.text_mentions("Berlinn", CAPITALS, letters, True)] == ["D"]
+    strict = steps.Reader(fuzzy_threshold=101, distinctive_words=False)
+    assert steps.text_mentions("Berlinn", CAPITALS, letters, True, strict) == []
+    piqa = ("Place paper liners in the pan", "Place plastic liners in the pan")
+    assert [m.letter for m in steps.text_mentions("plastic ones work", piqa, "AB", True)] == ["B"]
+
+
+def test_ordinal_mentions_and_groups():
+    assert [m.letter for m in steps.ordinal_mentions("the second option, or the latter", "ABCD", [])] == ["B", "D"]
+    text = "Options A, C and D are wrong; B is right."
+    groups = steps.join_groups(text, steps.mentions(text, CAPITALS))
+    assert [g.letters for g in groups] == [["A", "C", "D"], ["B"]]
+
+
+def test_read_groups_negated_committed_named_and_a_label_that_only_repeats_itself():
+    def reading(text, options=CAPITALS):
+        return [(g.letters, g.negated, g.committed) for g in steps.read_groups(text, options, True, False)]
+
+    assert reading("A is incorrect. The answer is B. C was mentioned.") == [
+        (["A"], True, False), (["B"], False, True), (["C"], False, False)]
+    # a listing whose lines repeat their own label commits to nothing
+    assert all(not committed for _, _, committed in reading("A. The answer is A.\nB. The answer is B."))
+
+
+def test_settled_needs_one_answer_or_marked_revisions():
+    def settle(text):
+        return steps.resolve(text, steps.read_groups(text, CAPITALS, True, False), "ABCD")
+
+    assert settle("The answer is A. The answer is A.") == "A"
+    assert settle("The answer is A. The answer is B. The answer is A.") is None  # back and forth
+    assert settle("The answer is A.\n\nThe answer is B.") is None  # a change no word explains
+    assert settle("The answer is A. Wait, that is wrong: the answer is D.") == "D"
+    assert settle("The answer is A. On reflection, the answer is B. Actually no, the answer is A.") is None
+
+
+def test_refused_and_eliminated():
+    groups = steps.read_groups("I cannot determine which; maybe A.", CAPITALS, True, False)
+    assert steps.refused("I cannot determine which; maybe A.", groups, [])
+    text = "A is wrong, B is wrong and D is wrong."
+    assert steps.eliminated(steps.read_groups(text, CAPITALS, True, False), "ABCD") == "C"
+
+
+def test_a_benchmark_can_read_with_its_own_reader(monkeypatch):
+    assert extract_answer("Response: Berlinn", CAPITALS, benchmark="capitals") == "D"
+    monkeypatch.setitem(steps.READERS, "capitals", steps.Reader(fuzzy_threshold=101, distinctive_words=False))
+    assert extract_answer("Response: Berlinn", CAPITALS, benchmark="capitals") is None
+    assert extract_answer("Response: Berlinn", CAPITALS, benchmark="mmlu") == "D"

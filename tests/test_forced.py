@@ -87,3 +87,32 @@ def test_rescore_with_the_model_adds_the_forced_answer_to_records_without_it(tin
     assert json.loads((tmp_path / "summary.json").read_text())["modes"][0] == "forced"
     with pytest.raises(UsageError, match="not the model whose answers"):
         rescore_folder(tmp_path, load_shipped("cot-tiny-dropout"))
+
+
+def test_ten_options_a_to_j_end_to_end(llama2_random, tmp_path):
+    """MMLU-Pro's ten options: asked, answered, read and forced among A-J, the forced answer as a
+    plain forward's argmax over the ten letters."""
+    import json
+
+    from interp.accuracy.data import Item
+    from interp.accuracy.harness import evaluate
+    from interp.accuracy.methods import parse_method
+    from interp.accuracy.runner import Settings, prompt_for
+
+    letters = "ABCDEFGHIJ"
+    names = ["Ann", "Bob", "Cat", "Dan", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon"]
+    items = [Item(f"pro/{i}", "pro", "pro", "pro", f"Owners: cup {names[i]}, hat Bob. Who owns the cup?",
+                  tuple(names), letters[i]) for i in range(10)]
+    model = interp.load_model(llama2_random)
+    runs = evaluate(model, items, tmp_path, methods=[parse_method("emulation")], max_new_tokens=12, progress=False).runs
+    plain, tokenizer = load_hf(llama2_random)
+    choices = [tokenizer(CUE + " " + x, add_special_tokens=False).input_ids[-1] for x in letters]
+    assert len(set(choices)) == 10
+    for record in runs["cot"]:
+        assert set(record.predictions.values()) <= set(letters) | {None}
+        ids = tokenizer(prompt_for(record.item, Settings(cot=True), tokenizer) + record.response + CUE).input_ids
+        with torch.no_grad():
+            logits = plain(input_ids=torch.tensor([ids])).logits[0, -1]
+        assert record.predictions["forced"] == letters[int(logits[choices].argmax())]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {r["n"] for r in summary["rows"] if r["level"] == "overall"} == {10}

@@ -11,17 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 import interp
 from interp.accuracy import runner
 from interp.cli import main
 from interp.reproduction.pipeline import MEASURES, STEPS, _examples
 from interp.analysis.survey import ORIGINAL, survey
-from interp.tiny import random_decoder
 from tests.conftest import SHARED
 
-TOKENIZER = SHARED / "models" / "llama-2-7b-chat-hf-tokenizer"
 MODELS = ("base", "tuned", "tuned-dropout")
 BENCHMARKS = ("mmlu", "piqa", "siqa")
 CLAIMS = ("Anchor tokens emerge after structured fine-tuning", "Attention dropout during fine-tuning changes the anchors",
@@ -33,16 +31,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    """A 4-layer random LLaMA with LLaMA-2's tokenizer: real benchmark text in few tokens."""
-    if not TOKENIZER.is_dir():
-        pytest.skip(f"LLaMA-2 tokenizer not found at {TOKENIZER} (needs ../shared beside the project)")
-    folder = tmp_path_factory.mktemp("base")
-    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
-    random_decoder("llama", n_layers=4, d_model=64, n_heads=4, n_kv_heads=2, vocab_size=len(tokenizer),
-                   max_positions=2048, init_std=0.2, seed=0).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+def base(llama2_random) -> Path:
+    return llama2_random
 
 
 def reproduce(base: Path, out: Path, *extra: str) -> int:

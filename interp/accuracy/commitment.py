@@ -1,27 +1,31 @@
-"""What a free-form multiple-choice response commits to: the ``final`` extraction mode.
+"""What a free-form multiple-choice response commits to: the ``final`` extraction mode, a
+pipeline of small steps (each a function of this module, in this order, testable alone), read
+the way a grader reads a response. :class:`Reader` runs them with its settings; ``READERS`` gives
+a benchmark its own (the way lm-evaluation-harness composes filters).
 
-A response is read the way a grader reads it:
-
-1. **Clean**: markdown emphasis, ``\\boxed{X}`` and curly quotes are undone; whatever the model
+1. :func:`clean`: markdown emphasis, ``\\boxed{X}`` and curly quotes undone; whatever the model
    wrote after its answer that starts a new exchange (a new ``Question:``, ``[INST]``, a new
-   ``Analysis:``) is cut off.
-2. **Answer section first**: the text after the last ``Response:`` / ``Answer:`` /
-   ``Final answer:`` header. Only when it names no option at all is the whole response read.
-3. **Mentions**: every place that names an option: its letter (``B``, ``(B)``, ``B)``,
-   ``Option B``, ``b)``; the article "A" is told apart from the letter), its text (exact, longest
-   option first; in the answer section also fuzzily, with ``rapidfuzz``, above a threshold, and
-   for options that share most of their words, by the words that set one apart), or an ordinal
-   ("the second option", "solution 2", "the last choice", "the first is safer"). Mentions joined
-   by "and", "or" or commas form one group ("A, C and D", "either B or D").
-4. **Each group's reading**, from its clause: *negated* ("not A", "A is incorrect", "rather than
-   A", "eliminate A and C"; in an option-by-option walk, a line whose verdict is "incorrect");
-   *committed* ("the answer is B", "I would choose B", "B is correct", "B is the better choice",
-   the first thing in the answer section, a walk line whose verdict is "correct"); else *named*.
-5. **The decision**: the last committed group, if it names one option (two, as in "either B or
-   D", leave the answer open: none); else the one option named, if only one is; else, when every
-   option but one is negated, that one. A refusal ("I cannot determine", "not enough
-   information", "none of the options") with no commitment after it gives none, and so does a
-   response that names several options without committing to one.
+   ``Analysis:``) cut off.
+2. :func:`answer_section`: the text after the last ``Response:`` / ``Answer:`` / ``Final
+   answer:`` header, read first; only when it names no option at all is the whole response read.
+   (``strict`` mode takes the same step with its own header.)
+3. Mentions, every place that names an option: :func:`letter_mentions` (``B``, ``(B)``, ``B)``,
+   ``Option B``, ``b)``; the article "A" and the pronoun "I" told apart from the letters),
+   :func:`text_mentions` (its text: exact, longest option first; in the answer section also
+   fuzzily, with ``rapidfuzz``, and, for options that share most of their words, by the words
+   that set one apart), :func:`ordinal_mentions` ("the second option", "solution 2", "the
+   latter"); :func:`join_groups` joins mentions linked by "and", "or", commas ("either B or D").
+4. :func:`read_groups`: each group's reading from its clause: *negated* ("not A", "A is
+   incorrect", "rather than A", "eliminate A and C"; in an option-by-option walk, an item whose
+   verdict is "incorrect"), *committed* ("the answer is B", "I would choose B", "B is correct",
+   the first thing in the answer section, a walk item whose verdict is "correct"; not a line
+   that only repeats its own label, "B. The answer is B."), else *named*.
+5. :func:`resolve`: the decision, in order: :func:`refused` (a refusal, "I cannot determine",
+   "none of the options", with no commitment after it: none); :func:`settled` (the commitments
+   settle on one option, or never do: degenerate repetition "The answer is A. The answer is B.
+   The answer is A." gives none); the one option named, if only one is; :func:`eliminated` (every
+   option but one negated: that one). A response that names several options without committing
+   to one gives none.
 """
 
 from __future__ import annotations
@@ -144,9 +148,9 @@ def clean(response: str) -> str:
     return text
 
 
-def answer_section(text: str) -> str | None:
+def answer_section(text: str, header: re.Pattern[str] = HEADER) -> str | None:
     """The text after the last answer header, or ``None`` when there is none."""
-    headers = list(HEADER.finditer(text))
+    headers = list(header.finditer(text))
     return text[headers[-1].end():] if headers else None
 
 
@@ -154,7 +158,11 @@ def _free(taken: list[tuple[int, int]], start: int, end: int) -> bool:
     return all(end <= a or start >= b for a, b in taken)
 
 
-def _text_mentions(text: str, options: Sequence[str], letters: str, fuzzy: bool) -> list[Mention]:
+def text_mentions(text: str, options: Sequence[str], letters: str, fuzzy: bool,
+                  reader: "Reader | None" = None) -> list[Mention]:
+    """Where ``text`` quotes an option's text (exactly; with ``fuzzy``, also a close paraphrase of
+    one option, or the words that set one option apart from the others)."""
+    reader = reader or Reader()
     found: list[Mention] = []
     taken: list[tuple[int, int]] = []
     lowered = text.lower()
@@ -167,11 +175,13 @@ def _text_mentions(text: str, options: Sequence[str], letters: str, fuzzy: bool)
                 taken.append((match.start(), match.end()))
                 found.append(Mention(match.start(), match.end(), letters[index]))
     if fuzzy and not found:
-        scored = sorted((_closest_window(text, option) + (index,) for index, option in enumerate(options)), reverse=True)
-        if scored and scored[0][0] >= FUZZY_THRESHOLD and (len(scored) == 1 or scored[0][0] - scored[1][0] >= FUZZY_MARGIN):
+        scored = sorted((_closest_window(text, option, reader.fuzzy_min_length) + (index,)
+                         for index, option in enumerate(options)), reverse=True)
+        if scored and scored[0][0] >= reader.fuzzy_threshold and (
+                len(scored) == 1 or scored[0][0] - scored[1][0] >= reader.fuzzy_margin):
             _, start, end, index = scored[0]
             found.append(Mention(start, end, letters[index]))
-        else:
+        elif reader.distinctive_words:
             found += _distinctive_mention(text, options, letters)
     return found
 
@@ -207,7 +217,7 @@ def _distinctive_mention(text: str, options: Sequence[str], letters: str) -> lis
     return []
 
 
-def _closest_window(text: str, option: str) -> tuple[float, int, int]:
+def _closest_window(text: str, option: str, min_length: int) -> tuple[float, int, int]:
     """The best ``fuzz.token_sort_ratio`` of the option's text against runs of about as many
     words of ``text``, with the run's span (a misspelt, reordered or lightly reworded option
     scores high; ``token_set_ratio`` was too lenient: any run sharing a few words scored high)."""
@@ -215,7 +225,7 @@ def _closest_window(text: str, option: str) -> tuple[float, int, int]:
     words = [(m.start(), m.end()) for m in re.finditer(r"[\w'-]+", text)]
     size = len(phrase.split())
     best = (0.0, 0, 0)
-    if len(phrase) < FUZZY_MIN_LENGTH:
+    if len(phrase) < min_length:
         return best
     for width in {max(1, size - 1), size, size + 1}:
         for i in range(len(words) - width + 1):
@@ -224,7 +234,8 @@ def _closest_window(text: str, option: str) -> tuple[float, int, int]:
     return best
 
 
-def _label_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> list[Mention]:
+def letter_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> list[Mention]:
+    """Where ``text`` names an option by its letter (outside the spans ``taken`` by others)."""
     found = []
     upper = f"[{letters}]"
     either = f"[{letters}{letters.lower()}]"
@@ -245,8 +256,8 @@ def _label_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> li
             start, end = match.span(1)
             if not _free(taken, match.start(), match.end()):
                 continue
-            if number in (2, len(patterns) - 1) and _article(text, end):  # "answer is a ...", "A decrease ..."
-                continue
+            if number in (2, len(patterns) - 1) and (_article(text, end) or _pronoun(text, end)):
+                continue  # "answer is a ...", "A decrease ...", "I think it is D"
             taken.append((match.start(), match.end()))
             found.append(Mention(match.start(), match.end(), match.group(1).upper()))
     return found
@@ -262,7 +273,17 @@ def _article(text: str, end: int) -> bool:
     return text[end - 1] in "Aa" and ARTICLE_FOLLOWERS.match(text, end) is not None
 
 
-def _ordinal_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> list[Mention]:
+PRONOUN_FOLLOWERS = re.compile(r"\s+[a-z]+(?<!\bor)(?<!\band)(?<!\bis)(?<!\bnor)(?<!\bvs)(?<!\bversus)\b")
+
+
+def _pronoun(text: str, end: int) -> bool:
+    """Whether the capital I just before ``end`` is the pronoun ("I think it is D", "I would pick
+    B"): followed by a lower-case word other than a joiner ("I or J", "I is correct")."""
+    return text[end - 1] == "I" and PRONOUN_FOLLOWERS.match(text, end) is not None
+
+
+def ordinal_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> list[Mention]:
+    """Where ``text`` names an option by its place ("the second option", "solution 2", "the latter")."""
     words = "|".join(ORDINALS)
     patterns = [
         (rf"\b(?:the\s+)?({words}|last)\s+(?:one|{NOUN})\b(?!\s*:)", lambda w: ORDINALS.get(w, len(letters) - 1)),
@@ -281,17 +302,20 @@ def _ordinal_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> 
     return found
 
 
-def mentions(text: str, options: Sequence[str], fuzzy: bool = False) -> list[Mention]:
-    """Every place in ``text`` that names one of the options, in order."""
+def mentions(text: str, options: Sequence[str], fuzzy: bool = False, reader: "Reader | None" = None) -> list[Mention]:
+    """Every place in ``text`` that names one of the options, in order: texts first, then
+    ordinals and letters where no text was found."""
     letters = option_letters(len(options))
-    found = _text_mentions(text, options, letters, fuzzy)
+    found = text_mentions(text, options, letters, fuzzy, reader)
     taken = [(m.start, m.end) for m in found]
-    found += _ordinal_mentions(text, letters, taken)
-    found += _label_mentions(text, letters, taken)
+    found += ordinal_mentions(text, letters, taken)
+    found += letter_mentions(text, letters, taken)
     return sorted(found, key=lambda m: m.start)
 
 
-def _groups(text: str, found: list[Mention]) -> list[Group]:
+def join_groups(text: str, found: list[Mention]) -> list[Group]:
+    """Mentions joined by "and", "or", commas or slashes into one group ("A, C and D"), and
+    repeats of one option ("B) Berlin") into one."""
     groups: list[Group] = []
     for mention in found:
         if groups:
@@ -322,16 +346,19 @@ def _walk(text: str) -> dict[int, str]:
     verdicts = {}
     for i, match in enumerate(starts):
         stop = starts[i + 1].start() if i + 1 < len(starts) else len(text)
-        header = HEADER.search(text, match.end(), stop)
-        item = text[match.end(): header.start() if header else stop]
+        # An item ends at the next item, an answer header, or a blank line (the walk's end).
+        end = re.compile(r"\n[ \t]*\n|" + HEADER.pattern, re.IGNORECASE).search(text, match.end(), stop)
+        item = text[match.end(): end.start() if end else stop]
         verdict = "negated" if WALK_NEGATIVE.search(item) else "committed" if WALK_POSITIVE.search(item) else ""
         verdicts[match.start(1)] = verdict
+    if set(verdicts.values()) == {"committed"}:  # every item "correct": a listing, not verdicts
+        return dict.fromkeys(verdicts, "")
     return verdicts
 
 
-def read_groups(text: str, options: Sequence[str], opener: bool, fuzzy: bool) -> list[Group]:
+def read_groups(text: str, options: Sequence[str], opener: bool, fuzzy: bool, reader: "Reader | None" = None) -> list[Group]:
     """The option groups of ``text``, each read as negated, committed or (neither) named."""
-    groups = _groups(text, mentions(text, options, fuzzy))
+    groups = join_groups(text, mentions(text, options, fuzzy, reader))
     walk = _walk(text)
     for number, group in enumerate(groups):
         begin, stop = _clause(text, group.start, group.end)
@@ -340,49 +367,126 @@ def read_groups(text: str, options: Sequence[str], opener: bool, fuzzy: bool) ->
             group.negated, group.committed = groups[number - 1].negated, groups[number - 1].committed
             continue
         verdict = next((v for start, v in walk.items() if group.start <= start < group.end), None)
+        if verdict is not None:  # a walk line's label: its item's verdict is its reading
+            group.negated, group.committed = verdict == "negated", verdict == "committed"
+            continue
         group.negated = bool(NEGATE_BEFORE.search(before) or NEGATE_AFTER.match(after)) or verdict == "negated" \
             or (group.loose and LOOSE_NEGATION.search(before) is not None)
         group.hedged = bool(HEDGE.search(before) or HEDGE.search(after[:30]))
         is_opener = opener and not walk and not re.search(r"[A-Za-z0-9]", re.sub(rf"\b(?:{NOUN})\b", "", text[: group.start], flags=re.I))
-        group.committed = not group.negated and (
-            bool(COMMIT_BEFORE.search(before) or COMMIT_AFTER.match(after)) or verdict == "committed" or is_opener)
+        group.committed = not group.negated and not _echo(text, group, walk) and (
+            bool(COMMIT_BEFORE.search(before) or COMMIT_AFTER.match(after)) or is_opener)
     return groups
 
 
-def decide(text: str, options: Sequence[str], opener: bool = True, fuzzy: bool = True) -> str | None | _Nothing:
-    """The option ``text`` commits to; ``None`` when it names options (or refuses) without
-    committing to one; ``NOTHING`` when it names no option at all."""
-    letters = option_letters(len(options))
-    groups = read_groups(text, options, opener, fuzzy)
+def _echo(text: str, group: Group, walk: dict[int, str]) -> bool:
+    """Whether ``group`` repeats the label of the walk line it sits in ("B. The answer is B.", a
+    listing's template), which commits to nothing."""
+    line = text.rfind("\n", 0, group.start) + 1
+    label = WALK_LINE.match(text, line)
+    return bool(walk) and label is not None and label.start(1) < group.start and group.letters == [label.group(1).upper()]
+
+
+def refused(text: str, groups: list[Group], committed: list[Group]) -> bool:
+    """A refusal ("I cannot determine", "not enough information", "none of the options") with no
+    commitment after it; an option's own text ("None of the above") is no refusal."""
     masked = text
-    for g in groups:  # an option's own text ("None of the above") is no refusal
+    for g in groups:
         masked = masked[: g.start] + " " * (g.end - g.start) + masked[g.end:]
     refusal = REFUSAL.search(masked)
+    return refusal is not None and not [g for g in committed if g.start > refusal.start()]
+
+
+def eliminated(groups: list[Group], letters: str) -> str | None:
+    """The one option left when every other is negated ("C is incorrect and so are A and B")."""
+    negated = {letter for g in groups for letter in g.letters}
+    left = [letter for letter in letters if letter not in negated]
+    return left[0] if groups and len(left) == 1 else None
+
+
+def resolve(text: str, groups: list[Group], letters: str) -> str | None | _Nothing:
+    """The option the read groups of ``text`` commit to; ``None`` when they name options (or
+    refuse) without committing to one; ``NOTHING`` when there are none."""
     committed = [g for g in groups if g.committed and not (g.hedged and len(g.letters) == 1)]
-    if refusal and not [g for g in committed if g.start > refusal.start()]:
+    if refused(text, groups, committed):
         return None
     if committed:
-        last = committed[-1]
-        return last.letters[0] if len(last.letters) == 1 else None
+        return settled(text, committed)
     named = {letter for g in groups if not g.negated for letter in g.letters}
     if len(named) == 1:
         return named.pop()
     if named:
         return None
-    negated = {letter for g in groups for letter in g.letters}
-    left = [letter for letter in letters if letter not in negated]
-    if groups and len(left) == 1:
-        return left[0]
-    return None if groups else NOTHING
+    return eliminated(groups, letters) if groups else NOTHING
 
 
-def extract_final(response: str, options: Sequence[str]) -> str | None:
-    """The option letter the response commits to, or ``None`` when it commits to none."""
-    text = clean(response)
-    section = answer_section(text)
-    if section is not None:
-        verdict = decide(section, options, opener=True, fuzzy=True)
-        if verdict is not NOTHING:
-            return verdict
-    verdict = decide(text, options, opener=True, fuzzy=False)
-    return None if verdict is NOTHING else verdict
+# What licenses a change of answer: a revision or a conclusion between the two commitments.
+REVISION = re.compile(
+    r"\b(?:however|but|actually|wait|instead|on\s+(?:second\s+thought|reflection|closer\s+inspection)"
+    r"|re-?(?:consider|evaluat|examin|think)\w*|upon\s+(?:further\s+)?(?:reflection|review|inspection)|correction"
+    r"|in\s+conclusion|to\s+conclude|in\s+summary|overall|therefore|thus|hence|so|final(?:ly)?|ultimately|after\s+all)\b",
+    re.IGNORECASE)
+
+
+def settled(text: str, committed: list[Group]) -> str | None:
+    """The answer the commitments settle on: the last one, when every commitment names the same
+    option or each change of mind is marked as a revision or conclusion ("Wait, that is wrong.
+    The correct answer is D", "On reflection, the answer is A"); ``None`` when the last names two
+    options ("either B or D"), when the commitments come back to an earlier answer (degenerate
+    repetition: "The answer is A. The answer is B. The answer is A."), or change without a word
+    saying so ("The answer is A. The answer is B.")."""
+    if len(committed[-1].letters) != 1:
+        return None
+    single = [g for g in committed if len(g.letters) == 1]
+    runs = [[single[0]]]  # consecutive commitments to the same letter
+    for group in single[1:]:
+        if group.letters == runs[-1][-1].letters:
+            runs[-1].append(group)
+        else:
+            runs.append([group])
+    letters = [run[0].letters[0] for run in runs]
+    if len(set(letters)) != len(letters):  # back to an earlier answer: it never settles
+        return None
+    for before, after in zip(runs, runs[1:]):
+        if not REVISION.search(text, before[-1].end, after[0].start):
+            return None
+    return letters[-1]
+
+
+@dataclass(frozen=True)
+class Reader:
+    """The pipeline's settings. ``fuzzy_threshold`` (0-100): the similarity above which the
+    answer section's text counts as naming an option's text, beating every other option by
+    ``fuzzy_margin`` (misspellings and light paraphrase clear it; an unrelated sentence does not);
+    option texts shorter than ``fuzzy_min_length`` ("Mars", "54") are matched exactly only;
+    ``distinctive_words``: options that share most of their words (PIQA's two solutions) are told
+    apart by the words that differ."""
+
+    fuzzy_threshold: float = FUZZY_THRESHOLD
+    fuzzy_margin: float = FUZZY_MARGIN
+    fuzzy_min_length: int = FUZZY_MIN_LENGTH
+    distinctive_words: bool = True
+
+    def decide(self, text: str, options: Sequence[str], fuzzy: bool) -> str | None | _Nothing:
+        """Steps 3 to 5 on one text (the answer section, or the whole response)."""
+        return resolve(text, read_groups(text, options, opener=True, fuzzy=fuzzy, reader=self), option_letters(len(options)))
+
+    def __call__(self, response: str, options: Sequence[str]) -> str | None:
+        """The option letter the response commits to, or ``None`` when it commits to none."""
+        text = clean(response)
+        section = answer_section(text)
+        if section is not None:
+            verdict = self.decide(section, options, fuzzy=True)
+            if verdict is not NOTHING:
+                return verdict
+        verdict = self.decide(text, options, fuzzy=False)
+        return None if verdict is NOTHING else verdict
+
+
+READERS: dict[str, Reader] = {}  # a benchmark's own settings, by its name; the others read with Reader()
+
+
+def extract_final(response: str, options: Sequence[str], benchmark: str | None = None) -> str | None:
+    """The option letter the response commits to (read with ``benchmark``'s reader), or ``None``
+    when it commits to none."""
+    return READERS.get(benchmark or "", Reader())(response, options)

@@ -16,10 +16,11 @@ import difflib
 import re
 from typing import Sequence
 
-from interp.accuracy.commitment import extract_final
+from interp.accuracy.commitment import answer_section, extract_final
 from interp.accuracy.prompts import letters as option_letters
 
 MODES = ("final", "paper", "strict")
+STRICT_HEADER = re.compile(r"Response:")  # the paper's header exactly: case and all
 
 
 def replace_option_text(response: str, options: Sequence[str]) -> str:
@@ -62,18 +63,18 @@ def extract_paper(response: str, options: Sequence[str]) -> str | None:
 
 def extract_strict(response: str, options: Sequence[str]) -> str | None:
     """The letter right after the last ``Response:`` (optionally in parentheses), else ``None``."""
-    allowed = option_letters(len(options))
-    headers = list(re.finditer(r"Response:", response))
-    found = re.match(rf"\s*\(?([{allowed}])\b", response[headers[-1].end():]) if headers else None
+    section = answer_section(response, STRICT_HEADER)
+    found = re.match(rf"\s*\(?([{option_letters(len(options))}])\b", section) if section is not None else None
     return found.group(1) if found else None
 
 
 EXTRACTORS = {"final": extract_final, "paper": extract_paper, "strict": extract_strict}
 
 
-def extract_answer(response: str, options: Sequence[str], mode: str = "final") -> str | None:
+def extract_answer(response: str, options: Sequence[str], mode: str = "final", benchmark: str | None = None) -> str | None:
     """The option letter ``response`` answers with under ``mode`` (``final``, ``paper`` or
-    ``strict``), or ``None`` when it gives none."""
+    ``strict``), or ``None`` when it gives none; ``final`` reads with ``benchmark``'s reader
+    (:data:`interp.accuracy.commitment.READERS`)."""
     if mode not in EXTRACTORS:
         raise ValueError(f"unknown extraction mode {mode!r}; choose from {', '.join(MODES)}")
-    return EXTRACTORS[mode](response, options)
+    return extract_final(response, options, benchmark) if mode == "final" else EXTRACTORS[mode](response, options)

@@ -98,4 +98,4 @@ class Answer:
 
 
 def _predictions(item: Item, response: str) -> dict[str, str | None]:
-    return {mode: extract_answer(response, item.options, mode) for mode in MODES}
+    return {mode: extract_answer(response, item.options, mode, item.benchmark) for mode in MODES}
