@@ -61,6 +61,7 @@ FILLER = r"(?:\s|[:(\[\"'=-]|\bthe\b|\beither\b|\bletter\b|\boption\b|\bchoice\b
 COMMIT_BEFORE = re.compile(
     r"(?:\b(?:answer|choice|option|solution|one|pick|response|closest|match|fit)\s+(?:is|would\s+be|must\s+be|should\s+be|will\s+be|=)"
     r"|\banswer\s*[:=-]|\bi\s+(?:would\s+|will\s+|'d\s+)?(?:say|go\s+with|pick|choose|select)"
+    r"|\b(?:answer|solution)\s+(?:to|for)\b[^\n]{0,100}?\s(?:is|would\s+be|will\s+be|must\s+be)"  # "the answer to the question "..." is"
     r"|\b(?:choose|chose|select|selected|pick|picking|go\s+with|going\s+with|opt\s+for|leaves|leaving|remains)"
     r"|\bremaining\s+(?:option|choice|answer)\s*,?(?:\s+which\s+is|\s+is)?)" + FILLER + "$",
     re.IGNORECASE)
@@ -397,6 +398,21 @@ def refused(text: str, groups: list[Group], committed: list[Group]) -> bool:
     return refusal is not None and not [g for g in committed if g.start > refusal.start()]
 
 
+RETRACTION = re.compile(r"\b(?:answer|correct|right|wrong|incorrect)\b", re.IGNORECASE)
+
+
+def retracted(text: str, groups: list[Group], committed: list[Group], answer: str) -> bool:
+    """Whether the answer is denied after its last commitment ("The answer is A. ... The answer
+    is not A"), with no commitment to it after that."""
+    last = max(g.start for g in committed if g.letters == [answer])
+    for g in groups:
+        if g.start > last and g.negated and answer in g.letters:
+            begin, stop = _clause(text, g.start, g.end)
+            if RETRACTION.search(text, begin, stop):
+                return True
+    return False
+
+
 def eliminated(groups: list[Group], letters: str) -> str | None:
     """The one option left when every other is negated ("C is incorrect and so are A and B")."""
     negated = {letter for g in groups for letter in g.letters}
@@ -411,7 +427,8 @@ def resolve(text: str, groups: list[Group], letters: str) -> str | None | _Nothi
     if refused(text, groups, committed):
         return None
     if committed:
-        return settled(text, committed)
+        answer = settled(text, committed)
+        return None if answer is not None and retracted(text, groups, committed, answer) else answer
     named = {letter for g in groups if not g.negated for letter in g.letters}
     if len(named) == 1:
         return named.pop()
@@ -448,9 +465,20 @@ def settled(text: str, committed: list[Group]) -> str | None:
     if len(set(letters)) != len(letters):  # back to an earlier answer: it never settles
         return None
     for before, after in zip(runs, runs[1:]):
-        if not REVISION.search(text, before[-1].end, after[0].start):
+        if not REVISION.search(text, _sentences_before(text, after[0].start, before[-1].end), after[0].start):
             return None
     return letters[-1]
+
+
+SENTENCE_END = re.compile(r"(?<![\s(\[][A-Za-z])[.!?]+(?=\s)|\n")
+
+
+def _sentences_before(text: str, start: int, floor: int) -> int:
+    """Where the second sentence before the one holding ``start`` begins (not before ``floor``):
+    a revision is marked there ("... wait, no. A is the paper bag. The answer is B.") or in the
+    commitment's own sentence, not anywhere earlier."""
+    ends = [m.end() for m in SENTENCE_END.finditer(text, floor, start) if text[m.end():start].strip()]
+    return ends[-3] if len(ends) >= 3 else floor
 
 
 @dataclass(frozen=True)
