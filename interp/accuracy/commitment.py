@@ -369,15 +369,31 @@ def read_groups(text: str, options: Sequence[str], opener: bool, fuzzy: bool, re
             continue
         verdict = next((v for start, v in walk.items() if group.start <= start < group.end), None)
         if verdict is not None:  # a walk line's label: its item's verdict is its reading
-            group.negated, group.committed = verdict == "negated", verdict == "committed"
+            group.negated = verdict == "negated"
+            group.committed = verdict == "committed" or (not group.negated and _announced(text, group))
             continue
         group.negated = bool(NEGATE_BEFORE.search(before) or NEGATE_AFTER.match(after)) or verdict == "negated" \
             or (group.loose and LOOSE_NEGATION.search(before) is not None)
         group.hedged = bool(HEDGE.search(before) or HEDGE.search(after[:30]))
         is_opener = opener and not walk and not re.search(r"[A-Za-z0-9]", re.sub(rf"\b(?:{NOUN})\b", "", text[: group.start], flags=re.I))
         group.committed = not group.negated and not _echo(text, group, walk) and (
-            bool(COMMIT_BEFORE.search(before) or COMMIT_AFTER.match(after)) or is_opener)
+            bool(COMMIT_BEFORE.search(before) or COMMIT_AFTER.match(after)) or is_opener
+            or _announced(text, group))
     return groups
+
+
+ANNOUNCE = re.compile(r"\b(?:answer|choice|option)\s+(?:is|would\s+be|will\s+be|must\s+be)\s*:?\s*$", re.IGNORECASE)
+LABEL_LINE = re.compile(r"[ \t>*•-]*(?:option\s+)?[(\[]?[A-Z][)\].:]", re.IGNORECASE)
+
+
+def _announced(text: str, group: Group) -> bool:
+    """An option alone on the line after "The answer is:" ("The correct answer is:\n\nC. r = k"),
+    not the first of a list of options written there."""
+    line = text.rfind("\n", 0, group.start) + 1
+    if text[line:group.start].strip(" \t>*•-([") or not ANNOUNCE.search(text[:line].rstrip()):
+        return False
+    following = [l for l in text[group.end:].split("\n")[1:] if l.strip()][:1]
+    return not (following and LABEL_LINE.match(following[0]))
 
 
 def _echo(text: str, group: Group, walk: dict[int, str]) -> bool:
