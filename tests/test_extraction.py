@@ -4,6 +4,7 @@ cascade pinned as it is, and the phenomena the final mode reads."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,54 @@ def test_a_benchmark_can_read_with_its_own_reader(monkeypatch):
     monkeypatch.setitem(steps.READERS, "capitals", steps.Reader(fuzzy_threshold=101, distinctive_words=False))
     assert extract_answer("Response: Berlinn", CAPITALS, benchmark="capitals") is None
     assert extract_answer("Response: Berlinn", CAPITALS, benchmark="mmlu") == "D"
+
+
+# The real labelled set: SmolLM2-135M-Instruct's own responses in this repository's runs (base and
+# fine-tuned, the paper's prompt and the chat template, MMLU, PIQA, SIQA), each labelled by reading
+# it whole; split by a hash of run and id into a development half (rules were written on it) and
+# a held-out half (scored, never read to write a rule). The options come from ../shared/data.
+REAL = Path(__file__).parent / "data" / "real_responses.jsonl"
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def real_cases() -> list[dict]:
+    from interp.accuracy.data import load_benchmark
+    from tests.conftest import SHARED
+
+    if not (SHARED / "mmlu").is_dir():
+        pytest.skip(f"the benchmark files are not at {SHARED} (needs ../shared beside the project)")
+    rows = [json.loads(line) for line in REAL.read_text().splitlines()]
+    items = {item.id: item for name in ("mmlu", "piqa", "siqa") for item in load_benchmark(name, SHARED / name)}
+    return [{**row, "item": items[row["id"]]} for row in rows]
+
+
+def readme_score(name: str) -> float:
+    """The share the README reports for a set, from its table row `| <name> | n | xx.x% |`."""
+    found = re.search(rf"^\| {re.escape(name)} \| \d+ \| ([\d.]+)% \|", README.read_text(), re.MULTILINE)
+    assert found, f"the README's extraction table has no row for {name}"
+    return float(found.group(1)) / 100
+
+
+def test_the_real_labelled_set_is_large_split_and_from_every_source():
+    rows = real_cases()
+    assert len(rows) >= 300
+    assert {r["split"] for r in rows} == {"dev", "held_out"}
+    runs = {r["run"].split("/")[0] + "/" + r["run"].split("/")[1] + "/" + r["item"].benchmark for r in rows}
+    for prompt, model in (("paper", "base"), ("paper", "tuned"), ("chat", "base")):
+        assert {f"{prompt}/{model}/{b}" for b in ("mmlu", "piqa", "siqa")} <= runs
+    for r in rows:
+        assert r["label"] is None or r["label"] in "ABCDEFGHIJ"[: len(r["item"].options)]
+
+
+@pytest.mark.parametrize("split, name", [("held_out", "real, held-out half"), ("dev", "real, development half")])
+def test_the_real_set_scores_as_the_readme_reports(split, name, capsys):
+    rows = [r for r in real_cases() if r["split"] == split]
+    right = [extract_answer(r["response"], r["item"].options, benchmark=r["item"].benchmark) == r["label"] for r in rows]
+    with capsys.disabled():
+        print(f"\n{name}: {sum(right)}/{len(rows)} = {100 * sum(right) / len(rows):.1f}%")
+    assert sum(right) / len(rows) == pytest.approx(readme_score(name), abs=0.0005)
+
+
+def test_the_written_set_scores_as_the_readme_reports():
+    right = [extract_answer(c["response"], c["options"]) == c["label"] for c in CASES]
+    assert sum(right) / len(right) == pytest.approx(readme_score("written (LLaMA-style)"), abs=0.0005)

@@ -106,8 +106,9 @@ WALK_POSITIVE = re.compile(r"\b(?:correct|right|best|most\s+likely|likely|makes\
 CLAUSE_END = re.compile(
     r"\n|(?<![\s(\[][A-Za-z])(?<!\be\.g)(?<!\bi\.e)[.!?]+(?=\s|$)|;|,?\s+(?:but|however|whereas|although|though)\b|,\s+(?=not\b)",
     re.IGNORECASE)
-GROUP_JOIN = re.compile(r"^(?:\s|,|/|&|\band\b|\bor\b|\bnor\b|\boptions?\b|\bchoices?\b|\bthe\b)*$", re.IGNORECASE)
-SAME_OPTION_JOIN = re.compile(r"^[\s,.:;()\[\]-]*$")
+# Joins within a line only: a list written one option per line is a listing, not one group.
+GROUP_JOIN = re.compile(r"^(?:[ \t]|,|/|&|\band\b|\bor\b|\bnor\b|\boptions?\b|\bchoices?\b|\bthe\b)*$", re.IGNORECASE)
+SAME_OPTION_JOIN = re.compile(r"^[ \t,.:;()\[\]-]*$")
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,7 @@ def letter_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> li
 
 ARTICLE_FOLLOWERS = re.compile(
     r"\s+(?!(?:is|was|are|and|or|nor|would|could|should|seems|appears|looks|can|must|might|may|does|doesn't|isn't|"
-    r"makes|has|remains|because|since|as|which|states|says|vs|versus|to|through|only|alone)\b)[a-z]")
+    r"makes|has|remains|because|since|as|which|states|says|vs|versus|to|through|only|alone)\b)[a-z0-9]")
 
 
 def _article(text: str, end: int) -> bool:
