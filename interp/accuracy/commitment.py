@@ -437,6 +437,14 @@ def eliminated(groups: list[Group], letters: str) -> str | None:
     return left[0] if groups and len(left) == 1 else None
 
 
+def _quoted_label(text: str, group: Group) -> bool:
+    """An option's label inside quotation marks ('The sentence "A. happy ..." is a fallacy', 'the
+    question "A: peasant"'): the option talked about, not named as the answer."""
+    line = text.rfind("\n", 0, group.start) + 1
+    inside = text.count('"', line, group.start) % 2 == 1
+    return inside and re.match(r"[A-Z](?:[.:)]|\s|\"|$)", text[group.start:group.end]) is not None
+
+
 def resolve(text: str, groups: list[Group], letters: str) -> str | None | _Nothing:
     """The option the read groups of ``text`` commit to; ``None`` when they name options (or
     refuse) without committing to one; ``NOTHING`` when there are none."""
@@ -446,7 +454,7 @@ def resolve(text: str, groups: list[Group], letters: str) -> str | None | _Nothi
     if committed:
         answer = settled(text, committed)
         return None if answer is not None and retracted(text, groups, committed, answer) else answer
-    named = {letter for g in groups if not g.negated for letter in g.letters}
+    named = {letter for g in groups if not g.negated and not _quoted_label(text, g) for letter in g.letters}
     if len(named) == 1:
         return named.pop()
     if named:
