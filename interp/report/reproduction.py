@@ -100,10 +100,13 @@ def accuracy_claims(out: Path) -> list[Claim]:
 
 
 def paper_claims(out: Path) -> list[Claim]:
+    """Every claim row, the rows of one claim together, in the order the claims first appear."""
     measured = _measures(out)
-    return [*(attention_claims(measured) if measured else []), *accuracy_claims(out),
-            Claim("Larger models gain more from the method", "one model size in this run",
-                  "needs the same run on a second, larger model (the paper: LLaMA-2 7B vs 13B)")]
+    claims = [*(attention_claims(measured) if measured else []), *accuracy_claims(out),
+              Claim("Larger models gain more from the method", "one model size in this run",
+                    "needs the same run on a second, larger model (the paper: LLaMA-2 7B vs 13B)")]
+    order = {claim: n for n, claim in reversed(list(enumerate(c.claim for c in claims)))}
+    return sorted(claims, key=lambda c: order[c.claim])
 
 
 def _number(x: float, percent: bool) -> str:
@@ -126,12 +129,12 @@ def claims_table(claims: Sequence[Claim]) -> tuple[list[str], list[list[Any]]]:
 
 
 def accuracy_table(out: Path) -> tuple[list[str], list[list[Any]]]:
-    """Per prompt, model, benchmark and group (overall, MMLU's categories): the baseline's and the
-    method's accuracy by the forced answer and by the stated one, the difference, McNemar p, the
-    stated parse rate and how often the stated answer agrees with the forced one."""
-    header = ["prompt", "model", "benchmark", "group", "n", "baseline: forced [95% CI]", "method: forced",
-              "difference (points) [95% CI]", "McNemar p", "baseline: stated", "method: stated",
-              "stated parse rate (baseline)", "stated = forced (baseline)"]
+    """Per prompt, model, benchmark and group (overall; MMLU's categories too): the baseline's and
+    the method's accuracy by the forced answer and by the stated one, the difference, McNemar p,
+    the stated parse rate and how often the stated answer agrees with the forced one."""
+    header = ["prompt", "model (variant)", "benchmark", "group", "n", "forced: baseline [95% CI] -> method",
+              "difference (points) [95% CI]", "McNemar p", "stated: baseline -> method", "stated parse rate (baseline)",
+              "stated = forced (baseline)"]
     rows = []
     for prompt, model, benchmark, folder in folders(out):
         runs = runs_of(folder)
@@ -142,16 +145,16 @@ def accuracy_table(out: Path) -> tuple[list[str], list[list[Any]]]:
             by_mode = {mode: {(r["level"], r["name"]): r for r in stats.compare(runs[BASELINE], runs[variant], mode)}
                        for mode in ((FORCED, "final") if forced else ("final",))}
             for key, first in by_mode[FORCED if forced else "final"].items():
-                if key[0] == "subject":
-                    continue
+                if key[0] == "subject" or (key[0] == "category" and benchmark != "mmlu"):
+                    continue  # PIQA and SIQA are one category each: their overall row says it
                 stated = by_mode["final"][key]
+                low, high = first["baseline_ci"]
                 rows.append([prompt, f"{model} ({variant})", benchmark.upper(), key[1], first["n"],
-                             f"{100 * first['baseline']:.1f}% [{100 * first['baseline_ci'][0]:.0f}, "
-                             f"{100 * first['baseline_ci'][1]:.0f}]" if forced else "",
+                             f"{100 * first['baseline']:.1f}% [{100 * low:.0f}, {100 * high:.0f}] -> "
                              f"{100 * first['method']:.1f}%" if forced else "",
                              f"{100 * first['difference']:+.1f} [{100 * first['difference_ci'][0]:+.1f}, "
                              f"{100 * first['difference_ci'][1]:+.1f}]", f"{first['mcnemar_p']:.3g}",
-                             f"{100 * stated['baseline']:.1f}%", f"{100 * stated['method']:.1f}%",
+                             f"{100 * stated['baseline']:.1f}% -> {100 * stated['method']:.1f}%",
                              f"{100 * parsed[key]:.0f}%", f"{100 * agreed[key]:.0f}%" if key in agreed else ""])
     return header, rows
 
