@@ -190,7 +190,7 @@ def test_rescore_gives_the_summaries_of_a_fresh_run_with_the_same_extractor(tiny
     methods = [parse_method("emulation")]
     fresh = evaluate(tiny, items, tmp_path / "fresh", methods=methods, max_new_tokens=40, progress=False).runs
     # An older extractor that never found an answer wrote these records.
-    monkeypatch.setattr(record_module, "extract_answer", lambda response, options, mode: None)
+    monkeypatch.setattr(record_module, "extract_answer", lambda response, options, mode, benchmark=None: None)
     stale = evaluate(tiny, items, tmp_path / "stale", methods=methods, max_new_tokens=40, progress=False).runs
     assert all(r.predictions["final"] is None for r in stale["cot"])
     monkeypatch.undo()
