@@ -23,6 +23,18 @@ def corpus(n: int = 400, seed: int = 0) -> list[str]:
     ]
 
 
+def dies_after(answers: int, stream):
+    """``stream`` (the runner's generate_stream) that raises KeyboardInterrupt, as Ctrl-C would,
+    once it has yielded ``answers`` answers."""
+    def dying(*args, **kwargs):
+        for n, answer in enumerate(stream(*args, **kwargs)):
+            if n == answers:
+                raise KeyboardInterrupt
+            yield answer
+
+    return dying
+
+
 @pytest.fixture(scope="session")
 def sp_model(tmp_path_factory) -> Path:
     return train_sentencepiece(corpus(), tmp_path_factory.mktemp("tok") / "tiny.model", vocab_size=400)

@@ -22,7 +22,7 @@ from interp.cli import main
 from interp.model.load import load_model
 from interp.tiny.dataset import held_out_items
 from interp.tiny.default import load_shipped, shipped
-from tests.conftest import SHARED
+from tests.conftest import SHARED, dies_after
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +72,7 @@ def test_resume_after_a_kill_loses_nothing_repeats_nothing(tiny, items, tmp_path
     settings = Settings(max_new_tokens=30)
     reference = run(tiny, items, tmp_path / "whole", variant="cot", settings=settings, batch_size=2, progress=False)
     real = runner.generate_stream
-
-    def dies_after_four_answers(*args, **kwargs):
-        for n, answer in enumerate(real(*args, **kwargs)):
-            if n == 4:
-                raise KeyboardInterrupt
-            yield answer
-
-    monkeypatch.setattr(runner, "generate_stream", dies_after_four_answers)
+    monkeypatch.setattr(runner, "generate_stream", dies_after(4, real))
     with pytest.raises(KeyboardInterrupt):
         run(tiny, items, tmp_path / "killed", variant="cot", settings=settings, batch_size=2, progress=False)
     monkeypatch.setattr(runner, "generate_stream", real)

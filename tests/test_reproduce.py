@@ -18,7 +18,7 @@ from interp.accuracy import runner
 from interp.cli import main
 from interp.reproduction.pipeline import MEASURES, STEPS, _examples
 from interp.analysis.survey import ORIGINAL, survey
-from tests.conftest import SHARED
+from tests.conftest import SHARED, dies_after
 
 MODELS = ("base", "tuned", "tuned-dropout")
 BENCHMARKS = ("mmlu", "piqa", "siqa")
@@ -85,14 +85,7 @@ def test_a_kill_in_step_3_then_a_rerun_gives_the_uninterrupted_summaries(base, w
     for done in ("tuned", "analyses", "reproduce.json"):  # steps 1 and 2 as the uninterrupted run left them
         (shutil.copytree if (whole / done).is_dir() else shutil.copy)(whole / done, out / done)
     real = runner.generate_stream
-
-    def dies_after_three_answers(*args, **kwargs):
-        for n, answer in enumerate(real(*args, **kwargs)):
-            if n == 3:
-                raise KeyboardInterrupt
-            yield answer
-
-    monkeypatch.setattr(runner, "generate_stream", dies_after_three_answers)
+    monkeypatch.setattr(runner, "generate_stream", dies_after(3, real))
     assert reproduce(base, out) == 130
     monkeypatch.setattr(runner, "generate_stream", real)
     assert "Unfinished report" in (out / "index.html").read_text()

@@ -94,7 +94,8 @@ REFUSAL = re.compile(
     r"|\bnone\s+of\s+(?:the\s+|these\s+|those\s+)?(?:options|choices|answers|above|these|them)\b"
     r"|\bno\s+(?:correct|right|valid)\s+(?:answer|option|choice)\b", re.IGNORECASE)
 # An option-by-option walk: a line that starts with an option's label; its verdict words.
-WALK_LINE = re.compile(r"^[ \t>*•-]*(?:option\s+)?[(\[]?([A-H])[)\].:]", re.IGNORECASE | re.MULTILINE)
+LABEL = r"[ \t>*•-]*(?:option\s+)?[(\[]?({letters})[)\].:]"  # "B.", "(b)", "Option C:" opening a line
+WALK_LINE = re.compile("^" + LABEL.format(letters="[A-H]"), re.IGNORECASE | re.MULTILINE)
 WALK_NEGATIVE = re.compile(
     r"\b(?:incorrect|wrong|not\s+(?:the\s+)?(?:correct|right|best|answer)|not\s+(?:a\s+)?good|(?:doesn't|does\s+not)\s+make\s+sense"
     r"|unlikely|implausible|not\s+(?:likely|possible|plausible|appropriate|relevant|true)|ruled\s+out|eliminated|can\s+be\s+excluded)\b",
@@ -384,7 +385,7 @@ def read_groups(text: str, options: Sequence[str], opener: bool, fuzzy: bool, re
 
 
 ANNOUNCE = re.compile(r"\b(?:answer|choice|option)\s+(?:is|would\s+be|will\s+be|must\s+be)\s*:?\s*$", re.IGNORECASE)
-LABEL_LINE = re.compile(r"[ \t>*•-]*(?:option\s+)?[(\[]?[A-Z][)\].:]", re.IGNORECASE)
+LABEL_LINE = re.compile(LABEL.format(letters="[A-Z]"), re.IGNORECASE)
 
 
 def _announced(text: str, group: Group) -> bool:

@@ -30,10 +30,14 @@ ANCHOR_MEASURE = "share of the later tokens' attention on the prompt's anchors (
 LOSS_MEASURE = "reference answer's loss (nats per token)"
 
 
-def folders(out: Path) -> list[tuple[str, str, str, Path]]:
-    """(prompt, model, benchmark, folder) of every accuracy folder with a summary, in name order."""
+Folder = tuple[str, str, str, Path, dict[str, list[Answer]]]  # prompt, model, benchmark, folder, its answers
+
+
+def folders(out: Path) -> list[Folder]:
+    """Every accuracy folder with a summary, in name order, with its answers (read once, for every
+    table and page that uses them)."""
     found = sorted(p.parent for p in (out / "accuracy").glob("*/*/*/summary.json"))
-    return [(f.parent.parent.name, f.parent.name, f.name, f) for f in found]
+    return [(f.parent.parent.name, f.parent.name, f.name, f, runs_of(f)) for f in found]
 
 
 def runs_of(folder: Path) -> dict[str, list[Answer]]:
@@ -47,11 +51,11 @@ def primary_reading(runs: dict[str, Sequence[Answer]]) -> str:
     return FORCED if answered and all(a.has_forced for a in answered) else "final"
 
 
-def accuracy_pages(out: Path) -> list[Page]:
+def accuracy_pages(found: list[Folder]) -> list[Page]:
     return [accuracy_page(f"CoT accuracy: {benchmark.upper()}, {model} model, {prompt} prompt",
-                          json.loads((folder / "summary.json").read_text()), runs_of(folder),
+                          json.loads((folder / "summary.json").read_text()), runs,
                           f"accuracy-{prompt}-{model}-{benchmark}.html")
-            for prompt, model, benchmark, folder in folders(out)]
+            for prompt, model, benchmark, folder, runs in found]
 
 
 def _measures(out: Path) -> dict[str, Any] | None:
@@ -79,10 +83,9 @@ def attention_claims(measured: dict[str, Any]) -> list[Claim]:
     return claims
 
 
-def accuracy_claims(out: Path) -> list[Claim]:
+def accuracy_claims(found: list[Folder]) -> list[Claim]:
     claims = []
-    for prompt, model, benchmark, folder in folders(out):
-        runs = runs_of(folder)
+    for prompt, model, benchmark, _, runs in found:
         mode = primary_reading(runs)
         for variant in (v for v in runs if v != BASELINE):
             method = variant.split("+", 1)[1]
@@ -99,10 +102,10 @@ def accuracy_claims(out: Path) -> list[Claim]:
     return claims
 
 
-def paper_claims(out: Path) -> list[Claim]:
+def paper_claims(out: Path, found: list[Folder]) -> list[Claim]:
     """Every claim row, the rows of one claim together, in the order the claims first appear."""
     measured = _measures(out)
-    claims = [*(attention_claims(measured) if measured else []), *accuracy_claims(out),
+    claims = [*(attention_claims(measured) if measured else []), *accuracy_claims(found),
               Claim("Larger models gain more from the method", "one model size in this run",
                     "needs the same run on a second, larger model (the paper: LLaMA-2 7B vs 13B)")]
     order = {claim: n for n, claim in reversed(list(enumerate(c.claim for c in claims)))}
@@ -128,7 +131,7 @@ def claims_table(claims: Sequence[Claim]) -> tuple[list[str], list[list[Any]]]:
     return header, rows
 
 
-def accuracy_table(out: Path) -> tuple[list[str], list[list[Any]]]:
+def accuracy_table(found: list[Folder]) -> tuple[list[str], list[list[Any]]]:
     """Per prompt, model, benchmark and group (overall; MMLU's categories too): the baseline's and
     the method's accuracy by the forced answer and by the stated one, the difference, McNemar p,
     the stated parse rate and how often the stated answer agrees with the forced one."""
@@ -136,8 +139,7 @@ def accuracy_table(out: Path) -> tuple[list[str], list[list[Any]]]:
               "difference (points) [95% CI]", "McNemar p", "stated: baseline -> method", "stated parse rate (baseline)",
               "stated = forced (baseline)"]
     rows = []
-    for prompt, model, benchmark, folder in folders(out):
-        runs = runs_of(folder)
+    for prompt, model, benchmark, _, runs in found:
         forced = primary_reading(runs) == FORCED
         agreed = {(r["level"], r["name"]): r["agreement"] for r in stats.agreement(runs[BASELINE])} if forced else {}
         parsed = {(r["level"], r["name"]): r["parse_rate"] for r in stats.accuracy(runs[BASELINE], "final")}
@@ -179,8 +181,9 @@ def steps_table(out: Path) -> tuple[list[str], list[list[Any]]]:
             [[run["started"], run["command"], *(run["seconds"].get(n, "") for n in names)] for run in history])
 
 
-def reproduction_page(out: Path) -> Page:
-    claims = paper_claims(out)
+def reproduction_page(out: Path, found: list[Folder] | None = None) -> Page:
+    found = folders(out) if found is None else found
+    claims = paper_claims(out, found)
     verdicts = Counter(c.verdict for c in claims)
     summary = ", ".join(f"{verdicts[v]} {v}" for v in ("agrees", "disagrees", "inconclusive", NOT_TESTED) if verdicts[v])
     measured = _measures(out)
@@ -196,7 +199,7 @@ def reproduction_page(out: Path) -> Page:
                 "forced: the model's own committed answer after the cue (the letter its next-token distribution "
                 "prefers among the options); stated: the letter the response commits to (final extraction; "
                 "unanswered counts as wrong). Where the two disagree often, read the accuracy pages' review tables.",
-                tables=[accuracy_table(out)]),
+                tables=[accuracy_table(found)]),
     ]
     if measured:
         sections.append(Section(

@@ -214,6 +214,7 @@ def accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, sha
 
 def pages_of(out: Path) -> list[Page]:
     """Every page step 4 writes (for tests and for rewriting the page alone)."""
-    from interp.report.reproduction import accuracy_pages, reproduction_page
+    from interp.report.reproduction import accuracy_pages, folders, reproduction_page
 
-    return [*accuracy_pages(out), reproduction_page(out)]
+    found = folders(out)  # every folder's answers, read once
+    return [*accuracy_pages(found), reproduction_page(out, found)]
