@@ -126,3 +126,43 @@ def test_bad_inputs_name_the_problem_and_the_fix(tmp_path, sp_model, monkeypatch
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelLoadError, match="huggingface-cli download"):
         interp.load_model("meta-llama/Llama-2-7b-chat-hf")
+
+
+def test_a_model_placed_by_a_device_map_decodes_on_the_fast_path(tmp_path, sp_model):
+    """A device_map places the model as it loads (here over the CPU and disk, the one split a
+    CPU-only machine can make: accelerate then moves each offloaded layer's weights in per call,
+    as it moves activations between GPUs). Generation must still take the fast path, with the
+    edits inside it, and give transformers' own logits and the hook path's tokens."""
+    from interp.model.generation import decoder, generate_ids, stack_left_padded
+
+    hf = random_llama(n_layers=4, vocab_size=400, seed=5)
+    hf.save_pretrained(tmp_path / "model")
+    sentencepiece_tokenizer(sp_model).save_pretrained(tmp_path / "model")
+    split = {"model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.norm": "cpu", "lm_head": "cpu",
+             **{f"model.layers.{i}": "disk" if i % 2 else "cpu" for i in range(4)}}
+    model = interp.load_model(tmp_path / "model", device_map=split, offload_folder=tmp_path / "offload")
+    assert model.original_model.hf_device_map == split
+    assert model.plain.model.layers[1].self_attn.q_proj.weight.device.type == "meta"  # really offloaded
+    ids, pad = stack_left_padded([[1, 5, 9, 42, 7, 3], [1, 8, 2]], 0)
+    mask = (torch.arange(ids.shape[1])[None] >= pad[:, None]).long()
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    with torch.no_grad(), decoder(model, (), pad) as fast:
+        assert fast.func is model.plain, "the fast path was not taken"
+        logits = fast(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+        expected = hf(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+    assert (logits - expected)[mask.bool()].abs().max() < 1e-4
+    with torch.no_grad():  # and the bridge, for analysis
+        assert torch.allclose(model(ids[:1]), hf(ids[:1]).logits, atol=1e-5)
+    emulation = [interp.TopLayerEmulation(alpha=2.0)]  # strong enough to change the tokens
+    fast_tokens = generate_ids(model, ids, max_new_tokens=10, left_pad=pad, interventions=emulation, eos_token_id=-1)
+    with model.hooks(fwd_hooks=[("blocks.0.hook_resid_pre", lambda x, hook: x)]):  # forces the hook path
+        hook_tokens = generate_ids(model, ids, max_new_tokens=10, left_pad=pad, interventions=emulation, eos_token_id=-1)
+    plain_tokens = generate_ids(model, ids, max_new_tokens=10, left_pad=pad, eos_token_id=-1)
+    assert torch.equal(fast_tokens, hook_tokens) and not torch.equal(fast_tokens, plain_tokens)
+
+
+def test_placement_is_refused_where_it_cannot_apply(tmp_path, sp_model):
+    with pytest.raises(ModelLoadError, match="in-memory model keeps its own placement"):
+        interp.load_model(random_llama(n_layers=1, vocab_size=400), tokenizer=sp_model, device_map="auto")
+    with pytest.raises(ModelLoadError, match="cannot place the model: .*CUDA"):
+        interp.load_model(tmp_path, n_devices=2)

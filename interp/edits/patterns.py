@@ -49,8 +49,9 @@ def renormalise(pattern: Pattern) -> Pattern:
 
 
 def scale_masked(pattern: Pattern, mask: Bool[Tensor, "batch head query key"], factor: float) -> Pattern:
-    """Multiply the masked entries by ``factor``, leave the rest untouched (no renormalisation)."""
-    return torch.where(mask, pattern * factor, pattern)
+    """Multiply the masked entries by ``factor``, leave the rest untouched (no renormalisation).
+    The mask may come from another layer's device (layer 0's, on a model split over GPUs)."""
+    return torch.where(mask.to(pattern.device), pattern * factor, pattern)
 
 
 def positions_in_range(

@@ -8,14 +8,15 @@ and runs transformers' own layers. Its attention is :func:`attention`, registere
 transformers' ``AttentionInterface``: eager attention that, after the softmax, passes the pattern
 through the same hook functions the interventions give the bridge (``iv.hooks(...)``). So each
 edit has one source of truth, whichever path applies it; tests check that both give the same
-logits and greedy tokens.
+logits and greedy tokens. The edits travel with the call (:func:`edited` binds them as a forward
+keyword, which transformers hands down to every layer's attention), never stored on a module.
 """
 
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from functools import partial
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -39,12 +40,16 @@ class PatternSite:
         return self._layer
 
 
+Sited = dict[int, list[tuple[Callable, PatternSite]]]  # layer -> its edits, each with where it runs
+
+
 def attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
-              scaling: float, dropout: float = 0.0, softcap: float | None = None, **kwargs: Any) -> tuple[Tensor, Tensor]:
-    """transformers' eager attention (grouped-query, soft-capping, additive mask), with the active
-    pattern edits of this layer applied after the softmax. A layer without edits (and without
+              scaling: float, dropout: float = 0.0, softcap: float | None = None,
+              pattern_edits: Sited | None = None, **kwargs: Any) -> tuple[Tensor, Tensor]:
+    """transformers' eager attention (grouped-query, soft-capping, additive mask), with this
+    layer's ``pattern_edits`` applied after the softmax. A layer without edits (and without
     soft-capping or dropout) never needs its pattern, so it runs fused scaled-dot-product attention."""
-    site_edits = getattr(module, "interp_edits", ())
+    site_edits = (pattern_edits or {}).get(module.layer_idx, ())
     if not site_edits and softcap is None and not (module.training and dropout):
         out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
                                                                scale=scaling, enable_gqa=True)
@@ -90,23 +95,14 @@ def plain_model(model: Any) -> PreTrainedModel | None:
     if any(point._forward_hooks or point._forward_pre_hooks for point in bridge.hook_dict.values()):
         return None
     # Parameters are shared objects and follow a move of the bridge; buffers (rotary frequencies)
-    # are replaced by one, so the copy's are moved after them.
+    # are replaced by one, so the copy's are moved after them. A model placed over several
+    # devices is never moved (TransformerLens refuses to).
     device = next(bridge.parameters()).device
-    if any(buffer.device != device for buffer in plain.buffers()):
+    if not getattr(plain, "hf_device_map", None) and any(buffer.device != device for buffer in plain.buffers()):
         plain.to(device)
     return plain
 
 
-@contextmanager
-def edits(plain: PreTrainedModel, by_layer: dict[int, list[Callable]]) -> Iterator[PreTrainedModel]:
-    """Give each attention layer of the plain model its pattern edits for the duration of the
-    block (transformers calls :func:`attention` with the module, which is how it finds them)."""
-    sited = {layer: [(fn, PatternSite(layer)) for fn in fns] for layer, fns in by_layer.items()}
-    layers = [module for module in plain.modules() if hasattr(module, "layer_idx") and hasattr(module, "o_proj")]
-    try:
-        for module in layers:
-            module.interp_edits = sited.get(module.layer_idx, [])
-        yield plain
-    finally:
-        for module in layers:
-            module.interp_edits = []
+def edited(plain: PreTrainedModel, by_layer: dict[int, list[Callable]]) -> Callable[..., Any]:
+    """The plain model's forward with ``by_layer``'s pattern edits inside its attention."""
+    return partial(plain, pattern_edits={layer: [(fn, PatternSite(layer)) for fn in fns] for layer, fns in by_layer.items()})

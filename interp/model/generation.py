@@ -18,7 +18,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from interp.model.chat import encode
-from interp.model.fast_path import edits, plain_model
+from interp.model.fast_path import edited, plain_model
 from interp.edits.interventions import Intervention, model_hooks, pattern_edits
 
 if TYPE_CHECKING:
@@ -72,8 +72,7 @@ def decoder(model: InterpModel, interventions: Sequence[Intervention], left_pad:
         with model.hooks(fwd_hooks=model_hooks(model, *interventions, left_pad=left_pad)):
             yield model.original_model
     else:
-        with edits(plain, by_layer):
-            yield plain
+        yield edited(plain, by_layer)
 
 
 def _eos_id(model: InterpModel, eos_token_id: int | None) -> int:

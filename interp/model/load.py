@@ -23,6 +23,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaC
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformer_lens.model_bridge import TransformerBridge
+from transformer_lens.utilities.multi_gpu import resolve_device_map
 
 from interp.model import catalog, gguf
 from interp.model.architectures import measure_editable_layers
@@ -44,9 +45,10 @@ class InterpModel:
     - ``bridge``: the TransformerLens bridge (hook points, ``run_with_cache``, ``hooks()``);
       attributes and calls fall through to it, so the handle is used as the bridge is
       (``model(tokens)``, ``model.cfg``, ``model.to_tokens``, ``model.tokenizer``);
-    - ``plain``: the plain Hugging Face model sharing the bridge's weights, which generation
-      decodes with (:mod:`interp.model.fast_path`); ``None`` where there is none (a model the
-      bridge loaded itself over several GPUs), and generation then takes the hook path;
+    - ``plain``: the plain Hugging Face model sharing the bridge's weights (and, for a model
+      placed over several devices, its placement), which generation decodes with
+      (:mod:`interp.model.fast_path`); ``None`` only for a handle built around a bare bridge,
+      where generation takes the hook path;
     - ``editable_layers``: the layers whose pattern edits act, measured on first use and kept.
     """
 
@@ -163,6 +165,7 @@ def load_model(
     device: str | torch.device | None = None,
     n_devices: int | None = None,
     device_map: str | dict | None = None,
+    offload_folder: str | Path | None = None,
     cache: str | Path | None = None,
 ) -> InterpModel:
     """A TransformerLens hooked model for a decoder-only language model, in its handle.
@@ -177,18 +180,33 @@ def load_model(
     causal LM (``tokenizer=`` required; the bridge rewires that model in place, so keep a copy
     if you need the original). Any architecture TransformerLens bridges loads; the attention
     interventions refuse those whose bridge only observes the pattern
-    (:mod:`interp.model.architectures`). ``n_devices`` / ``device_map`` place large
-    models over several GPUs and are passed through to TransformerLens.
+    (:mod:`interp.model.architectures`). ``n_devices`` (split evenly over that many GPUs) or
+    ``device_map`` (accelerate's: ``"auto"``, or module name -> ``"cuda:1"`` / ``"cpu"`` /
+    ``"disk"``, disk needing ``offload_folder``) place a model read from a directory or the hub
+    as it loads; an in-memory model keeps the placement it has. A placed model decodes on the
+    fast path like any other.
     """
     torch_dtype = resolve_dtype(dtype)
-    if (n_devices is not None or device_map is not None) and not isinstance(source, PreTrainedModel):
-        name, tok = _named_source(local_source(source, cache), tokenizer)
-        if name is not None:  # TransformerLens places a named model over the devices itself
-            bridge = TransformerBridge.boot_transformers(name, tokenizer=tok, dtype=torch_dtype, n_devices=n_devices,
-                                                         device_map=device_map)
-            return InterpModel(_compat(bridge))
-    hf, tok = load_hf(source, tokenizer=tokenizer, dtype=torch_dtype, cache=cache)
+    placement = _placement(n_devices, device_map, device, offload_folder)
+    if placement and isinstance(source, PreTrainedModel):
+        raise ModelLoadError("n_devices / device_map place a model as it loads; an in-memory model keeps its own "
+                             "placement: load it with from_pretrained(..., device_map=...) and pass it without them")
+    hf, tok = load_hf(source, tokenizer=tokenizer, dtype=torch_dtype, cache=cache, placement=placement)
     return _bridge(hf, tok, torch_dtype, device)
+
+
+def _placement(n_devices: int | None, device_map: str | dict | None, device: Any,
+               offload_folder: str | Path | None) -> dict[str, Any]:
+    """``from_pretrained``'s placement arguments (TransformerLens's reading of ``n_devices``:
+    accelerate's balanced split with each GPU's free memory); empty for one device."""
+    try:
+        resolved, max_memory = resolve_device_map(n_devices, device_map, device)
+    except ValueError as err:
+        raise ModelLoadError(f"cannot place the model: {err}") from None
+    if resolved is None:
+        return {}
+    return {"device_map": resolved, **({"max_memory": max_memory} if max_memory else {}),
+            **({"offload_folder": str(offload_folder)} if offload_folder is not None else {})}
 
 
 def local_source(source: str | Path, cache: str | Path | None = None) -> str | Path:
@@ -212,15 +230,20 @@ def load_hf(
     tokenizer: str | Path | PreTrainedTokenizerBase | None = None,
     dtype: str | torch.dtype | None = None,
     cache: str | Path | None = None,
+    placement: dict[str, Any] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The plain Hugging Face model and its tokenizer, from any source :func:`load_model` takes
-    (what fine-tuning trains; no hooks, eager attention)."""
+    (what fine-tuning trains; no hooks, eager attention); ``placement`` (``device_map`` ...) is
+    passed to ``from_pretrained``."""
     torch_dtype = resolve_dtype(dtype)
     if isinstance(source, PreTrainedModel):
         _check_decoder(source.config, "the given model")
         return source, _tokenizer_for(tokenizer, None, "the given model")
     source = local_source(source, cache)
     path = Path(source).expanduser()
+    if placement and ((path / ADAPTER).is_file() or path.is_file()):
+        raise ModelLoadError(f"{path}: n_devices / device_map place a Hugging Face directory or hub model as it "
+                             "loads; write this one as a directory first (save_pretrained) and load that")
     if (path / ADAPTER).is_file():
         return merged_adapter(path, tokenizer=tokenizer, dtype=torch_dtype, cache=cache)
     if path.is_file():
@@ -232,7 +255,8 @@ def load_hf(
         return llama2c_to_hf(path).to(torch_dtype), _tokenizer_for(tokenizer, _single_sp_model(path.parent), str(path))
     name, tok = _named_source(source, tokenizer)
     try:
-        return AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, attn_implementation="eager"), tok
+        return AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, attn_implementation="eager",
+                                                    **(placement or {})), tok
     except (OSError, ValueError, RuntimeError) as err:
         raise _load_error(path if path.is_dir() else Path(name), err) from err
     except Exception as err:  # safetensors' SafetensorError derives from Exception alone
@@ -306,8 +330,12 @@ def _single_sp_model(folder: Path) -> Path | None:
 
 
 def _bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype, device: Any) -> InterpModel:
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    hf = hf.to(device=device, dtype=dtype).eval()
+    if placed(hf):  # accelerate put each module where it runs; moving it would undo that
+        device = None
+        hf = hf.eval()
+    else:
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        hf = hf.to(device=device, dtype=dtype).eval()
     hf.config.pad_token_id = tokenizer.pad_token_id
     name = getattr(hf.config, "name_or_path", "") or "llama"
     plain = plain_copy(hf)
@@ -323,6 +351,11 @@ def _bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dtype: torc
         ) from err
     _own_bos_convention(bridge, tokenizer)
     return InterpModel(_compat(bridge), plain)
+
+
+def placed(hf: PreTrainedModel) -> bool:
+    """Was the model loaded with a ``device_map`` (its modules placed, and moved between, by accelerate)?"""
+    return bool(getattr(hf, "hf_device_map", None))
 
 
 def adds_bos(tokenizer: PreTrainedTokenizerBase) -> bool:
