@@ -148,6 +148,52 @@ def test_read_groups_negated_committed_named_and_a_label_that_only_repeats_itsel
     assert all(not committed for _, _, committed in reading("A. The answer is A.\nB. The answer is B."))
 
 
+def test_an_opening_label_that_starts_a_list_of_the_models_own_names_no_option():
+    # the first item of the model's own list, cut by the token limit: no option chosen
+    assert extract_answer("\n\nA. The first step is to find a map of the city and", CAPITALS) is None
+    assert extract_answer("A. 3 tablespoons of oil, 1 tablespoon of vinegar, 1 tablespoon of", CAPITALS) is None
+    # the label with its option's text, alone, or with a reason or verdict: chosen
+    assert extract_answer("B. London\n\nLondon has been the capital since", CAPITALS) == "B"
+    assert extract_answer("B\n\nIt has been the capital since", CAPITALS) == "B"
+    assert extract_answer("B. Because it has been the capital since 1066.", CAPITALS) == "B"
+    assert extract_answer("B. This is correct: it has been the capital since 1066.", CAPITALS) == "B"
+
+
+def test_a_label_whose_line_is_another_options_text_names_both():
+    text = "The answer is A. London"
+    assert [g.letters for g in steps.join_groups(text, steps.mentions(text, CAPITALS))] == [["A", "B"]]
+    assert extract_answer(text, CAPITALS) is None
+    # a new sentence about another option after the label is no such line
+    assert extract_answer("The answer is B. Paris is the capital of France, not England.", CAPITALS) == "B"
+
+
+def test_an_option_set_against_something_is_compared_not_chosen():
+    assert extract_answer(" A. Paris vs A. Paris vs A. Paris vs A. Paris vs", CAPITALS) is None
+    assert extract_answer("Paris compared to London? The answer is London.", CAPITALS) == "B"
+
+
+def test_consecutive_lines_committing_to_three_options_are_a_listing():
+    listing = "1. The answer is A. Paris\n2. The answer is B. London\n3. The answer is C. Rome\n4. The answer is A and B."
+    assert extract_answer(listing, CAPITALS) is None
+    assert extract_answer(listing + "\n\nThe answer is B.", CAPITALS) == "B"
+    # changes of mind line by line, each marked, are revisions, not a listing
+    assert extract_answer("The answer is A.\nWait, the answer is B.\nActually, the answer is C.", CAPITALS) == "C"
+    # two options alternating is degenerate repetition, read as before
+    assert extract_answer("The answer is A.\nThe answer is B.\n\nThe answer is A.", ("Paris", "London")) is None
+
+
+def test_an_answer_denied_by_reference_is_retracted():
+    assert extract_answer("The answer is A. This answer is not correct, because", CAPITALS) is None
+    assert extract_answer("The answer is A. This answer is not only right but obvious.", CAPITALS) == "A"
+    # "this answer" is the option named last before it
+    assert extract_answer("The answer is A.\n\nB. London\nThis answer is incorrect because", CAPITALS) == "A"
+
+
+def test_a_group_of_every_option_is_the_questions_list():
+    assert extract_answer("The options are A, B, C and D.\n\nLondon is the capital of England.", CAPITALS) == "B"
+    assert extract_answer("A, B, C and D are all cities.", CAPITALS) is None
+
+
 def test_settled_needs_one_answer_or_marked_revisions():
     def settle(text):
         return steps.resolve(text, steps.read_groups(text, CAPITALS, True, False), "ABCD")

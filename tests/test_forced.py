@@ -19,13 +19,20 @@ def tiny():
     return load_shipped()
 
 
-def questions(n=4):
+def questions(n=5):
     picked = take("held_out", 3, n, pairs=(8, 10))
-    # A response that states one letter, and some that commit to nothing: the forced answer exists for all.
+    # A response that states one letter, some that commit to nothing, one that wrote the cue twice:
+    # the forced answer exists for all.
     def response(i, q):
-        return [q.completion, " I am not sure.", "", " " + q.analysis.split(".")[0] + "."][i % 4]
+        return [q.completion, " I am not sure.", "", " " + q.analysis.split(".")[0] + ".",
+                f"{q.completion}.\nResponse: A, no"][i % 5]
 
     return [Question(q.prompt, response(i, q), len(q.options)) for i, q in enumerate(picked)]
+
+
+def cued(prompt: str, response: str) -> str:
+    """Where the model is asked for its letter: at the last cue it wrote itself, else after its response."""
+    return prompt + response.rsplit(CUE, 1)[0] + CUE
 
 
 def test_the_forced_answer_is_the_likeliest_letter_after_the_cue_in_a_plain_forward(tiny):
@@ -33,7 +40,7 @@ def test_the_forced_answer_is_the_likeliest_letter_after_the_cue_in_a_plain_forw
     asked = questions()
     got = forced_answers(tiny, asked, batch_size=3)
     for question, forced in zip(asked, got):
-        ids = tokenizer(question.prompt + question.response + CUE).input_ids
+        ids = tokenizer(cued(question.prompt, question.response)).input_ids
         with torch.no_grad():
             logits = plain(input_ids=torch.tensor([ids])).logits[0, -1]
         letters = "ABCD"[: question.n_options]
@@ -44,12 +51,23 @@ def test_the_forced_answer_is_the_likeliest_letter_after_the_cue_in_a_plain_forw
         assert forced.probability == pytest.approx(float(probabilities.max()), abs=1e-4)
 
 
+def test_a_response_that_wrote_the_cue_is_read_at_its_own_cue(tiny):
+    """Whatever letter and text follow the model's own "Response:", its forced answer is the one it
+    gives there, not an answer to the cue asked a second time."""
+    q = take("held_out", 3, 1, pairs=(8, 10))[0]
+    analysis = " " + q.analysis
+    at_own_cue = forced_answers(tiny, [Question(q.prompt, analysis, len(q.options))])[0]
+    written = [Question(q.prompt, f"{analysis}{CUE} {x}{tail}", len(q.options))
+               for x in "ABCD"[: len(q.options)] for tail in ("", ".\nThe answer is B.")]
+    assert {f.letter for f in forced_answers(tiny, written)} == {at_own_cue.letter}
+
+
 def test_the_forced_answer_is_read_with_the_variants_interventions_active(tiny):
     emulation = (interp.TopLayerEmulation(alpha=2.0),)
     asked = [Question(q.prompt, q.response, q.n_options, emulation) for q in questions()]
     got = forced_answers(tiny, asked, batch_size=2)
     for question, forced in zip(asked, got):
-        ids = torch.tensor([tiny.tokenizer(question.prompt + question.response + CUE).input_ids])
+        ids = torch.tensor([tiny.tokenizer(cued(question.prompt, question.response)).input_ids])
         with torch.no_grad(), interp.intervene(tiny, *emulation):  # the bridge's hook path
             logits = tiny(ids)[0, -1]
         letters = "ABCD"[: question.n_options]
@@ -110,7 +128,7 @@ def test_ten_options_a_to_j_end_to_end(llama2_random, tmp_path):
     assert len(set(choices)) == 10
     for record in runs["cot"]:
         assert set(record.predictions.values()) <= set(letters) | {None}
-        ids = tokenizer(prompt_for(record.item, Settings(cot=True), tokenizer) + record.response + CUE).input_ids
+        ids = tokenizer(cued(prompt_for(record.item, Settings(cot=True), tokenizer), record.response)).input_ids
         with torch.no_grad():
             logits = plain(input_ids=torch.tensor([ids])).logits[0, -1]
         assert record.predictions["forced"] == letters[int(logits[choices].argmax())]

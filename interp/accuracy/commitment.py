@@ -14,24 +14,28 @@ a benchmark its own (the way lm-evaluation-harness composes filters).
    :func:`text_mentions` (its text: exact, longest option first; in the answer section also
    fuzzily, with ``rapidfuzz``, and, for options that share most of their words, by the words
    that set one apart), :func:`ordinal_mentions` ("the second option", "solution 2", "the
-   latter"); :func:`join_groups` joins mentions linked by "and", "or", commas ("either B or D").
+   latter"); :func:`join_groups` joins mentions linked by "and", "or", commas ("either B or D"),
+   and a label with another option's text as its line ("A. can carry pole") into a group of both.
 4. :func:`read_groups`: each group's reading from its clause: *negated* ("not A", "A is
    incorrect", "rather than A", "eliminate A and C"; in an option-by-option walk, an item whose
    verdict is "incorrect"), *committed* ("the answer is B", "I would choose B", "B is correct",
    the first thing in the answer section, a walk item whose verdict is "correct"; not a line
-   that only repeats its own label, "B. The answer is B."), else *named*.
+   that only repeats its own label, "B. The answer is B."; not lines that commit to three
+   options in a row, :func:`unlist`), *compared* ("A vs ..."), else *named*. An opening label
+   that begins a list of the model's own (:func:`_enumerator`) is no mention.
 5. :func:`resolve`: the decision, in order: :func:`refused` (a refusal, "I cannot determine",
    "none of the options", with no commitment after it: none); :func:`settled` (the commitments
    settle on one option, or never do: degenerate repetition "The answer is A. The answer is B.
-   The answer is A." gives none); the one option named, if only one is; :func:`eliminated` (every
-   option but one negated: that one). A response that names several options without committing
-   to one gives none.
+   The answer is A." gives none), unless :func:`retracted`; the one option named, if only one is
+   (a group of every option is the question's list); :func:`eliminated` (every option but one
+   negated: that one). A response that names several options without committing to one gives none.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 from rapidfuzz import fuzz
@@ -80,6 +84,8 @@ COMMIT_AFTER = re.compile(
     LEAD + r"(?:the\s+)?(?:correct|right|best|better|answer|accurate|appropriate|most\s+\w+|more\s+(?:likely|accurate|appropriate|plausible))\b"
     r"|" + LEAD + r"(?:it|the\s+one)\b"
     r"|^[\s,:)\].-]*(?:makes?|made)\s+(?:the\s+)?(?:most|more)\s+sense", re.IGNORECASE)
+COMPARED_AFTER = re.compile(r"^[\s.,:)\]-]*(?:vs\b|versus\b|compared\s+(?:to|with)\b)", re.IGNORECASE)
+COMPARED_BEFORE = re.compile(r"\b(?:vs\.?|versus|compared\s+(?:to|with)|compare)" + FILLER + "$", re.IGNORECASE)
 # "C is incorrect and so are A and B": the group takes the verdict of the one before it.
 SAME_VERDICT = re.compile(r"\b(?:(?:so|as|nor|neither)\s+(?:is|are|does|do|was|were)|same\s+(?:for|goes\s+for|with))" + FILLER + "$",
                           re.IGNORECASE)
@@ -95,7 +101,14 @@ REFUSAL = re.compile(
     r"|\bno\s+(?:correct|right|valid)\s+(?:answer|option|choice)\b", re.IGNORECASE)
 # An option-by-option walk: a line that starts with an option's label; its verdict words.
 LABEL = r"[ \t>*•-]*(?:option\s+)?[(\[]?({letters})[)\].:]"  # "B.", "(b)", "Option C:" opening a line
-WALK_LINE = re.compile("^" + LABEL.format(letters="[A-H]"), re.IGNORECASE | re.MULTILINE)
+
+
+@lru_cache(maxsize=None)
+def walk_line(letters: str) -> re.Pattern[str]:
+    """A line opened by the label of one of these options (another letter's label is no option's)."""
+    return re.compile("^" + LABEL.format(letters=f"[{letters}]"), re.IGNORECASE | re.MULTILINE)
+
+
 WALK_NEGATIVE = re.compile(
     r"\b(?:incorrect|wrong|not\s+(?:the\s+)?(?:correct|right|best|answer)|not\s+(?:a\s+)?good|(?:doesn't|does\s+not)\s+make\s+sense"
     r"|unlikely|implausible|not\s+(?:likely|possible|plausible|appropriate|relevant|true)|ruled\s+out|eliminated|can\s+be\s+excluded)\b",
@@ -107,9 +120,11 @@ WALK_POSITIVE = re.compile(r"\b(?:correct|right|best|most\s+likely|likely|makes\
 CLAUSE_END = re.compile(
     r"\n|(?<![\s(\[][A-Za-z])(?<!\be\.g)(?<!\bi\.e)[.!?]+(?=\s|$)|;|,?\s+(?:but|however|whereas|although|though)\b|,\s+(?=not\b)",
     re.IGNORECASE)
-# Joins within a line only: a list written one option per line is a listing, not one group.
-GROUP_JOIN = re.compile(r"^(?:[ \t]|,|/|&|\band\b|\bor\b|\bnor\b|\boptions?\b|\bchoices?\b|\bthe\b)*$", re.IGNORECASE)
-SAME_OPTION_JOIN = re.compile(r"^[ \t,.:;()\[\]-]*$")
+# Joins within a paragraph: across one line break ("A. Paris\nB. London" is one group, named
+# together), never across a blank line. (Joining within a line only reads the real set worse:
+# development half 96.8% -> 96.4%, held-out 95.1% -> 93.8%.)
+GROUP_JOIN = re.compile(r"^(?:[ \t]|,|/|&|\band\b|\bor\b|\bnor\b|\boptions?\b|\bchoices?\b|\bthe\b)*\n?\Z", re.IGNORECASE)
+SAME_OPTION_JOIN = re.compile(r"^[ \t,.:;()\[\]-]*\n?\Z")
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,7 @@ class Mention:
     end: int
     letter: str
     loose: bool = False  # read from a few of the option's words: any negator in its clause negates it
+    quoted: bool = False  # the option's text, rather than its letter or place
 
 
 @dataclass
@@ -129,6 +145,7 @@ class Group:
     negated: bool = False
     committed: bool = False
     hedged: bool = False
+    compared: bool = False  # set against something ("A. Aerobic exercise vs memory"): not chosen
 
 
 class _Nothing:
@@ -176,14 +193,14 @@ def text_mentions(text: str, options: Sequence[str], letters: str, fuzzy: bool,
         for match in re.finditer(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", lowered):
             if _free(taken, match.start(), match.end()):
                 taken.append((match.start(), match.end()))
-                found.append(Mention(match.start(), match.end(), letters[index]))
+                found.append(Mention(match.start(), match.end(), letters[index], quoted=True))
     if fuzzy and not found:
         scored = sorted((_closest_window(text, option, reader.fuzzy_min_length) + (index,)
                          for index, option in enumerate(options)), reverse=True)
         if scored and scored[0][0] >= reader.fuzzy_threshold and (
                 len(scored) == 1 or scored[0][0] - scored[1][0] >= reader.fuzzy_margin):
             _, start, end, index = scored[0]
-            found.append(Mention(start, end, letters[index]))
+            found.append(Mention(start, end, letters[index], quoted=True))
         elif reader.distinctive_words:
             found += _distinctive_mention(text, options, letters)
     return found
@@ -216,7 +233,7 @@ def _distinctive_mention(text: str, options: Sequence[str], letters: str) -> lis
     if len(chosen) == 1 and not any(same(w, u) for i in range(len(options)) if i != chosen[0]
                                     for w in words[i] - words[chosen[0]] for u, _, _ in used):
         start, end = min(hits[chosen[0]])
-        return [Mention(start, end, letters[chosen[0]], loose=True)]
+        return [Mention(start, end, letters[chosen[0]], loose=True, quoted=True)]
     return []
 
 
@@ -317,14 +334,19 @@ def mentions(text: str, options: Sequence[str], fuzzy: bool = False, reader: "Re
 
 
 def join_groups(text: str, found: list[Mention]) -> list[Group]:
-    """Mentions joined by "and", "or", commas or slashes into one group ("A, C and D"), and
-    repeats of one option ("B) Berlin") into one."""
+    """Mentions joined by "and", "or", commas or slashes into one group ("A, C and D"); repeats of
+    one option ("B) Berlin") into one; and a letter whose line goes on with just the text of
+    another option ("A. can carry pole", where that is B's text), which names both."""
     groups: list[Group] = []
-    for mention in found:
+    for previous, mention in zip([None, *found], found):
         if groups:
             last = groups[-1]
             between = text[last.end: mention.start]
-            if GROUP_JOIN.match(between) or (mention.letter in last.letters and SAME_OPTION_JOIN.match(between)):
+            # the other option's text as the whole of the label's line ("B. Vitamin C deficiency
+            # causes scurvy" names B, and then talks about A)
+            labelled = previous is not None and not previous.quoted and mention.quoted and \
+                re.match(r"[ \t.,;:!]*(?:\n|$)", text[mention.end:]) is not None
+            if GROUP_JOIN.match(between) or ((mention.letter in last.letters or labelled) and SAME_OPTION_JOIN.match(between)):
                 last.end = mention.end
                 if mention.letter not in last.letters:
                     last.letters.append(mention.letter)
@@ -341,9 +363,9 @@ def _clause(text: str, start: int, end: int) -> tuple[int, int]:
     return begin, after.start() if after else len(text)
 
 
-def _walk(text: str) -> dict[int, str]:
+def _walk(text: str, letters: str) -> dict[int, str]:
     """Lines that open an option-by-option walk: their start -> the verdict of their item."""
-    starts = [m for m in WALK_LINE.finditer(text)]
+    starts = [m for m in walk_line(letters).finditer(text)]
     if len({m.group(1).upper() for m in starts}) < 2:
         return {}
     verdicts = {}
@@ -361,8 +383,11 @@ def _walk(text: str) -> dict[int, str]:
 
 def read_groups(text: str, options: Sequence[str], opener: bool, fuzzy: bool, reader: "Reader | None" = None) -> list[Group]:
     """The option groups of ``text``, each read as negated, committed or (neither) named."""
+    letters = option_letters(len(options))
     groups = join_groups(text, mentions(text, options, fuzzy, reader))
-    walk = _walk(text)
+    walk = _walk(text, letters)
+    if groups and not walk and _enumerator(text, groups[0], letters):
+        groups = groups[1:]
     for number, group in enumerate(groups):
         begin, stop = _clause(text, group.start, group.end)
         before, after = text[begin: group.start], text[group.end: stop]
@@ -374,14 +399,55 @@ def read_groups(text: str, options: Sequence[str], opener: bool, fuzzy: bool, re
             group.negated = verdict == "negated"
             group.committed = verdict == "committed" or (not group.negated and _announced(text, group))
             continue
+        group.compared = bool(COMPARED_AFTER.match(after) or COMPARED_BEFORE.search(before))
         group.negated = bool(NEGATE_BEFORE.search(before) or NEGATE_AFTER.match(after)) or verdict == "negated" \
             or (group.loose and LOOSE_NEGATION.search(before) is not None)
         group.hedged = bool(HEDGE.search(before) or HEDGE.search(after[:30]))
         is_opener = opener and not walk and not re.search(r"[A-Za-z0-9]", re.sub(rf"\b(?:{NOUN})\b", "", text[: group.start], flags=re.I))
-        group.committed = not group.negated and not _echo(text, group, walk) and (
+        group.committed = not group.negated and not group.compared and not _echo(text, group, walk, letters) and (
             bool(COMMIT_BEFORE.search(before) or COMMIT_AFTER.match(after)) or is_opener
             or _announced(text, group))
+    unlist(text, groups, letters)
     return groups
+
+
+def _enumerator(text: str, group: Group, letters: str) -> bool:
+    """Whether the response opens with a label that goes on, on its line, with something other than
+    its option's text, and other than a reason or verdict for it ("A. The first step is to find
+    ...", "A. 3 tablespoons olive oil 1 tablespoon ..."; not "A. Because ...", "A. This is correct"):
+    the first item of a list of the model's own, which names no option."""
+    label = walk_line(letters).match(text, text.rfind("\n", 0, group.start) + 1)
+    if label is None or text[: label.start()].strip() or group.end > label.end():
+        return False
+    rest = text[group.end:].split("\n", 1)[0].strip(" \t.:)]")
+    return bool(rest) and not WALK_POSITIVE.search(rest) and not REASON.match(rest)
+
+
+REASON = re.compile(r"(?:because|since|as|it|this|that)\b", re.IGNORECASE)
+
+
+def unlist(text: str, groups: list[Group], letters: str) -> None:
+    """A block of consecutive lines that each commit to something, with no word of revision
+    between them, committing to three or more different options ("1. The answer is A. Akitu\n2.
+    The answer is B. Wag\n3. The answer is C. Bast"), is a listing of what each answer would be:
+    none of its commitments commits. (Two options alternating is degenerate repetition, which
+    :func:`settled` reads.)"""
+    by_line: dict[int, list[Group]] = {}
+    for group in groups:
+        by_line.setdefault(text.count("\n", 0, group.start), []).append(group)
+    lines = text.split("\n")
+    blocks: list[list[tuple[int, Group]]] = [[]]
+    for line, on_line in sorted(by_line.items()):
+        one = on_line[0] if len(on_line) == 1 and on_line[0].committed else None
+        block = blocks[-1]
+        if one is not None and block and line == block[-1][0] + 1 and not REVISION.search(lines[line]):
+            block.append((line, one))
+        else:
+            blocks.append([(line, one)] if one is not None else [])
+    for block in blocks:
+        if len({letter for _, group in block for letter in group.letters}) >= 3:
+            for _, group in block:
+                group.committed = False
 
 
 ANNOUNCE = re.compile(r"\b(?:answer|choice|option)\s+(?:is|would\s+be|will\s+be|must\s+be)\s*:?\s*$", re.IGNORECASE)
@@ -398,11 +464,11 @@ def _announced(text: str, group: Group) -> bool:
     return not (following and LABEL_LINE.match(following[0]))
 
 
-def _echo(text: str, group: Group, walk: dict[int, str]) -> bool:
+def _echo(text: str, group: Group, walk: dict[int, str], letters: str) -> bool:
     """Whether ``group`` repeats the label of the walk line it sits in ("B. The answer is B.", a
     listing's template), which commits to nothing."""
     line = text.rfind("\n", 0, group.start) + 1
-    label = WALK_LINE.match(text, line)
+    label = walk_line(letters).match(text, line)
     return bool(walk) and label is not None and label.start(1) < group.start and group.letters == [label.group(1).upper()]
 
 
@@ -417,12 +483,20 @@ def refused(text: str, groups: list[Group], committed: list[Group]) -> bool:
 
 
 RETRACTION = re.compile(r"\b(?:answer|correct|right|wrong|incorrect)\b", re.IGNORECASE)
+# The answer denied by reference: "This answer is not correct", "my answer is wrong" (not "this
+# option is incorrect", which in a walk is about the option of its line).
+DENIED = re.compile(r"\b(?:this|that|my|the\s+above)\s+answer\s+(?:is|would\s+be|seems)\s+"
+                    r"(?:not\b(?!\s+only)|incorrect\b|wrong\b)", re.IGNORECASE)
 
 
 def retracted(text: str, groups: list[Group], committed: list[Group], answer: str) -> bool:
     """Whether the answer is denied after its last commitment ("The answer is A. ... The answer
-    is not A"), with no commitment to it after that."""
+    is not A", "... is A. This answer is not correct"), with no commitment to it after that."""
     last = max(g.start for g in committed if g.letters == [answer])
+    denied = DENIED.search(text, max(g.end for g in committed if g.letters == [answer]))
+    # "this answer" is the option named last before it
+    if denied and not [g for g in groups if last < g.start < denied.start() and g.letters != [answer]]:
+        return True
     for g in groups:
         if g.start > last and g.negated and answer in g.letters:
             begin, stop = _clause(text, g.start, g.end)
@@ -455,7 +529,9 @@ def resolve(text: str, groups: list[Group], letters: str) -> str | None | _Nothi
     if committed:
         answer = settled(text, committed)
         return None if answer is not None and retracted(text, groups, committed, answer) else answer
-    named = {letter for g in groups if not g.negated and not _quoted_label(text, g) for letter in g.letters}
+    # a group of every option ("the options are A, B and C") is the question's list, not a choice
+    named = {letter for g in groups if not g.negated and not g.compared and not _quoted_label(text, g)
+             and not (len(g.letters) == len(letters) > 2) for letter in g.letters}
     if len(named) == 1:
         return named.pop()
     if named:

@@ -8,9 +8,11 @@ read from the model's own committed answer, and how often its stated answer agre
 known: the disagreements are the responses to read by hand.
 
 The cue is the paper's answer header, ``\\nResponse:``, which its instruction asks the model to
-write before its final answer, appended to the response whatever it holds (a response that
-already ended in ``Response: B`` is asked again). The forced pass runs with the variant's
-interventions active, batched, on the prompt as the model read it (its chat template included).
+write before its final answer. Where the response already holds it, the letter is read where the
+model wrote its last one (the response is cut there): asked a second time after "Response: A",
+a model answers a question it was never trained on, and often with another letter. Elsewhere the
+cue is appended to the response. The forced pass runs with the variant's interventions active,
+batched, on the prompt as the model read it (its chat template included).
 """
 
 from __future__ import annotations
@@ -47,12 +49,17 @@ class Question:
     interventions: tuple[Intervention, ...] = ()
 
 
+def cued_text(question: Question) -> str:
+    """The prompt and the response up to the model's own last cue, or all of it, then the cue."""
+    own = question.response.rfind(CUE)
+    return question.prompt + (question.response[:own] if own >= 0 else question.response) + CUE
+
+
 def cued_tokens(tokenizer, question: Question) -> tuple[list[int], list[int]]:
     """The ids to read the next token after, and the id of each option letter there: the tokens
-    of ``prompt + response + "\\nResponse: X"`` for every letter X share a beginning (the text up to
-    the cue, and a lone space token in some tokenizers); the first token after it tells the letters
-    apart."""
-    text = question.prompt + question.response + CUE
+    of ``cued_text + " X"`` for every letter X share a beginning (the text up to the cue, and a
+    lone space token in some tokenizers); the first token after it tells the letters apart."""
+    text = cued_text(question)
     versions = [chat.encode(tokenizer, f"{text} {letter}") for letter in letters(question.n_options)]
     shared = 0
     while all(len(v) > shared + 1 for v in versions) and len({v[shared] for v in versions}) == 1:

@@ -146,8 +146,9 @@ def variants_in(out: Path) -> list[str]:
 def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Evaluation:
     """Re-extract every response of a results folder with the current extractors and rewrite its
     records and summaries; nothing is generated. With ``model`` (the one that answered: checked
-    against ``run.json``), records without the model's forced answer get it, under each
-    variant's interventions as its settings file records them."""
+    against ``run.json``), every record gets the model's forced answer afresh (where the cue is
+    read may have changed since it was written), under each variant's interventions as its
+    settings file records them."""
     out = Path(out)
     if model is not None:
         check_same_model(out, model_identity(model))
@@ -155,7 +156,8 @@ def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size
     for name in variants_in(out):
         path = out / f"{name}.jsonl"
         answers = rescore(path)
-        if model is not None and any(not a.skipped and not a.has_forced for a in answers):
+        if model is not None:
+            answers = [answer.unforced() for answer in answers]
             recorded = json.loads((out / f"{name}.settings.json").read_text())
             settings = Settings(**recorded["settings"])
             method = method_from_record(recorded["method"]) if recorded.get("method") else None

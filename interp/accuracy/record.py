@@ -66,6 +66,11 @@ class Answer:
     def with_forced(self, letter: str, probability: float) -> "Answer":
         return dataclasses.replace(self, predictions={FORCED: letter, **self.predictions}, forced_probability=probability)
 
+    def unforced(self) -> "Answer":
+        """The answer without its forced reading (to compute it again)."""
+        return dataclasses.replace(self, predictions={k: v for k, v in self.predictions.items() if k != FORCED},
+                                   forced_probability=None)
+
     def rescored(self) -> "Answer":
         """The same response read again by the current extractors (a forced answer is kept: it is
         the model's, not a reading of the text)."""
