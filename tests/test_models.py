@@ -143,6 +143,8 @@ def test_a_model_placed_by_a_device_map_decodes_on_the_fast_path(tmp_path, sp_mo
     model = interp.load_model(tmp_path / "model", device_map=split, offload_folder=tmp_path / "offload")
     assert model.original_model.hf_device_map == split
     assert model.plain.model.layers[1].self_attn.q_proj.weight.device.type == "meta"  # really offloaded
+    # the plain copy moves the same offloaded weights in, through the same hooks (no second copy)
+    assert model.plain.model.layers[1]._hf_hook is model.original_model.model.layers[1]._hf_hook
     ids, pad = stack_left_padded([[1, 5, 9, 42, 7, 3], [1, 8, 2]], 0)
     mask = (torch.arange(ids.shape[1])[None] >= pad[:, None]).long()
     positions = (mask.cumsum(-1) - 1).clamp_min(0)

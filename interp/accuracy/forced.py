@@ -25,7 +25,7 @@ import torch
 from interp.accuracy.prompts import letters
 from interp.edits.interventions import Intervention
 from interp.model import chat
-from interp.model.generation import decoder, padded_batch
+from interp.model.generation import by_interventions, decoder, padded_batch
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -78,13 +78,11 @@ def forced_answers(model: InterpModel, questions: Sequence[Question], batch_size
     interventions share batches (left-padded, longest first)."""
     encoded = [cued_tokens(model.tokenizer, q) for q in questions]
     out: list[Forced | None] = [None] * len(questions)
-    groups: dict[tuple[Intervention, ...], list[int]] = {}
-    for index, question in enumerate(questions):
-        groups.setdefault(question.interventions, []).append(index)
     pad = model.tokenizer.pad_token_id or 0
     device = next(model.parameters()).device
-    for interventions, members in groups.items():
-        members = sorted(members, key=lambda i: -len(encoded[i][0]))
+    for members in by_interventions(range(len(questions)), lambda i: questions[i].interventions,
+                                    lambda i: -len(encoded[i][0])):
+        interventions = questions[members[0]].interventions
         for start in range(0, len(members), batch_size):
             chunk = members[start : start + batch_size]
             ids, left_pad, mask, positions = padded_batch([encoded[i][0] for i in chunk], pad, device)

@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence, TYPE_CHECKING
+from typing import Any, Sequence, TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -26,7 +26,7 @@ from interp.accuracy.methods import Method
 from interp.accuracy.prompts import format_prompt, instruction
 from interp.accuracy import forced
 from interp.model import chat
-from interp.model.generation import decode_until_eos, generate_stream, prefix_length
+from interp.model.generation import by_interventions, decode_until_eos, generate_stream, prefix_length
 from interp.edits.interventions import Intervention, describe, model_hooks
 from interp.accuracy.identity import model_identity
 from interp.validation import UsageError
@@ -146,16 +146,6 @@ def _drop_partial_line(path: Path) -> None:
         path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
-def _batches_by_interventions(items: list[Item], tokens: dict[str, list[int]],
-            interventions: dict[str, tuple[Intervention, ...]]) -> Iterator[list[Item]]:
-    # One batch runs one set of interventions; similar lengths together waste less on padding.
-    groups: dict[tuple[Intervention, ...], list[Item]] = {}
-    for item in items:
-        groups.setdefault(interventions[item.id], []).append(item)
-    for group in groups.values():
-        yield sorted(group, key=lambda item: len(tokens[item.id]))
-
-
 class BatchSize:
     """The batch size of a run: a number, or ``"auto"`` (what fits the device's free memory); it
     halves on a CUDA out-of-memory error, so a long run goes on with smaller batches."""
@@ -220,7 +210,7 @@ def run(
         bar.update(len(over))
         size = BatchSize(batch_size, model, max((len(tokens[i.id]) for i in todo_now), default=0),
                          settings.max_new_tokens, len(todo_now))
-        for group in _batches_by_interventions(todo_now, tokens, plans):
+        for group in by_interventions(todo_now, lambda item: plans[item.id], lambda item: len(tokens[item.id])):
             while group:
                 # Rows keep the batch full: a finished question's slot goes to the next waiting one.
                 stream = generate_stream(model, [tokens[item.id] for item in group], max_new_tokens=settings.max_new_tokens,

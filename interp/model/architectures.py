@@ -10,9 +10,16 @@ out by measurement rather than by a list that would go stale with every Transfor
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Sequence, TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from interp.model.load import InterpModel
+
+    Hooked = InterpModel | TransformerBridge  # what has the hook points: the handle, or a bare bridge
 
 
 def pattern_hook_name(layer: int) -> str:
@@ -23,20 +30,20 @@ class PatternEditsIgnored(ValueError):
     """The model's bridge only observes attention patterns, so pattern edits cannot act."""
 
 
-def architecture(model: Any) -> str:
+def architecture(model: Hooked) -> str:
     """The Hugging Face class the bridge wraps (e.g. ``OPTForCausalLM``)."""
     original = getattr(model, "original_model", None)
     return type(original).__name__ if original is not None else type(model).__name__
 
 
-def editable_layers(model: Any) -> tuple[int, ...]:
+def editable_layers(model: Hooked) -> tuple[int, ...]:
     """The layers whose ``hook_pattern`` output flows into the model's output: measured once per
     :class:`interp.model.load.InterpModel` (which keeps the answer), or on a bare bridge each time."""
     known = getattr(model, "editable_layers", None)
     return known if isinstance(known, tuple) else measure_editable_layers(model)
 
 
-def measure_editable_layers(model: Any) -> tuple[int, ...]:
+def measure_editable_layers(model: Hooked) -> tuple[int, ...]:
     """Each layer's pattern is multiplied by its own scalar 1.0 (the output is unchanged) and the
     logits are differentiated with respect to those scalars: a layer whose hook only observes has
     no path to the logits. One forward and backward over two tokens."""
@@ -60,7 +67,7 @@ def measure_editable_layers(model: Any) -> tuple[int, ...]:
     return tuple(layer for layer, grad in enumerate(grads) if grad is not None)
 
 
-def require_pattern_edits(model: Any, layers: Sequence[int]) -> None:
+def require_pattern_edits(model: Hooked, layers: Sequence[int]) -> None:
     """Raise :class:`PatternEditsIgnored` unless pattern edits act in every one of ``layers``."""
     if not layers:
         return

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -24,6 +24,9 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 from interp.model.architectures import pattern_hook_name
+
+if TYPE_CHECKING:
+    from interp.model.load import InterpModel
 
 NAME = "interp_edited"
 
@@ -77,6 +80,9 @@ def plain_copy(hf: PreTrainedModel) -> PreTrainedModel:
     """A module tree of ``hf`` that shares its weights and buffers, running :func:`attention`
     (made before the bridge rewires ``hf``)."""
     shared = {id(t): t for t in [*hf.parameters(), *hf.buffers()]}
+    # A placed model's modules carry accelerate's hooks, which hold the offloaded weights: shared
+    # too, so the copy moves the same weights in and out (and holds no second copy of them).
+    shared |= {id(hook): hook for module in hf.modules() if (hook := getattr(module, "_hf_hook", None)) is not None}
     plain = copy.deepcopy(hf, memo=shared)
     for module in plain.modules():  # the copy has its own configs
         if getattr(module, "config", None) is not None:
@@ -84,7 +90,7 @@ def plain_copy(hf: PreTrainedModel) -> PreTrainedModel:
     return plain.eval()
 
 
-def plain_model(model: Any) -> PreTrainedModel | None:
+def plain_model(model: InterpModel) -> PreTrainedModel | None:
     """The plain model to decode with (``model.plain``), or ``None`` where only the bridge can do
     it: a model without a plain copy, or hooks attached to the bridge by the caller (they would
     not fire on the plain model)."""

@@ -9,7 +9,7 @@ The KV cache holds past keys and values; each step runs one query per row. Batch
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence, TYPE_CHECKING
+from typing import Any, Callable, Iterator, Sequence, TypeVar, TYPE_CHECKING
 
 import torch
 from jaxtyping import Int
@@ -20,6 +20,8 @@ from transformers.cache_utils import DynamicLayer
 from interp.model.chat import encode
 from interp.model.fast_path import edited, plain_model
 from interp.edits.interventions import Intervention, model_hooks, pattern_edits
+
+Row = TypeVar("Row")
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -56,6 +58,16 @@ def stack_left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Int[T
     for i, row in enumerate(rows):
         ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
     return ids, torch.tensor([width - len(row) for row in rows], dtype=torch.long)
+
+
+def by_interventions(rows: Sequence[Row], interventions: Callable[[Row], tuple[Intervention, ...]],
+                     length: Callable[[Row], int]) -> list[list[Row]]:
+    """``rows`` in groups that share one set of interventions (a batch runs one set), each in
+    order of ``length`` (rows of similar length waste less on padding)."""
+    groups: dict[tuple[Intervention, ...], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(interventions(row), []).append(row)
+    return [sorted(group, key=length) for group in groups.values()]
 
 
 @contextmanager

@@ -449,7 +449,7 @@ def llama2c_to_hf(checkpoint: str | Path) -> LlamaForCausalLM:
 
 
 @torch.no_grad()
-def weights_fingerprint(model: Any, samples: int = 4096) -> str:
+def weights_fingerprint(model: torch.nn.Module | InterpModel, samples: int = 4096) -> str:
     """sha256 over every parameter's name, shape, dtype, sum and ``samples`` evenly spaced values:
     two models that differ in any trained weight differ here, at the cost of one pass over the
     weights on their device (a full hash of a 7B model would copy 14 GB to the CPU)."""

@@ -18,9 +18,12 @@ import hashlib
 import itertools
 import random
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, TYPE_CHECKING
 
 from interp.accuracy.prompts import format_prompt, letters, question_block
+
+if TYPE_CHECKING:
+    from interp.accuracy.data import Item
 
 FAMILIES = ("stem", "social")
 VARIABLES = list("abcdfghkmnpqrstuvwxyz")
@@ -159,7 +162,7 @@ def take(split: str, seed: int, n: int, families: tuple[str, ...] = FAMILIES,
     return [next(stream) for _ in range(n)]
 
 
-def held_out_items(n_per_family: int, seed: int = 0, pairs: tuple[int, int] = TRAINING_PAIRS) -> list["Item"]:
+def held_out_items(n_per_family: int, seed: int = 0, pairs: tuple[int, int] = TRAINING_PAIRS) -> list[Item]:
     """Held-out questions as benchmark items (subject and category = family), on tables of
     ``pairs`` key-value pairs (longer than the training tables: a harder test)."""
     from interp.accuracy.data import Item

@@ -32,6 +32,8 @@ from interp.model.load import load_hf
 from interp.train.shared import atomic_save, collate
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
     from interp.model.load import InterpModel
 
 STRUCTURED = "structured"
@@ -241,7 +243,7 @@ CHECK_TEXT = "Owners: cup Ann, hat Bob. Who owns the hat?\n\nA. Ann\nB. Bob\n An
 
 
 @torch.no_grad()
-def merged_logits(model: Any, tokenizer: Any, text: str = CHECK_TEXT, k: int = 16) -> dict[str, Any]:
+def merged_logits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str = CHECK_TEXT, k: int = 16) -> dict[str, Any]:
     """The written model's largest next-token logits after ``text``: recorded at training time, so
     that whoever loads the adapter alone (base + adapter, merged at load time) can check they get
     the model that was trained."""
