@@ -149,7 +149,7 @@ def test_a_model_placed_by_a_device_map_decodes_on_the_fast_path(tmp_path, sp_mo
     mask = (torch.arange(ids.shape[1])[None] >= pad[:, None]).long()
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
     with torch.no_grad(), decoder(model, (), pad) as fast:
-        assert fast.func is model.plain, "the fast path was not taken"
+        assert fast is model.plain, "the fast path was not taken"
         logits = fast(input_ids=ids, attention_mask=mask, position_ids=positions).logits
         expected = hf(input_ids=ids, attention_mask=mask, position_ids=positions).logits
     assert (logits - expected)[mask.bool()].abs().max() < 1e-4

@@ -8,15 +8,15 @@ and runs transformers' own layers. Its attention is :func:`attention`, registere
 transformers' ``AttentionInterface``: eager attention that, after the softmax, passes the pattern
 through the same hook functions the interventions give the bridge (``iv.hooks(...)``). So each
 edit has one source of truth, whichever path applies it; tests check that both give the same
-logits and greedy tokens. The edits travel with the call (:func:`edited` binds them as a forward
-keyword, which transformers hands down to every layer's attention), never stored on a module.
+logits and greedy tokens. The edits travel with each call, as a forward keyword that transformers
+hands down to every layer's attention (:func:`edited`); no attention module holds them.
 """
 
 from __future__ import annotations
 
 import copy
-from functools import partial
-from typing import Any, Callable, TYPE_CHECKING
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -109,6 +109,19 @@ def plain_model(model: InterpModel) -> PreTrainedModel | None:
     return plain
 
 
-def edited(plain: PreTrainedModel, by_layer: dict[int, list[Callable]]) -> Callable[..., Any]:
-    """The plain model's forward with ``by_layer``'s pattern edits inside its attention."""
-    return partial(plain, pattern_edits={layer: [(fn, PatternSite(layer)) for fn in fns] for layer, fns in by_layer.items()})
+@contextmanager
+def edited(plain: PreTrainedModel, by_layer: dict[int, list[Callable]]) -> Iterator[PreTrainedModel]:
+    """The plain model with ``by_layer``'s pattern edits inside its attention, for the duration of
+    the block: a forward pre-hook adds them to every call as the keyword ``pattern_edits``, which
+    transformers hands down to each layer's attention. (Not passed by the caller: Hugging Face
+    ``generate``, which lm-evaluation-harness calls, refuses keywords it does not know.)"""
+    sited = {layer: [(fn, PatternSite(layer)) for fn in fns] for layer, fns in by_layer.items()}
+
+    def add_edits(module: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+        return args, {**kwargs, "pattern_edits": sited}
+
+    handle = plain.register_forward_pre_hook(add_edits, with_kwargs=True)
+    try:
+        yield plain
+    finally:
+        handle.remove()

@@ -84,7 +84,8 @@ def decoder(model: InterpModel, interventions: Sequence[Intervention], left_pad:
         with model.hooks(fwd_hooks=model_hooks(model, *interventions, left_pad=left_pad)):
             yield model.original_model
     else:
-        yield edited(plain, by_layer)
+        with edited(plain, by_layer):
+            yield plain
 
 
 def _eos_id(model: InterpModel, eos_token_id: int | None) -> int:
