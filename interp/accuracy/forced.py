@@ -25,7 +25,7 @@ import torch
 from interp.accuracy.prompts import letters
 from interp.edits.interventions import Intervention
 from interp.model import chat
-from interp.model.generation import by_interventions, decoder, padded_batch
+from interp.model.generation import DEFAULT_BATCH_SIZE, by_interventions, decoder, padded_batch
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -72,7 +72,7 @@ def cued_tokens(tokenizer, question: Question) -> tuple[list[int], list[int]]:
 
 
 @torch.no_grad()
-def forced_answers(model: InterpModel, questions: Sequence[Question], batch_size: int = 8) -> list[Forced]:
+def forced_answers(model: InterpModel, questions: Sequence[Question], batch_size: int = DEFAULT_BATCH_SIZE) -> list[Forced]:
     """Each question's forced answer: the option letter the model puts most probability on after
     its response and the cue, under the question's interventions. Questions with the same
     interventions share batches (left-padded, longest first)."""

@@ -26,16 +26,13 @@ from interp.accuracy.methods import Method
 from interp.accuracy.prompts import format_prompt, instruction
 from interp.accuracy import forced
 from interp.model import chat
-from interp.model.generation import by_interventions, decode_until_eos, generate_stream, prefix_length
+from interp.model.generation import DEFAULT_BATCH_SIZE, by_interventions, decode_until_eos, generate_stream, prefix_length
 from interp.edits.interventions import Intervention, describe, model_hooks
 from interp.accuracy.identity import model_identity
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
-
-
-DEFAULT_BATCH_SIZE = 8  # questions decoding together; results do not depend on it
 
 
 @dataclass(frozen=True)

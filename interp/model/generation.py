@@ -22,6 +22,7 @@ from interp.model.fast_path import edited, plain_model
 from interp.edits.interventions import Intervention, model_hooks, pattern_edits
 
 Row = TypeVar("Row")
+DEFAULT_BATCH_SIZE = 8  # rows decoding together; results do not depend on it
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
