@@ -116,3 +116,27 @@ def test_the_default_new_tokens_fit_the_model_context(tmp_path, capsys):
                 "emulation:alpha=0.3", *out], capsys)[0] == 0
     settings = json.loads((tmp_path / "rx" / "run.json").read_text())["generation"]
     assert 0 < settings["max_new_tokens"] < 512 - 150
+
+
+def test_the_weights_fingerprint_depends_on_the_weights_not_on_the_thread_count():
+    # A run resumed with another --threads is the same model (a float sum over a large weight
+    # came out in another order, and a resumed run was refused as another model's); one changed
+    # weight is not.
+    import torch
+
+    from interp.model.load import weights_fingerprint
+
+    torch.manual_seed(0)
+    model = torch.nn.Embedding(8000, 1000)  # 8M values: large enough for a parallel sum
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = weights_fingerprint(model)
+        torch.set_num_threads(2)
+        two = weights_fingerprint(model)
+    finally:
+        torch.set_num_threads(threads)
+    assert one == two
+    with torch.no_grad():
+        model.weight[3, 5] += 1e-3  # a value no sample reads (every 1953rd is read)
+    assert weights_fingerprint(model) != one
