@@ -29,9 +29,10 @@ report: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
-# The quick loop while working: every module, without the slow end-to-end tests (make test runs all).
+# The quick loop while working: every module, without the slow end-to-end tests (make test runs
+# all), on two workers (pytest-xdist).
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n 2
 
 perf: $(VENV)/.installed
 	$(PY) perf/forward_and_generate.py

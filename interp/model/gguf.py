@@ -11,6 +11,7 @@ of the same file, under any name, reads that folder and converts nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def _convert(path: Path, folder: Path) -> None:
         raise GGUFError(f"reading {path.name} needs the gguf package: pip install gguf") from None
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    staging = folder.with_name(folder.name + ".writing")
+    # Each process writes its own staging folder: two converting the same file at once (two
+    # runs started together) must not delete each other's work.
+    staging = folder.with_name(f"{folder.name}.writing-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir(parents=True)
@@ -91,5 +94,13 @@ def _convert(path: Path, folder: Path) -> None:
     (staging / DONE).write_text(f'{{"source": "{path.name}"}}\n')
     steps.update()
     steps.close()
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.replace(folder)
+    if (folder / DONE).is_file():  # another process finished first: its folder holds the same
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    shutil.rmtree(folder, ignore_errors=True)  # a conversion cut short
+    try:
+        staging.replace(folder)
+    except OSError:  # another process put its finished folder there meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (folder / DONE).is_file():
+            raise
