@@ -169,6 +169,9 @@ def test_a_label_whose_line_is_another_options_text_names_both():
 
 def test_an_option_set_against_something_is_compared_not_chosen():
     assert extract_answer(" A. Paris vs A. Paris vs A. Paris vs A. Paris vs", CAPITALS) is None
+    # compared is not eliminated: the option never mentioned is not left over
+    assert extract_answer(" A. Paris vs A. London vs A. Rome vs A. Paris vs", CAPITALS) is None
+    assert extract_answer('The sentence "A" is long. The sentence "B" is short. The sentence "C" is odd.', CAPITALS) is None
     assert extract_answer("Paris compared to London? The answer is London.", CAPITALS) == "B"
 
 

@@ -507,7 +507,7 @@ def retracted(text: str, groups: list[Group], committed: list[Group], answer: st
 
 def eliminated(groups: list[Group], letters: str) -> str | None:
     """The one option left when every other is negated ("C is incorrect and so are A and B")."""
-    negated = {letter for g in groups for letter in g.letters}
+    negated = {letter for g in groups if g.negated for letter in g.letters}
     left = [letter for letter in letters if letter not in negated]
     return left[0] if groups and len(left) == 1 else None
 
