@@ -17,7 +17,8 @@ from interp.report.page import Page, Section
 
 MODE_TEXT = {
     "forced": "forced: the model's own committed answer, read off its logits: after the response, the cue "
-              "'\\nResponse:' and the next token's distribution over the option letters alone (two-stage prompting), "
+              "'\\nResponse:' (or where the response wrote its own, the last one) and the next token's "
+              "distribution over the option letters alone (two-stage prompting), "
               "with the variant's interventions active; the agreement column is the share of questions where the "
               "answer the response states (final) is the same letter",
     "final": "final: what the response commits to, read from its answer section first (refusals, open answers "
