@@ -492,13 +492,13 @@ DENIED = re.compile(r"\b(?:this|that|my|the\s+above)\s+answer\s+(?:is|would\s+be
 def retracted(text: str, groups: list[Group], committed: list[Group], answer: str) -> bool:
     """Whether the answer is denied after its last commitment ("The answer is A. ... The answer
     is not A", "... is A. This answer is not correct"), with no commitment to it after that."""
-    last = max(g.start for g in committed if g.letters == [answer])
-    denied = DENIED.search(text, max(g.end for g in committed if g.letters == [answer]))
+    last = max((g for g in committed if g.letters == [answer]), key=lambda g: g.start)
+    denied = DENIED.search(text, last.end)
     # "this answer" is the option named last before it
-    if denied and not [g for g in groups if last < g.start < denied.start() and g.letters != [answer]]:
+    if denied and not [g for g in groups if last.start < g.start < denied.start() and g.letters != [answer]]:
         return True
     for g in groups:
-        if g.start > last and g.negated and answer in g.letters:
+        if g.start > last.start and g.negated and answer in g.letters:
             begin, stop = _clause(text, g.start, g.end)
             if RETRACTION.search(text, begin, stop):
                 return True
