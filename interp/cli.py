@@ -30,7 +30,7 @@ from interp.model.load import ModelLoadError, describe_model, load_model
 from interp.report.page import Page, Report, run_metadata
 from interp.shipped import TUNED
 from interp.studies import STUDIES, Context, Example
-from interp.accuracy.runner import DEFAULT_BATCH_SIZE
+from interp.accuracy.runner import DEFAULT_BATCH_SIZE, Shard, tell_torchrun
 from interp.studies.accuracy import accuracy_report
 from interp.validation import UsageError
 
@@ -192,10 +192,11 @@ def check_against_model(config: StudyConfig, model: InterpModel) -> None:
 def _load(config: LoadConfig, path: str | None, option: str = "--model") -> InterpModel:
     from interp.shipped import load_default
 
+    device = Shard.from_torchrun().device(config.device)  # under torchrun, each rank its own GPU
     if path is None:
-        return load_default(dtype=config.dtype, device=config.device, cache=config.cache)
+        return load_default(dtype=config.dtype, device=device, cache=config.cache)
     try:
-        return load_model(path, tokenizer=config.tokenizer, dtype=config.dtype, device=config.device,
+        return load_model(path, tokenizer=config.tokenizer, dtype=config.dtype, device=device,
                           n_devices=config.n_devices, cache=config.cache)
     except ModelLoadError as err:
         raise ModelLoadError(f"{option}: {err}") from err
@@ -327,7 +328,6 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         methods = [_method(spec) for spec in config.method]  # bad parameters fail here, before a model loads
         if isinstance(config, ReproduceConfig):
-            from interp.accuracy.runner import Shard
             from interp.reproduction.pipeline import reproduce
 
             config, shard = config.sized(), Shard.from_torchrun()
@@ -371,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         if config.debug:
             traceback.print_exc()
         print(f"interp: error: {_message(err)}", file=sys.stderr)
+        tell_torchrun(err)
         return 2
     print(f"report: {index.resolve()} ({time.perf_counter() - started:.0f}s)")
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence, TYPE_CHECKING
 
 from interp.accuracy.data import Item
+from interp.files import write_atomic
 from interp.model.load import describe_model, weights_fingerprint
 from interp.validation import UsageError
 
@@ -116,4 +117,4 @@ def claim(out: Path, record: dict[str, Any]) -> None:
         raise UsageError(f"{out} holds results but no {FILE} (written by an older interp): its questions and model "
                          "cannot be checked; use another --results folder, or `--rescore` to re-read it")
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
+    write_atomic(path, json.dumps(record, indent=2))  # every rank of a sharded run claims the folder

@@ -29,6 +29,7 @@ from interp.model import chat
 from interp.model.generation import DEFAULT_BATCH_SIZE, by_interventions, decode_until_eos, generate_stream, prefix_length
 from interp.edits.interventions import Intervention, describe, model_hooks
 from interp.accuracy.identity import model_identity
+from interp.files import write_atomic
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
@@ -60,6 +61,13 @@ class Shard:
     def from_torchrun(cls) -> "Shard":
         # torchrun tells each process its place through these variables.
         return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+
+    def device(self, device: str) -> str:
+        """The device this rank runs on: ``cuda`` means this machine's GPU of the rank's local
+        number (ranks beyond the GPUs share them, round robin); an explicit device is kept."""
+        if self.world == 1 or device != "cuda" or not torch.cuda.is_available():
+            return device
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', self.rank)) % torch.cuda.device_count()}"
 
     def take(self, items: Sequence[Item]) -> list[Item]:
         if not 0 <= self.rank < self.world:
@@ -277,9 +285,7 @@ def _answer(model: InterpModel, item: Item, row: torch.Tensor, eos: int, prompt_
 
 def write_answers(path: Path, answers: Sequence[Answer]) -> Path:
     """Write a results file whole, through a temporary file (a kill leaves the old one)."""
-    partial = path.with_suffix(".partial")
-    partial.write_text("".join(answer.to_line() + "\n" for answer in answers), encoding="utf-8")
-    partial.replace(path)
+    write_atomic(path, "".join(answer.to_line() + "\n" for answer in answers))
     return path
 
 
@@ -303,7 +309,7 @@ def _write_settings(out: Path, variant: str, identity: dict[str, Any], method: M
             f"{old.get(changed[0])} there, {record[changed[0]]} now); use another results folder or variant name, "
             "or delete the old results to start afresh"
         )
-    path.write_text(json.dumps(record, indent=2))
+    write_atomic(path, json.dumps(record, indent=2))  # every rank of a sharded run writes it
 
 
 def merge_shards(out: str | Path, variant: str, world: int) -> Path:
@@ -319,8 +325,19 @@ def merge_shards(out: str | Path, variant: str, world: int) -> Path:
 
 
 def synchronise(shard: Shard) -> None:
-    """Wait for every rank, when running under torchrun with more than one process."""
+    """Wait for every rank, when running under torchrun with more than one process. Nothing but
+    the barrier crosses between ranks, so it is gloo's on CPU and GPU alike (NCCL refuses two ranks
+    on one GPU). A rank that fails or is killed ends the run: torchrun stops the others."""
     if shard.world > 1 and torch.distributed.is_available():
         if not torch.distributed.is_initialized():
-            torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            torch.distributed.init_process_group("gloo")
         torch.distributed.barrier()
+
+
+def tell_torchrun(err: BaseException) -> None:
+    """Under torchrun, leave this rank's error where torchrun's summary reads it, so that the run's
+    root cause names the rank and its message (not the ranks torchrun then stopped)."""
+    if os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
+        ErrorHandler().record_exception(err)

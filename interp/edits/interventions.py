@@ -172,6 +172,8 @@ class TopLayerEmulation:
 
         def make_scaler(layer: int) -> HookFn:
             factor = self.scale(layer, n_layers)
+            if not (self.boost_all or self.renormalise):  # the paper's edit, as a value the fused path recognises
+                return patterns.MaskedScale(lambda: state["mask"], factor)
 
             def scale(pattern: Tensor, hook: Any) -> Tensor:
                 mask = torch.ones_like(pattern, dtype=torch.bool) if self.boost_all else state["mask"]

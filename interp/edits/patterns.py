@@ -9,6 +9,9 @@ positions into them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable
+
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
@@ -52,6 +55,36 @@ def scale_masked(pattern: Pattern, mask: Bool[Tensor, "batch head query key"], f
     """Multiply the masked entries by ``factor``, leave the rest untouched (no renormalisation).
     The mask may come from another layer's device (layer 0's, on a model split over GPUs)."""
     return torch.where(mask.to(pattern.device), pattern * factor, pattern)
+
+
+def scaled_masked_output(
+    out: Float[Tensor, "batch head query d_head"], lse: Float[Tensor, "batch head query"],
+    out_masked: Float[Tensor, "batch head query d_head"], lse_masked: Float[Tensor, "batch head query"],
+    factor: float,
+) -> Float[Tensor, "batch head query d_head"]:
+    """What ``scale_masked(A, M, factor) @ V`` gives, from two attention passes that never form ``A``:
+    ``out, lse`` of attention over every key, ``out_masked, lse_masked`` of attention over the keys
+    in ``M`` alone. ``(A * M) V = exp(lse_masked - lse) out_masked``, so the result is
+    ``out + (factor - 1) exp(lse_masked - lse) out_masked``. A row with no key in ``M`` has
+    ``lse_masked = -inf``: its share is 0 and its output ``out`` (any NaN of the empty pass dropped)."""
+    work = torch.promote_types(out.dtype, torch.float32)  # float16 outputs are combined in float32
+    share = torch.exp(lse_masked.to(work) - lse.to(work)).nan_to_num(0.0)
+    masked = torch.where(share[..., None] > 0, out_masked.to(work), 0.0)
+    return (out.to(work) + (factor - 1.0) * share[..., None] * masked).to(out.dtype)
+
+
+@dataclass(frozen=True)
+class MaskedScale:
+    """The edit ``scale_masked(pattern, mask(), factor)`` as a value, so that a path that computes
+    attention without forming the pattern (the fast path's fused emulation) can recognise it and
+    compute the same output by :func:`scaled_masked_output`. ``mask`` is called when the edit runs
+    (the emulation's layer-0 mask exists only once layer 0 has run in this forward)."""
+
+    mask: Callable[[], Bool[Tensor, "batch head query key"]]
+    factor: float
+
+    def __call__(self, pattern: Pattern, hook: Any = None) -> Pattern:
+        return scale_masked(pattern, self.mask(), self.factor)
 
 
 def positions_in_range(

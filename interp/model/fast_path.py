@@ -10,12 +10,20 @@ through the same hook functions the interventions give the bridge (``iv.hooks(..
 edit has one source of truth, whichever path applies it; tests check that both give the same
 logits and greedy tokens. The edits travel with each call, as a forward keyword that transformers
 hands down to every layer's attention (:func:`edited`); no attention module holds them.
+
+The emulation's scaled layers can also run without their pattern (:func:`fused_emulation`): two
+FlexAttention passes, over every key and over the layer-0 mask's keys alone, combined by their
+log-sum-exp (:func:`interp.edits.patterns.scaled_masked_output`). The default on CUDA, where
+prefill would otherwise hold a ``[batch, head, query, key]`` pattern per layer.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import cache
 from typing import Any, Callable, Iterator, TYPE_CHECKING
 
 import torch
@@ -23,6 +31,7 @@ from torch import Tensor
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
+from interp.edits.patterns import MaskedScale, scaled_masked_output
 from interp.model.architectures import pattern_hook_name
 
 if TYPE_CHECKING:
@@ -53,9 +62,13 @@ def attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor
     layer's ``pattern_edits`` applied after the softmax. A layer without edits (and without
     soft-capping or dropout) never needs its pattern, so it runs fused scaled-dot-product attention."""
     site_edits = (pattern_edits or {}).get(module.layer_idx, ())
-    if not site_edits and softcap is None and not (module.training and dropout):
+    plain = softcap is None and not (module.training and dropout)
+    if not site_edits and plain:
         out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
                                                                scale=scaling, enable_gqa=True)
+        return out.transpose(1, 2).contiguous(), None
+    if plain and len(site_edits) == 1 and isinstance(site_edits[0][0], MaskedScale) and _fuses(query):
+        out = fused_masked_scale(query, key, value, attention_mask, scaling, site_edits[0][0])
         return out.transpose(1, 2).contiguous(), None
     groups = query.shape[1] // key.shape[1]
     if groups > 1:
@@ -70,6 +83,61 @@ def attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor
     for edit, site in site_edits:
         pattern = edit(pattern, hook=site)
     return torch.matmul(pattern, value).transpose(1, 2).contiguous(), pattern
+
+
+_FUSED: ContextVar[bool | None] = ContextVar("interp_fused_emulation", default=None)
+
+
+@contextmanager
+def fused_emulation(enabled: bool | None = True) -> Iterator[None]:
+    """Within the block, whether the fast path runs the emulation's scaled layers as two fused
+    attention passes (True), forms their pattern (False), or decides by device (None, the default
+    outside any block: fused on CUDA only; on the CPU, FlexAttention runs uncompiled, which is exact
+    but forms the scores anyway, so the eager pattern stays the default there)."""
+    token = _FUSED.set(enabled)
+    try:
+        yield
+    finally:
+        _FUSED.reset(token)
+
+
+def _fuses(query: Tensor) -> bool:
+    enabled = _FUSED.get()
+    return query.is_cuda if enabled is None else enabled
+
+
+@cache
+def _flex(device_type: str) -> Callable[..., Any]:
+    from torch.nn.attention.flex_attention import flex_attention
+
+    # Compiled, FlexAttention is one fused kernel that never forms the scores; uncompiled (the CPU,
+    # where it serves as the exact check) it computes the same thing densely.
+    return torch.compile(flex_attention, dynamic=True) if device_type == "cuda" else flex_attention
+
+
+def fused_masked_scale(query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None, scaling: float,
+                       edit: MaskedScale) -> Tensor:
+    """``edit`` applied to this layer's pattern, then the pattern times the values, computed as two
+    FlexAttention passes: over every key, and over the keys of ``edit``'s mask alone."""
+    from torch.nn.attention.flex_attention import AuxRequest
+
+    mask = edit.mask().to(query.device)
+    additive = attention_mask
+
+    def everywhere(score: Tensor, b: Tensor, h: Tensor, q: Tensor, k: Tensor) -> Tensor:
+        return score if additive is None else score + additive[b, 0, q, k]
+
+    def inside(score: Tensor, b: Tensor, h: Tensor, q: Tensor, k: Tensor) -> Tensor:
+        return torch.where(mask[b, h, q, k], everywhere(score, b, h, q, k), -float("inf"))
+
+    flex = _flex(query.device.type)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
+        out, full = flex(query, key, value, score_mod=everywhere, scale=scaling, enable_gqa=True,
+                         return_aux=AuxRequest(lse=True))
+        out_masked, masked = flex(query, key, value, score_mod=inside, scale=scaling, enable_gqa=True,
+                                  return_aux=AuxRequest(lse=True))
+    return scaled_masked_output(out, full.lse, out_masked, masked.lse, edit.factor)
 
 
 AttentionInterface.register(NAME, attention)

@@ -15,6 +15,8 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from interp.files import write_atomic
+
 PACKAGES = ("interp", "torch", "transformer-lens", "transformers", "plotly")
 PLOTLY_FILE = "plotly.min.js"
 STYLE = """
@@ -110,19 +112,12 @@ def write_page(path: Path, title: str, sections: Sequence[Section], meta: dict[s
     if not self_contained and any(section.figures for section in sections):
         library = path.parent / PLOTLY_FILE
         if not library.is_file() or library.stat().st_size == 0:
-            _write_atomically(library, get_plotlyjs())
+            write_atomic(library, get_plotlyjs())
         script = f'<script src="{PLOTLY_FILE}" charset="utf-8"></script>'
-    _write_atomically(path,
+    write_atomic(path,
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{script}"
         f"<style>{STYLE}</style></head><body>{nav}<h1>{html.escape(title)}</h1>{''.join(parts)}{meta_html}</body></html>")
     return path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A kill mid-write leaves the old file or none, never half a page.
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
 
 
 def write_index(folder: Path, title: str, pages: Sequence[tuple[str, str, str]], meta: dict[str, Any],
@@ -135,7 +130,7 @@ def write_index(folder: Path, title: str, pages: Sequence[tuple[str, str, str]],
     known |= {name: [page_title, summary] for name, page_title, summary in pages}
     known = {name: entry for name, entry in known.items() if (folder / name).is_file()}
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomically(manifest, json.dumps(known, indent=2))
+    write_atomic(manifest, json.dumps(known, indent=2))
     rows = "".join(
         f'<tr><td><a href="{html.escape(name)}">{html.escape(page_title)}</a></td><td>{html.escape(summary)}</td></tr>'
         for name, (page_title, summary) in known.items()

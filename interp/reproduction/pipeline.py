@@ -31,6 +31,7 @@ from typing import Callable, Iterator, TYPE_CHECKING
 
 from interp.accuracy.runner import Shard
 from interp.config import ReproduceConfig
+from interp.files import write_atomic
 from interp.report.page import Page, Report
 from interp.validation import UsageError
 
@@ -185,10 +186,8 @@ def analyses(config: ReproduceConfig, sources: dict[str, str], load: Loader, rep
     span = removal_span(tuned.cfg.n_layers)
     measures = {label: asdict(survey(model, examples, span, ratio=config.ratio)) for label, model in models.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps({"examples": len(examples), "span": span, "ratio": config.ratio,
+    write_atomic(path, json.dumps({"examples": len(examples), "span": span, "ratio": config.ratio,
                                    "models": sources, "measures": measures}, indent=2))
-    partial.replace(path)
 
 
 def accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, shard: Shard = Shard()) -> None:
