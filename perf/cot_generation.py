@@ -119,27 +119,38 @@ def measure(args: argparse.Namespace) -> None:
               "grows with its rows, so the gain is smaller.")
 
 
+def projection(bandwidth: float, memory: float, fp16_flops: float, mean_generated: float,
+               max_new_tokens: int) -> list[dict[str, float]]:
+    """Hours of the full MMLU CoT per variant, for LLaMA-2-7B and 13B in float16 on a device of
+    ``bandwidth`` bytes/s (assumed, or measured by perf/gpu_check.py) and ``memory`` bytes.
+    Decoding is memory-bound: a step reads every weight once and each row's KV cache."""
+    rows = []
+    for name, (layers, d_model, params) in LLAMA2.items():
+        weights = 2 * params
+        kv = 2 * layers * d_model * 2  # bytes per token: keys and values, every layer, float16
+        batch = fit(free_bytes=int(memory - weights), weight_bytes=int(weights), kv_bytes_per_token=kv,
+                    n_heads=d_model // 128, longest_prompt=MMLU_PROMPT_MAX, max_new_tokens=max_new_tokens,
+                    n_rows=MMLU_QUESTIONS, n_layers=layers).batch_size
+        context = MMLU_PROMPT_MEAN + mean_generated / 2  # a row's mean cache length while it decodes
+        tokens = MMLU_QUESTIONS * mean_generated
+        prefill = 2 * params * MMLU_QUESTIONS * MMLU_PROMPT_MEAN / (0.5 * fp16_flops)  # compute-bound, 50% of peak
+        step = (weights + batch * context * kv) / bandwidth
+        kept = (tokens / batch * step + prefill) / 3600
+        paper = (tokens * (weights + context * kv) / bandwidth + prefill) / 3600
+        rows.append({"model": name, "batch": batch, "step_ms": step * 1e3, "kept_full_h": kept, "paper_loop_h": paper})
+    return rows
+
+
 def project(args: argparse.Namespace) -> None:
-    """Decoding is memory-bound: a step reads every weight once and each row's KV cache."""
     bw = H100["bandwidth"]
     gen, prompt = args.mean_generated, MMLU_PROMPT_MEAN
     print(f"\nProjection, float16 on one H100 ({bw / 1e12:.2f} TB/s, {H100['memory'] / 2**30:.1f} GiB): full MMLU CoT, "
           f"{MMLU_QUESTIONS} questions, prompts {prompt} tokens on average (longest {MMLU_PROMPT_MAX}), answers "
           f"{gen:.0f} tokens on average (assumed), --max-new-tokens {args.max_new_tokens}.")
     print(f"{'model':<12} {'auto batch':>10} {'step ms':>8} {'kept-full h':>12} {'paper loop h':>13} {'x':>6}")
-    for name, (layers, d_model, params) in LLAMA2.items():
-        weights = 2 * params
-        kv = 2 * layers * d_model * 2  # bytes per token: keys and values, every layer, float16
-        batch = fit(free_bytes=int(H100["memory"] - weights), weight_bytes=int(weights), kv_bytes_per_token=kv,
-                    n_heads=d_model // 128, longest_prompt=MMLU_PROMPT_MAX, max_new_tokens=args.max_new_tokens,
-                    n_rows=MMLU_QUESTIONS, n_layers=layers).batch_size
-        context = prompt + gen / 2  # a row's mean cache length while it decodes
-        tokens = MMLU_QUESTIONS * gen
-        prefill = 2 * params * MMLU_QUESTIONS * prompt / (0.5 * H100["fp16_flops"])  # compute-bound, 50% of peak
-        step = (weights + batch * context * kv) / bw
-        kept = (tokens / batch * step + prefill) / 3600
-        paper = (tokens * (weights + context * kv) / bw + prefill) / 3600
-        print(f"{name:<12} {batch:>10} {step * 1e3:>8.2f} {kept:>12.2f} {paper:>13.1f} {paper / kept:>6.1f}"
+    for row in projection(bw, H100["memory"], H100["fp16_flops"], gen, args.max_new_tokens):
+        kept, paper = row["kept_full_h"], row["paper_loop_h"]
+        print(f"{row['model']:<12} {row['batch']:>10} {row['step_ms']:>8.2f} {kept:>12.2f} {paper:>13.1f} {paper / kept:>6.1f}"
               f"   (per variant; baseline + method: {2 * kept:.2f} h vs {2 * paper:.1f} h)")
     print("Assumptions: every step reads all weights and every row's KV cache at full bandwidth (a lower bound on "
           "time; real kernels reach 60-80% of it); the batch is what --batch-size auto picks (the KV buffers "

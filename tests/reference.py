@@ -98,7 +98,7 @@ def reference_copy(model: LlamaForCausalLM) -> LlamaForCausalLM:
 def reference_greedy(model: LlamaForCausalLM, ids: torch.Tensor, pad: list[int], steps: int) -> torch.Tensor:
     """Greedy decoding with Hugging Face's own KV cache, one token per step (no EOS stop)."""
     EDIT.left_pad = pad
-    mask = torch.tensor([[0] * p + [1] * (ids.shape[1] - p) for p in pad])
+    mask = torch.tensor([[0] * p + [1] * (ids.shape[1] - p) for p in pad], device=ids.device)
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
     # A full cache in every layer: transformers' sliding-window cache layers drop old keys, so key
     # index would no longer be the position the edits count in (the window stays in the mask).

@@ -15,6 +15,7 @@ from interp.model.generation import decoder, generate_ids, stack_left_padded
 from tests.reference import EDIT, Edit, reference_greedy
 
 
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
 def test_two_passes_give_the_scaled_patterns_output_rows_with_an_empty_mask_included():
     torch.manual_seed(0)
     batch, heads, n, d = 2, 3, 9, 8

@@ -72,6 +72,14 @@ def shorter(argv: list[str]) -> list[str]:
     return argv
 
 
+def without_out(argv: list[str] | None) -> list[str] | None:
+    """The arguments less ``--out DIR``: where a command writes does not change whether it runs."""
+    if argv is None or "--out" not in argv:
+        return argv
+    at = argv.index("--out")
+    return argv[:at] + argv[at + 2:]
+
+
 COMMANDS = readme_commands()
 
 
@@ -90,9 +98,10 @@ def test_a_readme_command_runs_as_written(command, comment, tmp_path, monkeypatc
     argv = as_run_here(command)
     if argv is None:
         pytest.skip("make test is what CI runs; interp-lm-eval runs in tests/test_lmeval.py")
-    earlier = next((c for c, _ in COMMANDS[: COMMANDS.index((command, comment))] if as_run_here(c) == argv), None)
+    earlier = next((c for c, _ in COMMANDS[: COMMANDS.index((command, comment))]
+                    if without_out(as_run_here(c)) == without_out(argv)), None)
     if earlier is not None:
-        pytest.skip(f"the same command as {earlier!r}, run already")
+        pytest.skip(f"the same command as {earlier!r}, run already (where it writes aside)")
     if str(SHARED) in " ".join(argv) and not SHARED.is_dir():
         pytest.skip("../shared/data not found")
     monkeypatch.chdir(tmp_path)

@@ -19,6 +19,7 @@ from interp.cli import main
 from interp.reproduction.pipeline import MEASURES, STEPS, _examples
 from interp.analysis.survey import ORIGINAL, survey
 from tests.conftest import SHARED, dies_after
+from tests.distributed import kill_rank_when, run, torchrun
 
 MODELS = ("base", "tuned", "tuned-dropout")
 BENCHMARKS = ("mmlu", "piqa", "siqa")
@@ -95,6 +96,27 @@ def test_a_kill_in_step_3_then_a_rerun_gives_the_uninterrupted_summaries(base, w
     assert json.loads((out / MEASURES).read_text()) == json.loads((whole / MEASURES).read_text())
     runs = json.loads((out / STEPS).read_text())
     assert "4 reproduction page" not in runs[0]["seconds"] and "4 reproduction page" in runs[1]["seconds"]
+
+
+def test_step_3_under_torchrun_killed_and_rerun_gives_the_uninterrupted_summaries(base, whole, tmp_path):
+    """Steps 1 and 2 done, `torchrun --nproc-per-node 2 -m interp reproduce` shares step 3 out;
+    a rank killed mid-step, then the same command again, ends as one uninterrupted process did."""
+    out = tmp_path / "sharded"
+    out.mkdir()
+    for done in ("tuned", "analyses", "reproduce.json"):
+        (shutil.copytree if (whole / done).is_dir() else shutil.copy)(whole / done, out / done)
+    # One model and benchmark (of the 9 folders): what sharding does is the same in each, and each
+    # launch costs every rank its start-up.
+    command = torchrun("reproduce", "--quick", "--data", str(SHARED), "--model", str(base), "--out", str(out),
+                       "--threads", "2", "--models", "tuned", "--benchmarks", "mmlu")
+    folder = "accuracy/paper/tuned/mmlu/summary.json"
+    killed = kill_rank_when(command, 1, lambda: any(out.glob("accuracy/*/*/*/*.rank1-of-2.jsonl")))
+    assert killed.returncode != 0
+    assert not summaries(out)
+    finished = run(command)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert summaries(out) == {folder: summaries(whole)[folder]}
+    assert "Unfinished report" not in (out / "index.html").read_text()
 
 
 @pytest.mark.parametrize("option, message", [

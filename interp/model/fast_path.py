@@ -68,8 +68,9 @@ def attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor
                                                                scale=scaling, enable_gqa=True)
         return out.transpose(1, 2).contiguous(), None
     if plain and len(site_edits) == 1 and isinstance(site_edits[0][0], MaskedScale) and _fuses(query):
-        out = fused_masked_scale(query, key, value, attention_mask, scaling, site_edits[0][0])
-        return out.transpose(1, 2).contiguous(), None
+        out = _fused_or_none(query, key, value, attention_mask, scaling, site_edits[0][0])
+        if out is not None:
+            return out.transpose(1, 2).contiguous(), None
     groups = query.shape[1] // key.shape[1]
     if groups > 1:
         key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
@@ -101,28 +102,33 @@ def fused_emulation(enabled: bool | None = True) -> Iterator[None]:
         _FUSED.reset(token)
 
 
+UNFUSED: dict[str, str] = {}  # device type -> why the fused passes failed there (by default, tried once)
+
+
 def _fuses(query: Tensor) -> bool:
     enabled = _FUSED.get()
-    return query.is_cuda if enabled is None else enabled
+    return query.is_cuda and query.device.type not in UNFUSED if enabled is None else enabled
 
 
-@cache
-def _flex(device_type: str) -> Callable[..., Any]:
-    from torch.nn.attention.flex_attention import flex_attention
+def _fused_or_none(query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None, scaling: float,
+                   edit: MaskedScale) -> Tensor | None:
+    """The fused output; where fusing is only the default (not asked for) and the compiled kernel
+    fails on this device, ``None`` (the pattern is formed instead), said once in a warning."""
+    if _FUSED.get() is not None:
+        return fused_masked_scale(query, key, value, attention_mask, scaling, edit)
+    try:
+        return fused_masked_scale(query, key, value, attention_mask, scaling, edit)
+    except Exception as err:  # a compiler's failure on this device must not end a run the eager path can do
+        UNFUSED[query.device.type] = f"{type(err).__name__}: {str(err)[:500]}"
+        warnings.warn(f"the fused emulation failed on {query.device.type} ({UNFUSED[query.device.type]}); the emulation "
+                      "forms its pattern instead from now on (with fused_emulation(False) this is not tried)")
+        return None
 
-    # Compiled, FlexAttention is one fused kernel that never forms the scores; uncompiled (the CPU,
-    # where it serves as the exact check) it computes the same thing densely.
-    return torch.compile(flex_attention, dynamic=True) if device_type == "cuda" else flex_attention
 
-
-def fused_masked_scale(query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None, scaling: float,
-                       edit: MaskedScale) -> Tensor:
-    """``edit`` applied to this layer's pattern, then the pattern times the values, computed as two
-    FlexAttention passes: over every key, and over the keys of ``edit``'s mask alone."""
-    from torch.nn.attention.flex_attention import AuxRequest
-
-    mask = edit.mask().to(query.device)
-    additive = attention_mask
+def _two_passes(query: Tensor, key: Tensor, value: Tensor, additive: Tensor | None, mask: Tensor,
+                scaling: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Attention's output and log-sum-exp over every key, and over the keys of ``mask`` alone."""
+    from torch.nn.attention.flex_attention import AuxRequest, flex_attention
 
     def everywhere(score: Tensor, b: Tensor, h: Tensor, q: Tensor, k: Tensor) -> Tensor:
         return score if additive is None else score + additive[b, 0, q, k]
@@ -130,14 +136,29 @@ def fused_masked_scale(query: Tensor, key: Tensor, value: Tensor, attention_mask
     def inside(score: Tensor, b: Tensor, h: Tensor, q: Tensor, k: Tensor) -> Tensor:
         return torch.where(mask[b, h, q, k], everywhere(score, b, h, q, k), -float("inf"))
 
-    flex = _flex(query.device.type)
+    out, full = flex_attention(query, key, value, score_mod=everywhere, scale=scaling, enable_gqa=True,
+                               return_aux=AuxRequest(lse=True))
+    out_masked, masked = flex_attention(query, key, value, score_mod=inside, scale=scaling, enable_gqa=True,
+                                        return_aux=AuxRequest(lse=True))
+    return out, full.lse, out_masked, masked.lse
+
+
+@cache
+def _compiled_two_passes() -> Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]:
+    # Compiled, FlexAttention is one fused kernel per pass that never forms the scores; the score
+    # functions are made inside the compiled function, so new masks are new inputs, not new code.
+    return torch.compile(_two_passes, dynamic=True)
+
+
+def fused_masked_scale(query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None, scaling: float,
+                       edit: MaskedScale) -> Tensor:
+    """``edit`` applied to this layer's pattern, then the pattern times the values, computed as two
+    FlexAttention passes (compiled on CUDA; uncompiled elsewhere, exact but dense)."""
+    passes = _compiled_two_passes() if query.is_cuda else _two_passes
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
-        out, full = flex(query, key, value, score_mod=everywhere, scale=scaling, enable_gqa=True,
-                         return_aux=AuxRequest(lse=True))
-        out_masked, masked = flex(query, key, value, score_mod=inside, scale=scaling, enable_gqa=True,
-                                  return_aux=AuxRequest(lse=True))
-    return scaled_masked_output(out, full.lse, out_masked, masked.lse, edit.factor)
+        out, lse, out_masked, lse_masked = passes(query, key, value, attention_mask, edit.mask().to(query.device), scaling)
+    return scaled_masked_output(out, lse, out_masked, lse_masked, edit.factor)
 
 
 AttentionInterface.register(NAME, attention)

@@ -29,9 +29,11 @@ def random_decoder(
     architecture: str = "llama", *, n_layers: int, d_model: int = 64, n_heads: int = 4,
     n_kv_heads: int | None = None, d_mlp: int | None = None, vocab_size: int = 512,
     max_positions: int = 1024, init_std: float = 0.02, seed: int = 0,
+    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
 ) -> PreTrainedModel:
-    """A causal LM of one of :data:`ARCHITECTURES` with random weights. A larger ``init_std``
-    gives peakier attention patterns."""
+    """A causal LM of one of :data:`ARCHITECTURES` with random weights, created on ``device`` in
+    ``dtype`` (a 7B shape never passes through the CPU). A larger ``init_std`` gives peakier
+    attention patterns."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
     model_type, extra = ARCHITECTURES[architecture]
@@ -45,7 +47,8 @@ def random_decoder(
         bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False, **extra,
     )
     torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    with torch.device(device):
+        return AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=dtype).eval()
 
 
 def random_llama(**kwargs: Any) -> LlamaForCausalLM:
