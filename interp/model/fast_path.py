@@ -114,11 +114,11 @@ def _fused_or_none(query: Tensor, key: Tensor, value: Tensor, attention_mask: Te
                    edit: MaskedScale) -> Tensor | None:
     """The fused output; where fusing is only the default (not asked for) and the compiled kernel
     fails on this device, ``None`` (the pattern is formed instead), said once in a warning."""
-    if _FUSED.get() is not None:
-        return fused_masked_scale(query, key, value, attention_mask, scaling, edit)
     try:
         return fused_masked_scale(query, key, value, attention_mask, scaling, edit)
     except Exception as err:  # a compiler's failure on this device must not end a run the eager path can do
+        if _FUSED.get() is not None:  # asked for: the failure is the answer
+            raise
         UNFUSED[query.device.type] = f"{type(err).__name__}: {str(err)[:500]}"
         warnings.warn(f"the fused emulation failed on {query.device.type} ({UNFUSED[query.device.type]}); the emulation "
                       "forms its pattern instead from now on (with fused_emulation(False) this is not tried)")
