@@ -176,3 +176,39 @@ def test_the_finetuning_study_compares_base_and_both_tuned_models(base, rows, tm
     assert any(t.startswith("Dropout comparison") for t in titles)
     anchors = next(s for s in page.sections if s.title == "Anchors found in each model").tables[0][1]
     assert [row[0] for row in anchors] == ["base", "tuned", "tuned with dropout"]
+
+
+class _Payload:
+    """Unpickling this runs ``marker.write_text``: what a crafted checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).write_text, (self.marker, "ran"))
+
+
+def test_a_checkpoint_holding_code_is_refused_without_running_it(base, rows, tmp_path):
+    settings = config(base, rows)
+    finetune(settings, tmp_path, progress=False, stop_after=2)
+    marker = tmp_path / "marker"
+    state = torch.load(tmp_path / "checkpoint" / "state.pt")
+    state["losses"] = _Payload(marker)
+    torch.save(state, tmp_path / "checkpoint" / "state.pt")
+    with pytest.raises(ValueError, match=r"state\.pt holds objects other than tensors.*would run code"):
+        finetune(settings, tmp_path, progress=False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", [{"lora_rank": 4}, {"lora_rank": None}])
+def test_rerunning_a_finished_or_half_moved_run_finishes_it(base, rows, tmp_path, kind):
+    settings = config(base, rows, steps=4, **kind)
+    out = finetune(settings, tmp_path, progress=False)
+    expected = load_file(out / "model.safetensors")
+    finetune(settings, tmp_path, progress=False)  # the identical command again: nothing to do but succeed
+    (out / "config.json").unlink()  # a kill after the weights were moved in and before config.json
+    (out / "training.json").unlink()
+    finetune(settings, tmp_path, progress=False)
+    again = load_file(out / "model.safetensors")
+    assert all(torch.equal(expected[k], again[k]) for k in expected)
+    assert (out / "config.json").is_file() and (out / "training.json").is_file() and not (out / "writing").exists()

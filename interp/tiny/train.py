@@ -24,7 +24,7 @@ from interp.accuracy.prompts import instruction
 from interp.model.load import sentencepiece_tokenizer
 from interp.tiny.dataset import FAMILIES, PUNCTUATION, WORDS, Drill, drills, questions, take
 from interp.tiny.tokenizer import train_sentencepiece
-from interp.train.shared import atomic_save, collate
+from interp.train.shared import atomic_save, collate, load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> Pat
     state_file = work / "state.pt"
     start, losses = 0, []
     if state_file.is_file():
-        state = torch.load(state_file, weights_only=False)
+        state = load_checkpoint(state_file)
         if _identity(state["config"]) != _identity(dataclasses.asdict(config)):
             raise ValueError(f"{state_file} was written by a different configuration; delete {work} to start afresh")
         model.load_state_dict(state["model"])

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from interp.accuracy.data import jsonl_rows
 from interp.model.load import load_hf
-from interp.train.shared import atomic_save, collate
+from interp.train.shared import atomic_save, collate, load_checkpoint
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -157,6 +157,13 @@ def _lr(config: FinetuneConfig, step: int) -> float:
     return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _finished(out: Path, config: FinetuneConfig) -> bool:
+    """Whether ``out`` already holds this run's model, moved in whole (training.json is moved last)."""
+    record = out / "training.json"
+    return (out / "config.json").is_file() and record.is_file() and \
+        json.loads(record.read_text())["settings"] == dataclasses.asdict(config)
+
+
 def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, stop_after: int | None = None,
              command: str | None = None, cache: str | Path | None = None) -> Path:
     """Fine-tune (or resume) into ``out``; returns ``out``. ``stop_after`` ends the run early after
@@ -173,7 +180,7 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
     start, losses = 0, []
     torch.manual_seed(config.seed)
     if state_file.is_file():
-        state = torch.load(state_file, weights_only=False)
+        state = load_checkpoint(state_file)
         if state["config"] != dataclasses.asdict(config):
             changed = sorted(k for k in state["config"] if state["config"][k] != dataclasses.asdict(config).get(k))
             raise ValueError(f"{state_file} was written with other settings ({', '.join(changed)}); resume with the "
@@ -210,6 +217,8 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
                               "losses": losses}, state_file)
     if last < config.steps:
         return out
+    if _finished(out, config):
+        return out
     model.eval()
     staging = out / "writing"
     shutil.rmtree(staging, ignore_errors=True)
@@ -234,6 +243,8 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
     (staging / "training.json").write_text(json.dumps(record, indent=2))
     moved_last = ["config.json", "training.json"]
     for path in [p for p in staging.iterdir() if p.name not in moved_last] + [staging / name for name in moved_last]:
+        if (out / path.name).is_dir():  # left by a run killed after moving it in: this one replaces it
+            shutil.rmtree(out / path.name)
         path.replace(out / path.name)
     staging.rmdir()
     return out

@@ -1,8 +1,10 @@
 """What the two trainers (:mod:`interp.tiny.train`, :mod:`interp.train.finetune`) share: right-padded
-batches with labels, and checkpoints written so a kill cannot leave half of one behind."""
+batches with labels, and checkpoints written so a kill cannot leave half of one behind and read so
+that a checkpoint from someone else's folder cannot run code."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,3 +32,14 @@ def atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint written by :func:`atomic_save`: tensors, numbers, strings and containers only.
+    Unpickling anything else would run code chosen by whoever wrote the file, so it is refused."""
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{path} holds objects other than tensors, numbers and strings, and loading them would run "
+                         f"code from the file; interp does not write such checkpoints. Delete {path.parent} to "
+                         f"start afresh ({str(err).splitlines()[0]})") from None
