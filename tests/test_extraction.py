@@ -271,3 +271,35 @@ def test_the_real_set_scores_as_the_readme_reports(split, name, capsys):
 def test_the_written_set_scores_as_the_readme_reports():
     right = [extract_answer(c["response"], c["options"]) == c["label"] for c in CASES]
     assert sum(right) / len(right) == pytest.approx(readme_score("written (LLaMA-style)"), abs=0.0005)
+
+
+@pytest.mark.parametrize("unit", ["A. B. C. D. ", "A - B - C - ", "(A) or (B), ", "A\nB\nC\nD\n", "the first option, ",
+                                  "The answer is A. The answer is B. ", "Answer: A. B. C. D. ", "alpha beta gamma delta "])
+def test_a_degenerate_loop_of_100k_characters_is_read_in_under_a_second(unit):
+    # A guard against super-linear reading (these took minutes), not a benchmark: the slowest takes ~0.45 s here.
+    import time
+    response = (unit * (100_000 // len(unit) + 1))[:100_000]
+    started = time.perf_counter()
+    for mode in MODES:
+        extract_answer(response, ["alpha", "beta", "gamma", "delta"], mode=mode)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_only_the_first_max_chars_are_read():
+    filler = "x" * (steps.MAX_CHARS - 10)
+    assert extract_answer(filler + " The answer is B.", ["p", "q", "r"]) is None
+    assert extract_answer("The answer is B. " + filler, ["p", "q", "r"]) == "B"
+
+
+def test_spans_tell_free_from_taken_as_a_scan_does():
+    import random
+    rng = random.Random(0)
+    spans, plain = steps.Spans(), []
+    for _ in range(2000):
+        start = rng.randrange(500)
+        end = start + rng.randrange(1, 6)
+        free = all(end <= a or start >= b for a, b in plain)
+        assert spans.free(start, end) == free
+        if free:
+            spans.add(start, end)
+            plain.append((start, end))

@@ -29,10 +29,15 @@ a benchmark its own (the way lm-evaluation-harness composes filters).
    The answer is A." gives none), unless :func:`retracted`; the one option named, if only one is
    (a group of every option is the question's list); :func:`eliminated` (every option but one
    negated: that one). A response that names several options without committing to one gives none.
+
+Every step is linear in the text's length (lines and clause ends are indexed once per text; cues
+are searched in a window beside their option), and what is read is bounded (``MAX_CHARS``,
+``MAX_MENTIONS``).
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,6 +53,11 @@ from interp.accuracy.prompts import letters as option_letters
 FUZZY_THRESHOLD = 85.0
 FUZZY_MARGIN = 5.0
 FUZZY_MIN_LENGTH = 5  # shorter option texts ("Mars", "54") are matched exactly only
+# What is read of a response: its first MAX_CHARS characters (2048 tokens of CoT are about 8,000),
+# and in them the first MAX_MENTIONS places that name an option (a response that names options
+# more often is a degenerate loop; reading every one would stall the generation loop it runs in).
+MAX_CHARS = 32_000
+MAX_MENTIONS = 1_000
 
 ORDINALS = {"first": 0, "1st": 0, "one": 0, "second": 1, "2nd": 1, "two": 1, "third": 2, "3rd": 2, "three": 2,
             "fourth": 3, "4th": 3, "four": 3, "fifth": 4, "5th": 4, "five": 4, "sixth": 5, "seventh": 6, "eighth": 7}
@@ -174,8 +184,49 @@ def answer_section(text: str, header: re.Pattern[str] = HEADER) -> str | None:
     return text[headers[-1].end():] if headers else None
 
 
-def _free(taken: list[tuple[int, int]], start: int, end: int) -> bool:
-    return all(end <= a or start >= b for a, b in taken)
+class Spans:
+    """Spans of the text already taken by a mention, kept sorted and disjoint, so that asking
+    whether a span is free costs a bisection, not a scan of every mention (a response of option
+    labels repeated has as many mentions as characters / 3)."""
+
+    def __init__(self, spans: Sequence[tuple[int, int]] = ()):
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        for start, end in sorted(spans):
+            self.add(start, end)
+
+    def free(self, start: int, end: int) -> bool:
+        i = bisect.bisect_right(self._starts, start)
+        return (i == 0 or self._ends[i - 1] <= start) and (i == len(self._starts) or end <= self._starts[i])
+
+    def add(self, start: int, end: int) -> None:
+        i = bisect.bisect_right(self._starts, start)
+        self._starts.insert(i, start)
+        self._ends.insert(i, end)
+
+
+def _spans(taken: "Spans | Sequence[tuple[int, int]]") -> Spans:
+    return taken if isinstance(taken, Spans) else Spans(taken)
+
+
+@lru_cache(maxsize=8)
+def _index(text: str) -> tuple[list[int], list[int], list[int], str]:
+    """Where the text's lines start, where its clause ends start and end, and the text in lower
+    case: computed once per text, so that each group's line and clause is a bisection (rescanning
+    from the start for every group made extraction quadratic in the response's length)."""
+    lines = [0] + [m.end() for m in re.finditer("\n", text)]
+    ends = list(CLAUSE_END.finditer(text))
+    return lines, [m.start() for m in ends], [m.end() for m in ends], text.lower()
+
+
+def _line_start(text: str, position: int) -> int:
+    """Where the line holding ``position`` starts (``text.rfind("\n", 0, position) + 1``)."""
+    lines = _index(text)[0]
+    return lines[bisect.bisect_right(lines, position) - 1]
+
+
+def _line_number(text: str, position: int) -> int:
+    return bisect.bisect_right(_index(text)[0], position) - 1
 
 
 def text_mentions(text: str, options: Sequence[str], letters: str, fuzzy: bool,
@@ -184,15 +235,15 @@ def text_mentions(text: str, options: Sequence[str], letters: str, fuzzy: bool,
     one option, or the words that set one option apart from the others)."""
     reader = reader or Reader()
     found: list[Mention] = []
-    taken: list[tuple[int, int]] = []
+    taken = Spans()
     lowered = text.lower()
     for index in sorted(range(len(options)), key=lambda i: -len(options[i])):
         phrase = options[index].strip().rstrip(".").strip().lower()
         if not phrase:
             continue
         for match in re.finditer(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", lowered):
-            if _free(taken, match.start(), match.end()):
-                taken.append((match.start(), match.end()))
+            if taken.free(match.start(), match.end()):
+                taken.add(match.start(), match.end())
                 found.append(Mention(match.start(), match.end(), letters[index], quoted=True))
     if fuzzy and not found:
         scored = sorted((_closest_window(text, option, reader.fuzzy_min_length) + (index,)
@@ -254,8 +305,9 @@ def _closest_window(text: str, option: str, min_length: int) -> tuple[float, int
     return best
 
 
-def letter_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> list[Mention]:
+def letter_mentions(text: str, letters: str, taken: "Spans | Sequence[tuple[int, int]]") -> list[Mention]:
     """Where ``text`` names an option by its letter (outside the spans ``taken`` by others)."""
+    taken = _spans(taken)
     found = []
     upper = f"[{letters}]"
     either = f"[{letters}{letters.lower()}]"
@@ -274,11 +326,11 @@ def letter_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> li
     for number, pattern in enumerate(patterns):
         for match in re.finditer(pattern, text):
             start, end = match.span(1)
-            if not _free(taken, match.start(), match.end()):
+            if not taken.free(match.start(), match.end()):
                 continue
             if number in (2, len(patterns) - 1) and (_article(text, end) or _pronoun(text, end)):
                 continue  # "answer is a ...", "A decrease ...", "I think it is D"
-            taken.append((match.start(), match.end()))
+            taken.add(match.start(), match.end())
             found.append(Mention(match.start(), match.end(), match.group(1).upper()))
     return found
 
@@ -302,8 +354,9 @@ def _pronoun(text: str, end: int) -> bool:
     return text[end - 1] == "I" and PRONOUN_FOLLOWERS.match(text, end) is not None
 
 
-def ordinal_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> list[Mention]:
+def ordinal_mentions(text: str, letters: str, taken: "Spans | Sequence[tuple[int, int]]") -> list[Mention]:
     """Where ``text`` names an option by its place ("the second option", "solution 2", "the latter")."""
+    taken = _spans(taken)
     words = "|".join(ORDINALS)
     patterns = [
         (rf"\b(?:the\s+)?({words}|last)\s+(?:one|{NOUN})\b(?!\s*:)", lambda w: ORDINALS.get(w, len(letters) - 1)),
@@ -316,8 +369,8 @@ def ordinal_mentions(text: str, letters: str, taken: list[tuple[int, int]]) -> l
     for pattern, index_of in patterns:
         for match in re.finditer(pattern, text, re.IGNORECASE):
             index = index_of(match.group(1).lower())
-            if 0 <= index < len(letters) and _free(taken, match.start(), match.end()):
-                taken.append((match.start(), match.end()))
+            if 0 <= index < len(letters) and taken.free(match.start(), match.end()):
+                taken.add(match.start(), match.end())
                 found.append(Mention(match.start(), match.end(), letters[index]))
     return found
 
@@ -327,7 +380,7 @@ def mentions(text: str, options: Sequence[str], fuzzy: bool = False, reader: "Re
     ordinals and letters where no text was found."""
     letters = option_letters(len(options))
     found = text_mentions(text, options, letters, fuzzy, reader)
-    taken = [(m.start, m.end) for m in found]
+    taken = Spans([(m.start, m.end) for m in found])
     found += ordinal_mentions(text, letters, taken)
     found += letter_mentions(text, letters, taken)
     return sorted(found, key=lambda m: m.start)
@@ -356,11 +409,37 @@ def join_groups(text: str, found: list[Mention]) -> list[Group]:
 
 
 def _clause(text: str, start: int, end: int) -> tuple[int, int]:
-    begin = 0
-    for match in CLAUSE_END.finditer(text, 0, start):
+    """The clause around ``text[start:end]``, at most ``WINDOW`` characters either side (its cues
+    sit next to the option; a line of labels with no clause end would otherwise make every
+    clause the whole text)."""
+    _, starts, ends, _ = _index(text)
+    i = bisect.bisect_right(ends, start) - 1  # the last clause end before the group
+    begin = ends[i] if i >= 0 else 0
+    # a clause end cut short by the group itself ("...so.B", "but" right before it) ends the clause too
+    for match in CLAUSE_END.finditer(text, max(begin, start - 12), start):
         begin = match.end()
-    after = CLAUSE_END.search(text, end)
-    return begin, after.start() if after else len(text)
+    j = bisect.bisect_left(starts, end)
+    stop = starts[j] if j < len(starts) else len(text)
+    return max(begin, start - WINDOW), min(stop, end + WINDOW)
+
+
+WINDOW = 400
+REACH = 48  # how far back a cue that ends where a group starts can begin ("rather than the option (")
+
+
+def _ends_with(cue: re.Pattern[str], text: str, begin: int, start: int, reach: int = REACH) -> bool:
+    """Whether the clause's text before ``start`` ends with ``cue`` (a pattern ending in ``$``,
+    which matches at ``endpos``); only the last ``reach`` characters are searched."""
+    return cue.search(text, max(begin, start - reach), start) is not None
+
+
+def _commits_before(text: str, begin: int, start: int) -> bool:
+    # "the answer to the question ... is" reaches ~130 characters back; the longer search only runs
+    # where "answer" or "solution" is there to start it.
+    if _ends_with(COMMIT_BEFORE, text, begin, start):
+        return True
+    lowered = _index(text)[3][max(begin, start - 160): start]
+    return ("answer" in lowered or "solution" in lowered) and _ends_with(COMMIT_BEFORE, text, begin, start, 160)
 
 
 def _walk(text: str, letters: str) -> dict[int, str]:
@@ -384,28 +463,31 @@ def _walk(text: str, letters: str) -> dict[int, str]:
 def read_groups(text: str, options: Sequence[str], opener: bool, fuzzy: bool, reader: "Reader | None" = None) -> list[Group]:
     """The option groups of ``text``, each read as negated, committed or (neither) named."""
     letters = option_letters(len(options))
-    groups = join_groups(text, mentions(text, options, fuzzy, reader))
+    groups = join_groups(text, mentions(text, options, fuzzy, reader)[:MAX_MENTIONS])
     walk = _walk(text, letters)
     if groups and not walk and _enumerator(text, groups[0], letters):
         groups = groups[1:]
+    first_content = re.search(r"[A-Za-z0-9]", re.sub(rf"\b(?:{NOUN})\b", lambda m: " " * len(m.group()), text, flags=re.I))
+    walk_starts = sorted(walk)
     for number, group in enumerate(groups):
         begin, stop = _clause(text, group.start, group.end)
         before, after = text[begin: group.start], text[group.end: stop]
-        if number and groups[number - 1].start >= begin and SAME_VERDICT.search(before):
+        if number and groups[number - 1].start >= begin and _ends_with(SAME_VERDICT, text, begin, group.start):
             group.negated, group.committed = groups[number - 1].negated, groups[number - 1].committed
             continue
-        verdict = next((v for start, v in walk.items() if group.start <= start < group.end), None)
+        inside = bisect.bisect_left(walk_starts, group.start)
+        verdict = walk[walk_starts[inside]] if inside < len(walk_starts) and walk_starts[inside] < group.end else None
         if verdict is not None:  # a walk line's label: its item's verdict is its reading
             group.negated = verdict == "negated"
             group.committed = verdict == "committed" or (not group.negated and _announced(text, group))
             continue
-        group.compared = bool(COMPARED_AFTER.match(after) or COMPARED_BEFORE.search(before))
-        group.negated = bool(NEGATE_BEFORE.search(before) or NEGATE_AFTER.match(after)) or verdict == "negated" \
+        group.compared = bool(COMPARED_AFTER.match(after) or _ends_with(COMPARED_BEFORE, text, begin, group.start))
+        group.negated = bool(_ends_with(NEGATE_BEFORE, text, begin, group.start) or NEGATE_AFTER.match(after)) or verdict == "negated" \
             or (group.loose and LOOSE_NEGATION.search(before) is not None)
         group.hedged = bool(HEDGE.search(before) or HEDGE.search(after[:30]))
-        is_opener = opener and not walk and not re.search(r"[A-Za-z0-9]", re.sub(rf"\b(?:{NOUN})\b", "", text[: group.start], flags=re.I))
+        is_opener = opener and not walk and (first_content is None or first_content.start() >= group.start)
         group.committed = not group.negated and not group.compared and not _echo(text, group, walk, letters) and (
-            bool(COMMIT_BEFORE.search(before) or COMMIT_AFTER.match(after)) or is_opener
+            bool(_commits_before(text, begin, group.start) or COMMIT_AFTER.match(after)) or is_opener
             or _announced(text, group))
     unlist(text, groups, letters)
     return groups
@@ -416,7 +498,7 @@ def _enumerator(text: str, group: Group, letters: str) -> bool:
     its option's text, and other than a reason or verdict for it ("A. The first step is to find
     ...", "A. 3 tablespoons olive oil 1 tablespoon ..."; not "A. Because ...", "A. This is correct"):
     the first item of a list of the model's own, which names no option."""
-    label = walk_line(letters).match(text, text.rfind("\n", 0, group.start) + 1)
+    label = walk_line(letters).match(text, _line_start(text, group.start))
     if label is None or text[: label.start()].strip() or group.end > label.end():
         return False
     rest = text[group.end:].split("\n", 1)[0].strip(" \t.:)]")
@@ -434,7 +516,7 @@ def unlist(text: str, groups: list[Group], letters: str) -> None:
     :func:`settled` reads.)"""
     by_line: dict[int, list[Group]] = {}
     for group in groups:
-        by_line.setdefault(text.count("\n", 0, group.start), []).append(group)
+        by_line.setdefault(_line_number(text, group.start), []).append(group)
     lines = text.split("\n")
     blocks: list[list[tuple[int, Group]]] = [[]]
     for line, on_line in sorted(by_line.items()):
@@ -457,27 +539,28 @@ LABEL_LINE = re.compile(LABEL.format(letters="[A-Z]"), re.IGNORECASE)
 def _announced(text: str, group: Group) -> bool:
     """An option alone on the line after "The answer is:" ("The correct answer is:\n\nC. r = k"),
     not the first of a list of options written there."""
-    line = text.rfind("\n", 0, group.start) + 1
-    if text[line:group.start].strip(" \t>*•-([") or not ANNOUNCE.search(text[:line].rstrip()):
+    line = _line_start(text, group.start)
+    if text[line:group.start].strip(" \t>*•-([") or not ANNOUNCE.search(text[max(0, line - WINDOW):line].rstrip()):
         return False
-    following = [l for l in text[group.end:].split("\n")[1:] if l.strip()][:1]
+    following = [l for l in text[group.end:group.end + WINDOW].split("\n")[1:] if l.strip()][:1]
     return not (following and LABEL_LINE.match(following[0]))
 
 
 def _echo(text: str, group: Group, walk: dict[int, str], letters: str) -> bool:
     """Whether ``group`` repeats the label of the walk line it sits in ("B. The answer is B.", a
     listing's template), which commits to nothing."""
-    line = text.rfind("\n", 0, group.start) + 1
-    label = walk_line(letters).match(text, line)
+    label = walk_line(letters).match(text, _line_start(text, group.start))
     return bool(walk) and label is not None and label.start(1) < group.start and group.letters == [label.group(1).upper()]
 
 
 def refused(text: str, groups: list[Group], committed: list[Group]) -> bool:
     """A refusal ("I cannot determine", "not enough information", "none of the options") with no
     commitment after it; an option's own text ("None of the above") is no refusal."""
-    masked = text
-    for g in groups:
-        masked = masked[: g.start] + " " * (g.end - g.start) + masked[g.end:]
+    pieces, last = [], 0
+    for g in sorted(groups, key=lambda g: g.start):
+        pieces += [text[last: g.start], " " * (g.end - g.start)]
+        last = g.end
+    masked = "".join(pieces) + text[last:]
     refusal = REFUSAL.search(masked)
     return refusal is not None and not [g for g in committed if g.start > refusal.start()]
 
@@ -515,7 +598,7 @@ def eliminated(groups: list[Group], letters: str) -> str | None:
 def _quoted_label(text: str, group: Group) -> bool:
     """An option's label inside quotation marks ('The sentence "A. happy ..." is a fallacy', 'the
     question "A: peasant"'): the option talked about, not named as the answer."""
-    line = text.rfind("\n", 0, group.start) + 1
+    line = _line_start(text, group.start)
     inside = text.count('"', line, group.start) % 2 == 1
     return inside and re.match(r"[A-Z](?:[.:)]|\s|\"|$)", text[group.start:group.end]) is not None
 
@@ -603,7 +686,7 @@ class Reader:
 
     def __call__(self, response: str, options: Sequence[str]) -> str | None:
         """The option letter the response commits to, or ``None`` when it commits to none."""
-        text = clean(response)
+        text = clean(response[:MAX_CHARS])
         section = answer_section(text)
         if section is not None:
             verdict = self.decide(section, options, fuzzy=True)
