@@ -1,9 +1,20 @@
-"""Files that a rerun, or another rank, reads: written whole or not at all."""
+"""Files that a rerun, or another rank, reads: written whole or not at all; and folders held by the
+run writing them, so that two runs never write one folder at once."""
 
 from __future__ import annotations
 
+import fcntl
+import json
+import math
 import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
+
+from interp.validation import UsageError
+
+LOCK = ".interp.lock"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -16,3 +27,66 @@ def write_atomic(path: Path, text: str) -> None:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class FolderInUse(UsageError):
+    """Another live process holds the folder this run would write."""
+
+
+_held: dict[Path, tuple[int, int]] = {}  # lock file -> (descriptor, how many holds of this process)
+
+
+@contextmanager
+def hold(folder: Path, *, name: str = LOCK, wait: bool = False) -> Iterator[None]:
+    """Hold ``folder`` for this process while the block runs: a second run into it is refused at
+    once (or, with ``wait``, waits for the first to end), naming the folder and the other process.
+
+    The lock is the OS's own (``flock`` on ``folder/name``): it ends with the process that holds
+    it, however that process ends, so a killed run never leaves a lock to clear by hand. A process
+    may hold a folder again while it holds it (a command whose pages go where its results go).
+    Ranks of one sharded run each hold their own ``name``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = (folder / name).resolve()
+    if path in _held:
+        descriptor, count = _held[path]
+        _held[path] = (descriptor, count + 1)
+    else:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            other = os.pread(descriptor, 1000, 0).decode(errors="replace").strip() or "another process"
+            os.close(descriptor)
+            raise FolderInUse(f"{folder} is being written by another interp run ({other}); wait for it to end, "
+                              "or write to another folder") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"pid {os.getpid()}: {' '.join(['interp', *sys.argv[1:]])}".encode(), 0)
+        _held[path] = (descriptor, 1)
+    try:
+        yield
+    finally:
+        descriptor, count = _held[path]
+        if count > 1:
+            _held[path] = (descriptor, count - 1)
+        else:
+            del _held[path]
+            os.close(descriptor)  # closing releases the lock
+
+
+def rank_lock(rank: int) -> str:
+    """The lock of one rank of a sharded run (rank 0's is the folder's own lock)."""
+    return LOCK if rank == 0 else f".interp.rank{rank}.lock"
+
+
+def json_text(value: Any) -> str:
+    """``value`` as strict JSON: NaN and infinities (an accuracy over no questions) as ``null``,
+    which every JSON reader accepts (Python's ``NaN`` is not JSON)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+    return json.dumps(plain(value), indent=2, allow_nan=False)

@@ -24,6 +24,7 @@ CASES = [
     (["attention", "--model", "{badconfig}"], "--model: {badconfig}: its config.json is not valid JSON"),
     (["attention", "--model", "{truncated}"], "--model: {truncated}: its weights file is truncated or corrupt"),
     (["attention", "--model", "{noweights}"], "--model: {noweights}: it has no weights file"),
+    (["attention", "--model", "{missing_layer}"], "--model: {missing_layer}: its weights lack 9 of the model's parameters (layer 9)"),
     (["attention", "--model", "{shapes}"], "--model: {shapes}: its weights' shapes do not match its config.json"),
     (["attention", "--model", "{bert}"], "--model: {bert} is a 'bert' model, not a decoder-only causal language model"),
     (["emulation", "--model", "{bert}"], "not a decoder-only causal language model"),
@@ -140,6 +141,10 @@ def places(tmp_path_factory) -> dict[str, str]:
     weights = model_copy("truncated") / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:5000])
     (model_copy("noweights") / "model.safetensors").unlink()
+    from safetensors.torch import load_file, save_file
+
+    layer_9 = model_copy("missing_layer") / "model.safetensors"
+    save_file({k: v for k, v in load_file(layer_9).items() if ".layers.9." not in k}, layer_9, metadata={"format": "pt"})
     shapes = model_copy("shapes") / "config.json"
     shapes.write_text(json.dumps({**json.loads(shapes.read_text()), "hidden_size": 64, "intermediate_size": 100}))
     from transformers import BertConfig, BertForMaskedLM
@@ -158,7 +163,7 @@ def places(tmp_path_factory) -> dict[str, str]:
     mmlu.mkdir()
     (mmlu / "anatomy_test.csv").write_text("What is it?,a,b,c,d,A\n")
     return {"badconfig": str(root / "badconfig"), "truncated": str(root / "truncated"),
-            "noweights": str(root / "noweights"), "shapes": str(root / "shapes"), "bert": str(bert),
+            "noweights": str(root / "noweights"), "missing_layer": str(root / "missing_layer"), "shapes": str(root / "shapes"), "bert": str(bert),
             "missing": str(root / "missing"), "a_file": str(root / "a_file"),
             "under_a_file": str(root / "a_file" / "reports"), "tiny_model": str(good), "fresh": str(root / "fresh"),
             "empty_dir": str(root / "empty"), "bad_rows": str(root / "rows.jsonl"), "piqa_null": str(piqa),

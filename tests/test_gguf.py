@@ -9,7 +9,7 @@ import torch
 
 import interp
 from interp.model import catalog
-from interp.model.gguf import DONE
+from interp.model.gguf import DONE, LOCKS
 from interp.model.load import ModelLoadError, load_hf
 from interp.tiny.random_model import random_llama
 
@@ -22,18 +22,22 @@ def _permute(weight: np.ndarray, n_heads: int) -> np.ndarray:
         .reshape(weight.shape)
 
 
-def write_gguf(model, sp_model, path, kind: str = "F32") -> None:
-    """``model`` (a Hugging Face LlamaForCausalLM) and the SentencePiece tokenizer as a GGUF file."""
+def write_gguf(model, sp_model, path, kind: str = "F32", declare: dict | None = None, drop: str | None = None) -> None:
+    """``model`` (a Hugging Face LlamaForCausalLM) and the SentencePiece tokenizer as a GGUF file;
+    ``declare`` overrides what its metadata says (layers, width, heads), ``drop`` leaves out the
+    tensors whose name contains it."""
     import sentencepiece
 
     config = model.config
+    declared = {"block_count": config.num_hidden_layers, "embedding_length": config.hidden_size,
+                "head_count": config.num_attention_heads, **(declare or {})}
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("tiny-test-llama")
     writer.add_context_length(config.max_position_embeddings)
-    writer.add_embedding_length(config.hidden_size)
-    writer.add_block_count(config.num_hidden_layers)
+    writer.add_embedding_length(declared["embedding_length"])
+    writer.add_block_count(declared["block_count"])
     writer.add_feed_forward_length(config.intermediate_size)
-    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count(declared["head_count"])
     writer.add_head_count_kv(config.num_key_value_heads)
     writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
@@ -66,7 +70,8 @@ def write_gguf(model, sp_model, path, kind: str = "F32") -> None:
             data = _permute(data, config.num_key_value_heads)
         if kind == "F16" and data.ndim == 2:
             data = data.astype(np.float16)
-        writer.add_tensor(target + ".weight", data)
+        if drop is None or drop not in target:
+            writer.add_tensor(target + ".weight", data)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -136,6 +141,47 @@ def test_a_conversion_cut_short_leaves_nothing_and_the_next_one_finishes(sp_mode
         patch.setattr(PreTrainedTokenizerBase, "save_pretrained", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
         with pytest.raises(KeyboardInterrupt):
             converted(file, cache)
-    assert list(cache.iterdir()) == []
+    entries = lambda: [p.name for p in cache.iterdir() if p.name != LOCKS]  # noqa: E731 (the entries' locks stay)
+    assert entries() == []
     folder = converted(file, cache)
-    assert [p.name for p in cache.iterdir()] == [folder.name] and (folder / DONE).is_file()
+    assert entries() == [folder.name] and (folder / DONE).is_file()
+
+
+@pytest.mark.parametrize("declare, drop, message", [
+    ({"block_count": 4}, None, r"declares 4 layers and holds tensors for layers 0 to 1 \(2 missing, e\.g\. layer 2\)"),
+    ({"block_count": 4096, "embedding_length": 65536}, None, r"declares 4096 layers and holds tensors for layers 0 to 1"),
+    ({"head_count": 0}, None, r"declares llama\.attention\.head_count = 0, which no model has"),
+    ({}, "blk.1.attn_k", r"layer 1 lacks or adds tensors other layers have \(attn_k\.weight\)"),
+])
+def test_a_gguf_that_declares_more_than_it_holds_is_refused_before_conversion(sp_model, tmp_path, declare, drop, message):
+    from interp.model.gguf import GGUFError, converted
+
+    file = tmp_path / "liar.gguf"
+    write_gguf(random_llama(n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, vocab_size=400), sp_model, file,
+               declare=declare, drop=drop)
+    with pytest.raises(GGUFError, match=message):
+        converted(file, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists() or [p.name for p in (tmp_path / "cache").iterdir()] == [LOCKS]
+
+
+def test_a_gguf_cut_short_is_refused_naming_the_sizes(sp_model, tmp_path):
+    from interp.model.gguf import GGUFError, converted
+
+    file = tmp_path / "short.gguf"
+    write_gguf(random_llama(n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, vocab_size=400), sp_model, file)
+    file.write_bytes(file.read_bytes()[:-5000])
+    with pytest.raises(GGUFError, match=r"short\.gguf (is \d+ bytes and its tensors need \d+|is not a readable GGUF)"):
+        converted(file, tmp_path / "cache")
+
+
+def test_a_stale_staging_folder_of_a_killed_conversion_is_removed(sp_model, tmp_path):
+    from interp.model.gguf import converted
+
+    file = tmp_path / "tiny.gguf"
+    write_gguf(random_llama(n_layers=1, d_model=64, n_heads=4, n_kv_heads=2, vocab_size=400), sp_model, file)
+    cache = tmp_path / "cache"
+    for stale in ("0" * 32 + ".writing-4242", "1" * 32 + ".writing"):  # an older interp's name, and this one's
+        (cache / stale).mkdir(parents=True)
+        (cache / stale / "model.safetensors").write_bytes(b"x" * 1000)
+    folder = converted(file, cache)
+    assert sorted(p.name for p in cache.iterdir()) == sorted([LOCKS, folder.name])

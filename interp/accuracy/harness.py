@@ -12,6 +12,7 @@ from typing import Any, Sequence, TYPE_CHECKING
 from interp.accuracy import stats
 from interp.accuracy.data import Item
 from interp.accuracy.record import FORCED, Answer
+from interp.files import hold, json_text, rank_lock, write_atomic
 from interp.accuracy.identity import check_same_model, claim, model_identity, run_record
 from interp.accuracy.methods import Method, method_from_record, parse_method
 from interp.accuracy.runner import (
@@ -118,21 +119,22 @@ def evaluate(
             plan(model, method, items[0], cot, tokens[items[0].id])
         except ValueError as err:
             raise UsageError(f"--method {method.name}: {err}") from err
-    identity = model_identity(model)  # one pass over the weights, for run.json and every variant's settings
-    claim(out, run_record(identity, items, {"chat": chat, "max_new_tokens": max_new_tokens}, source))
-    runs = {}
-    for name, (method, settings) in variants.items():
-        runs[name] = run(model, items, out, variant=name, method=method, settings=settings, shard=shard,
-                         batch_size=batch_size, skip_over_context=skip_over_context, progress=progress,
-                         tokens=tokens if settings == cot else None, identity=identity)
-    if shard.world > 1:
-        synchronise(shard)
-        if shard.rank != 0:
-            return None
-        for name in variants:
-            merged = read_results(merge_shards(out, name, shard.world))
-            runs[name] = [merged[item.id] for item in items]
-    return Evaluation(runs, write_tables(out, runs))
+    with hold(out, name=rank_lock(shard.rank)):  # until the last record and summary are written
+        identity = model_identity(model)  # one pass over the weights, for run.json and every variant's settings
+        claim(out, run_record(identity, items, {"chat": chat, "max_new_tokens": max_new_tokens}, source))
+        runs = {}
+        for name, (method, settings) in variants.items():
+            runs[name] = run(model, items, out, variant=name, method=method, settings=settings, shard=shard,
+                             batch_size=batch_size, skip_over_context=skip_over_context, progress=progress,
+                             tokens=tokens if settings == cot else None, identity=identity)
+        if shard.world > 1:
+            synchronise(shard)
+            if shard.rank != 0:
+                return None
+            for name in variants:
+                merged = read_results(merge_shards(out, name, shard.world))
+                runs[name] = [merged[item.id] for item in items]
+        return Evaluation(runs, write_tables(out, runs))
 
 
 def variants_in(out: Path) -> list[str]:
@@ -152,19 +154,20 @@ def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size
     out = Path(out)
     if model is not None:
         check_same_model(out, model_identity(model))
-    runs = {}
-    for name in variants_in(out):
-        path = out / f"{name}.jsonl"
-        answers = rescore(path)
-        if model is not None:
-            answers = [answer.unforced() for answer in answers]
-            recorded = json.loads((out / f"{name}.settings.json").read_text())
-            settings = Settings(**recorded["settings"])
-            method = method_from_record(recorded["method"]) if recorded.get("method") else None
-            answers = add_forced(model, answers, method, settings, batch_size)
-            write_answers(path, answers)
-        runs[name] = answers
-    return Evaluation(runs, write_tables(out, runs))
+    with hold(out):
+        runs = {}
+        for name in variants_in(out):
+            path = out / f"{name}.jsonl"
+            answers = rescore(path)
+            if model is not None:
+                answers = [answer.unforced() for answer in answers]
+                recorded = json.loads((out / f"{name}.settings.json").read_text())
+                settings = Settings(**recorded["settings"])
+                method = method_from_record(recorded["method"]) if recorded.get("method") else None
+                answers = add_forced(model, answers, method, settings, batch_size)
+                write_answers(path, answers)
+            runs[name] = answers
+        return Evaluation(runs, write_tables(out, runs))
 
 
 def summarise(runs: dict[str, Sequence[Answer]], out: Path | None = None) -> dict[str, Any]:
@@ -201,8 +204,8 @@ def write_tables(out: Path, runs: dict[str, Sequence[Answer]]) -> dict[str, Any]
     Answers are taken in id order, so a rescored folder (file order) and a fresh run (item order)
     summarise alike."""
     runs = {name: sorted(records, key=lambda r: r.id) for name, records in runs.items()}
-    text = json.dumps(summarise(runs, out), indent=2)
-    (out / "summary.json").write_text(text)
+    text = json_text(summarise(runs, out))
+    write_atomic(out / "summary.json", text)
     summary = json.loads(text)  # as written: lists, not tuples
     with (out / "summary.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)

@@ -157,6 +157,21 @@ def _load_error(path: Path, err: Exception) -> ModelLoadError:
                           "model again")
 
 
+def check_complete(info: dict[str, Any], what: Path | str) -> None:
+    """Refuse a model whose weights file lacks some of its architecture's parameters (transformers
+    would start them at random and say so only in a log line): ``info`` is ``from_pretrained``'s
+    loading info."""
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        layers = sorted({int(part) for key in missing for i, part in enumerate(key.split(".")[:-1])
+                         if part.isdigit() and key.split(".")[i - 1] == "layers"})
+        where = f" (layer{'s' if len(layers) > 1 else ''} {', '.join(map(str, layers))})" if layers else ""
+        raise ModelLoadError(f"{what}: its weights lack {len(missing)} of the model's parameters{where}, e.g. "
+                             f"{', '.join(missing[:3])}; they would load as random numbers. The file is incomplete "
+                             "(cut short, or edited): write the directory again with save_pretrained, or download "
+                             "the model again")
+
+
 def load_model(
     source: str | Path | PreTrainedModel,
     *,
@@ -255,14 +270,16 @@ def load_hf(
         return llama2c_to_hf(path).to(torch_dtype), _tokenizer_for(tokenizer, _single_sp_model(path.parent), str(path))
     name, tok = _named_source(source, tokenizer)
     try:
-        return AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, attn_implementation="eager",
-                                                    **(placement or {})), tok
+        model, info = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, attn_implementation="eager",
+                                                           output_loading_info=True, **(placement or {}))
     except (OSError, ValueError, RuntimeError) as err:
         raise _load_error(path if path.is_dir() else Path(name), err) from err
     except Exception as err:  # safetensors' SafetensorError derives from Exception alone
         if type(err).__name__ != "SafetensorError":
             raise
         raise _load_error(path, err) from err
+    check_complete(info, path if path.is_dir() else Path(name))
+    return model, tok
 
 
 ADAPTER = "adapter_config.json"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import subprocess
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -15,7 +16,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from interp.files import write_atomic
+from interp.files import hold, write_atomic
 
 PACKAGES = ("interp", "torch", "transformer-lens", "transformers", "plotly")
 PLOTLY_FILE = "plotly.min.js"
@@ -152,6 +153,8 @@ class Report:
     def __init__(self, folder: Path, title: str, meta: dict[str, Any], *, self_contained: bool = False) -> None:
         self.folder, self.title, self.meta, self.self_contained = Path(folder), title, meta, self_contained
         self.pages: list[tuple[str, str, str]] = []
+        self._held = ExitStack()  # the folder, held until finish: two reports never write one folder
+        self._held.enter_context(hold(self.folder))
         write_index(self.folder, title, [], meta, unfinished="the command writing it is still running, or it "
                     "was killed")
 
@@ -165,4 +168,7 @@ class Report:
 
     def finish(self, failure: str | None = None) -> Path:
         """The index, marked unfinished when ``failure`` says why the command stopped."""
-        return write_index(self.folder, self.title, self.pages, self.meta, unfinished=failure)
+        try:
+            return write_index(self.folder, self.title, self.pages, self.meta, unfinished=failure)
+        finally:
+            self._held.close()

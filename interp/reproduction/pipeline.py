@@ -31,7 +31,7 @@ from typing import Callable, Iterator, TYPE_CHECKING
 
 from interp.accuracy.runner import Shard
 from interp.config import ReproduceConfig
-from interp.files import write_atomic
+from interp.files import hold, rank_lock, write_atomic
 from interp.report.page import Page, Report
 from interp.validation import UsageError
 
@@ -70,7 +70,7 @@ def claim(out: Path, record: dict[str, object]) -> None:
                                  f"{out / SETTINGS} and what the changed setting shaped")
         return
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
+    write_atomic(path, json.dumps(record, indent=2))
 
 
 class Steps:
@@ -90,7 +90,7 @@ class Steps:
         yield
         self.run["seconds"][name] = round(time.perf_counter() - started, 1)
         if self.write:
-            self.path.write_text(json.dumps(self.history, indent=2))
+            write_atomic(self.path, json.dumps(self.history, indent=2))
 
 
 def reproduce(config: ReproduceConfig, load: Loader, report: Report | None, command: str = "interp reproduce",
@@ -104,6 +104,12 @@ def reproduce(config: ReproduceConfig, load: Loader, report: Report | None, comm
         raise UsageError(f"under torchrun only step 3 (CoT accuracy) is shared out, and {out / MEASURES} does not "
                          "exist yet: run steps 1 and 2 once without torchrun (`interp reproduce` with the same "
                          "options, interrupted when step 3 starts, or to the end), then torchrun")
+    with hold(out, name=rank_lock(shard.rank)):
+        _reproduce(config, load, report, command, shard)
+
+
+def _reproduce(config: ReproduceConfig, load: Loader, report: Report | None, command: str, shard: Shard) -> None:
+    out = config.out
     if shard.rank == 0:
         claim(out, settings(config))
     steps = Steps(out, command, write=shard.rank == 0)

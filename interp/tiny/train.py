@@ -24,6 +24,7 @@ from interp.accuracy.prompts import instruction
 from interp.model.load import sentencepiece_tokenizer
 from interp.tiny.dataset import FAMILIES, PUNCTUATION, WORDS, Drill, drills, questions, take
 from interp.tiny.tokenizer import train_sentencepiece
+from interp.files import hold
 from interp.train.shared import atomic_save, collate, load_checkpoint
 
 
@@ -139,52 +140,53 @@ def _lr(config: TrainConfig, step: int) -> float:
 def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> Path:
     """Train (or resume) into ``out``; returns the finished model directory ``out``."""
     out = Path(out)
-    work = out / "checkpoint"
-    work.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(config.threads)
-    tokenizer = _tokenizer(config, work)
-    model = _model(config, len(tokenizer))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
-    state_file = work / "state.pt"
-    start, losses = 0, []
-    if state_file.is_file():
-        state = load_checkpoint(state_file)
-        if _identity(state["config"]) != _identity(dataclasses.asdict(config)):
-            raise ValueError(f"{state_file} was written by a different configuration; delete {work} to start afresh")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        start, losses = state["step"], state["losses"]
-    model.train()
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress,
-               desc=f"training {out.name}", unit="step")
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = _lr(config, step)
-        optimizer.zero_grad(set_to_none=True)
-        parts = _batches(tokenizer, config, step)
-        counts = [int((labels[:, 1:] != -100).sum()) for _, _, labels in parts]
-        loss = sum(model(input_ids=ids, attention_mask=mask, labels=labels).loss * n / sum(counts)
-                   for (ids, mask, labels), n in zip(parts, counts))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            atomic_save({"config": dataclasses.asdict(config), "model": model.state_dict(),
-                          "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-                          "step": step + 1, "losses": losses}, state_file)
-    model.eval()
-    model.config.attn_implementation = "eager"
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    shutil.copyfile(work / "tokenizer.model", out / "tokenizer.model")
-    (out / "training.json").write_text(json.dumps({
-        "config": dataclasses.asdict(config), "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
-        "loss_every_50_steps": losses[::50],
-    }, indent=2))
-    return out
+    with hold(out):  # a second run into this folder is refused until this one ends
+        work = out / "checkpoint"
+        work.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(config.threads)
+        tokenizer = _tokenizer(config, work)
+        model = _model(config, len(tokenizer))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
+        state_file = work / "state.pt"
+        start, losses = 0, []
+        if state_file.is_file():
+            state = load_checkpoint(state_file)
+            if _identity(state["config"]) != _identity(dataclasses.asdict(config)):
+                raise ValueError(f"{state_file} was written by a different configuration; delete {work} to start afresh")
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+            start, losses = state["step"], state["losses"]
+        model.train()
+        bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress,
+                   desc=f"training {out.name}", unit="step")
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = _lr(config, step)
+            optimizer.zero_grad(set_to_none=True)
+            parts = _batches(tokenizer, config, step)
+            counts = [int((labels[:, 1:] != -100).sum()) for _, _, labels in parts]
+            loss = sum(model(input_ids=ids, attention_mask=mask, labels=labels).loss * n / sum(counts)
+                       for (ids, mask, labels), n in zip(parts, counts))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+            if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+                atomic_save({"config": dataclasses.asdict(config), "model": model.state_dict(),
+                              "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                              "step": step + 1, "losses": losses}, state_file)
+        model.eval()
+        model.config.attn_implementation = "eager"
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        shutil.copyfile(work / "tokenizer.model", out / "tokenizer.model")
+        (out / "training.json").write_text(json.dumps({
+            "config": dataclasses.asdict(config), "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
+            "loss_every_50_steps": losses[::50],
+        }, indent=2))
+        return out
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:

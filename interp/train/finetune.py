@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from interp.accuracy.data import jsonl_rows
 from interp.model.load import load_hf
+from interp.files import hold
 from interp.train.shared import atomic_save, collate, load_checkpoint
 
 if TYPE_CHECKING:
@@ -173,81 +174,82 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
     work = out / "checkpoint"
     rows = None if config.data == STRUCTURED else read_rows(config.data)
     model, tokenizer = _prepare(config, cache)  # a bad model or data fails here, before anything is written
-    context = int(model.config.max_position_embeddings)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    state_file = work / "state.pt"
-    start, losses = 0, []
-    torch.manual_seed(config.seed)
-    if state_file.is_file():
-        state = load_checkpoint(state_file)
-        if state["config"] != dataclasses.asdict(config):
-            changed = sorted(k for k in state["config"] if state["config"][k] != dataclasses.asdict(config).get(k))
-            raise ValueError(f"{state_file} was written with other settings ({', '.join(changed)}); resume with the "
-                             f"same settings, or delete {work} to start afresh")
-        # The checkpoint holds the trainable weights only; every one of them must find its place.
-        unexpected = model.load_state_dict(state["trainable"], strict=False).unexpected_keys
-        if unexpected:
-            raise ValueError(f"{state_file} holds weights this model does not have ({unexpected[:3]}); delete {work} "
-                             "to start afresh")
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        start, losses = state["step"], state["losses"]
-    work.mkdir(parents=True, exist_ok=True)
-    model.train()  # attention dropout on
-    last = config.steps if stop_after is None else min(config.steps, start + stop_after)
-    bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress,
-               desc=f"fine-tuning {out.name}", unit="step")
-    with bar:  # closed on the way out of an error too: the error's message is the last line printed
-        for step in bar:
-            for group in optimizer.param_groups:
-                group["lr"] = _lr(config, step)
-            ids, mask, labels = collate([encode(tokenizer, r, context) for r in step_rows(config, rows, step)],
-                                        tokenizer.pad_token_id or 0)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{sum(losses[-10:]) / len(losses[-10:]):.3f}")
-            if (step + 1) % config.checkpoint_every == 0 or step + 1 == last:
-                atomic_save({"config": dataclasses.asdict(config), "trainable": _trainable(model),
-                              "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step + 1,
-                              "losses": losses}, state_file)
-    if last < config.steps:
+    with hold(out):  # a second run into this folder is refused until this one ends
+        context = int(model.config.max_position_embeddings)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        state_file = work / "state.pt"
+        start, losses = 0, []
+        torch.manual_seed(config.seed)
+        if state_file.is_file():
+            state = load_checkpoint(state_file)
+            if state["config"] != dataclasses.asdict(config):
+                changed = sorted(k for k in state["config"] if state["config"][k] != dataclasses.asdict(config).get(k))
+                raise ValueError(f"{state_file} was written with other settings ({', '.join(changed)}); resume with the "
+                                 f"same settings, or delete {work} to start afresh")
+            # The checkpoint holds the trainable weights only; every one of them must find its place.
+            unexpected = model.load_state_dict(state["trainable"], strict=False).unexpected_keys
+            if unexpected:
+                raise ValueError(f"{state_file} holds weights this model does not have ({unexpected[:3]}); delete {work} "
+                                 "to start afresh")
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+            start, losses = state["step"], state["losses"]
+        work.mkdir(parents=True, exist_ok=True)
+        model.train()  # attention dropout on
+        last = config.steps if stop_after is None else min(config.steps, start + stop_after)
+        bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress,
+                   desc=f"fine-tuning {out.name}", unit="step")
+        with bar:  # closed on the way out of an error too: the error's message is the last line printed
+            for step in bar:
+                for group in optimizer.param_groups:
+                    group["lr"] = _lr(config, step)
+                ids, mask, labels = collate([encode(tokenizer, r, context) for r in step_rows(config, rows, step)],
+                                            tokenizer.pad_token_id or 0)
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{sum(losses[-10:]) / len(losses[-10:]):.3f}")
+                if (step + 1) % config.checkpoint_every == 0 or step + 1 == last:
+                    atomic_save({"config": dataclasses.asdict(config), "trainable": _trainable(model),
+                                  "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step + 1,
+                                  "losses": losses}, state_file)
+        if last < config.steps:
+            return out
+        if _finished(out, config):
+            return out
+        model.eval()
+        staging = out / "writing"
+        shutil.rmtree(staging, ignore_errors=True)
+        if config.lora_rank is not None:
+            # The adapter alone (a few MB; base_model_name_or_path as the user named the base, so it
+            # loads wherever that name resolves), then the merged model beside it.
+            model.peft_config["default"].base_model_name_or_path = _base_name(config.model)
+            model.save_pretrained(staging / ADAPTER_FOLDER)
+            tokenizer.save_pretrained(staging / ADAPTER_FOLDER)
+            model = model.merge_and_unload()
+        set_attention_dropout(model, config.attention_dropout)  # recorded in the config; inert outside training
+        # Written whole in a staging folder, then moved in with config.json and training.json last: a
+        # kill leaves no directory that loads as a finished model.
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        record = {"base_model": config.model, "data": config.data, "settings": dataclasses.asdict(config),
+                  "command": command,
+                  "loss_per_step": losses, "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+                  "merged_logits": merged_logits(model, tokenizer)}
+        if rows is None:
+            record["held_out_accuracy"] = held_out_accuracy(staging, config.held_out, config.instruction, cache)
+        (staging / "training.json").write_text(json.dumps(record, indent=2))
+        moved_last = ["config.json", "training.json"]
+        for path in [p for p in staging.iterdir() if p.name not in moved_last] + [staging / name for name in moved_last]:
+            if (out / path.name).is_dir():  # left by a run killed after moving it in: this one replaces it
+                shutil.rmtree(out / path.name)
+            path.replace(out / path.name)
+        staging.rmdir()
         return out
-    if _finished(out, config):
-        return out
-    model.eval()
-    staging = out / "writing"
-    shutil.rmtree(staging, ignore_errors=True)
-    if config.lora_rank is not None:
-        # The adapter alone (a few MB; base_model_name_or_path as the user named the base, so it
-        # loads wherever that name resolves), then the merged model beside it.
-        model.peft_config["default"].base_model_name_or_path = _base_name(config.model)
-        model.save_pretrained(staging / ADAPTER_FOLDER)
-        tokenizer.save_pretrained(staging / ADAPTER_FOLDER)
-        model = model.merge_and_unload()
-    set_attention_dropout(model, config.attention_dropout)  # recorded in the config; inert outside training
-    # Written whole in a staging folder, then moved in with config.json and training.json last: a
-    # kill leaves no directory that loads as a finished model.
-    model.save_pretrained(staging, safe_serialization=True)
-    tokenizer.save_pretrained(staging)
-    record = {"base_model": config.model, "data": config.data, "settings": dataclasses.asdict(config),
-              "command": command,
-              "loss_per_step": losses, "final_loss": sum(losses[-10:]) / len(losses[-10:]),
-              "merged_logits": merged_logits(model, tokenizer)}
-    if rows is None:
-        record["held_out_accuracy"] = held_out_accuracy(staging, config.held_out, config.instruction, cache)
-    (staging / "training.json").write_text(json.dumps(record, indent=2))
-    moved_last = ["config.json", "training.json"]
-    for path in [p for p in staging.iterdir() if p.name not in moved_last] + [staging / name for name in moved_last]:
-        if (out / path.name).is_dir():  # left by a run killed after moving it in: this one replaces it
-            shutil.rmtree(out / path.name)
-        path.replace(out / path.name)
-    staging.rmdir()
-    return out
 
 
 CHECK_TEXT = "Owners: cup Ann, hat Bob. Who owns the hat?\n\nA. Ann\nB. Bob\n Analysis:"
