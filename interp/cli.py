@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -32,6 +33,7 @@ from interp.shipped import TUNED
 from interp.studies import STUDIES, Context, Example
 from interp.accuracy.runner import DEFAULT_BATCH_SIZE, Shard, tell_torchrun
 from interp.studies.accuracy import accuracy_report
+from interp.files import read_json
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
@@ -127,6 +129,9 @@ def check_options(command: str, config: StudyConfig | AccuracyConfig | FinetuneR
 
 
 def _check_reproduce(config: ReproduceConfig) -> None:
+    if config.examples > MAX_EXAMPLES:
+        raise UsageError(f"--examples {config.examples}: the attention analyses keep every example's patterns in "
+                         f"memory, and more than {MAX_EXAMPLES} would not fit a machine's; give at most {MAX_EXAMPLES}")
     validation.require_model(config, MODEL_ONLY)
     if config.model:
         validation.model_path("--model", config.model)
@@ -137,6 +142,10 @@ def _check_reproduce(config: ReproduceConfig) -> None:
         validation.existing("--data", str(Path(config.data) / benchmark), f"the {benchmark} files, in {benchmark}/ "
                             "inside --data (as ../shared/data holds them)")
     validation.output_folder("--out", config.out)
+
+
+MAX_GENERATED = 5_000  # structured questions per family one run may ask for
+MAX_EXAMPLES = 1_000  # held-out examples of reproduce's attention analyses
 
 
 def _check_table_pairs(config: StudyConfig | AccuracyConfig) -> None:
@@ -160,6 +169,10 @@ def _check_accuracy(config: AccuracyConfig) -> None:
         if wrong:
             raise UsageError(f"{', '.join(wrong)} apply to mmlu, piqa and siqa; the tiny benchmark's questions are "
                              "generated (choose them with --limit and --table-pairs)")
+        if (config.limit or 0) > MAX_GENERATED:
+            raise UsageError(f"--limit {config.limit}: the tiny benchmark's questions are generated, each built "
+                             f"before the run starts; at most {MAX_GENERATED} per family (a week of CoT on a CPU) "
+                             f"are offered: give at most {MAX_GENERATED}")
     else:
         if config.table_pairs is not None:
             raise UsageError(f"--table-pairs applies to --benchmark tiny only, not {config.benchmark}")
@@ -209,6 +222,11 @@ def _rescore(config: AccuracyConfig, model: InterpModel | None) -> Page:
     folder = config.results_folder
     if not folder.is_dir():
         raise UsageError(f"--results {folder} does not exist; pass the results folder of an earlier run")
+    record = folder / "run.json"
+    answered = read_json(record).get("source", {}).get("benchmark") if record.is_file() else None
+    if answered is not None and answered != config.benchmark:
+        raise UsageError(f"--benchmark {config.benchmark}: {folder} holds answers to {answered} (its run.json "
+                         f"says so); give --benchmark {answered}")
     batch = config.batch_size if isinstance(config.batch_size, int) else DEFAULT_BATCH_SIZE
     evaluation = rescore_folder(folder, model, batch)  # rewrites the records and the summaries
     return accuracy_page(f"CoT accuracy: {config.benchmark}", evaluation.summary, evaluation.runs,
@@ -360,14 +378,16 @@ def main(argv: list[str] | None = None) -> int:
         index = report.finish()
     except KeyboardInterrupt:
         if report is not None:
-            report.finish(failure="interrupted")
+            with contextlib.suppress(OSError):  # a full disk stopped it: the one line below says so
+                report.finish(failure="interrupted")
         out = getattr(config, "out", None)
         then = RESUME.get(command, f"the report in {out} is marked unfinished: run the command again")
         print(f"interp: interrupted; {then}", file=sys.stderr)
         return 130
     except Exception as err:
         if report is not None:
-            report.finish(failure=_message(err))
+            with contextlib.suppress(OSError):  # the error may be the disk itself: marking the index hits it again
+                report.finish(failure=_message(err))
         if config.debug:
             traceback.print_exc()
         print(f"interp: error: {_message(err)}", file=sys.stderr)

@@ -90,3 +90,13 @@ def json_text(value: Any) -> str:
             return [plain(x) for x in v]
         return v
     return json.dumps(plain(value), indent=2, allow_nan=False)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file interp wrote; one that is empty or cut short (an older run on a full disk, a
+    hand edit) is refused naming the file, where ``json`` names only a line and column."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path} is not valid JSON ({err}); it was cut short or edited: delete it (or its "
+                         "folder) to start that part afresh") from None

@@ -24,6 +24,10 @@ CASES = [
     (["attention", "--model", "{badconfig}"], "--model: {badconfig}: its config.json is not valid JSON"),
     (["attention", "--model", "{truncated}"], "--model: {truncated}: its weights file is truncated or corrupt"),
     (["attention", "--model", "{noweights}"], "--model: {noweights}: it has no weights file"),
+    (["attention", "--model", "{adapter_self}"], "names as its base ., which is a LoRA adapter itself (or this one)"),
+    (["attention", "--model", "{adapter_empty}"], "has adapter_config.json but no adapter weights"),
+    (["attention", "--model", "{adapter_bad}"], "adapter_config.json is not valid JSON"),
+    (["attention", "--model", "{pickled}"], "its weights are a pickle (pytorch_model.bin) holding more than tensors"),
     (["attention", "--model", "{missing_layer}"], "--model: {missing_layer}: its weights lack 9 of the model's parameters (layer 9)"),
     (["attention", "--model", "{shapes}"], "--model: {shapes}: its weights' shapes do not match its config.json"),
     (["attention", "--model", "{bert}"], "--model: {bert} is a 'bert' model, not a decoder-only causal language model"),
@@ -61,6 +65,8 @@ CASES = [
     (["run", "--cot-tokens", "-1"], "argument --cot-tokens: -1 is not at least 1"),
     (["accuracy", "--benchmark", "tiny", "--limit", "0"], "argument --limit: 0 is not at least 1"),
     (["accuracy", "--benchmark", "tiny", "--limit", "-1"], "argument --limit: -1 is not at least 1"),
+    (["accuracy", "--benchmark", "tiny", "--limit", "1000000000"], "--limit 1000000000: the tiny benchmark's questions are generated"),
+    (["reproduce", "--data", "{fresh}", "--quick", "--examples", "1000000000"], "--examples 1000000000: the attention analyses"),
     (["accuracy", "--benchmark", "tiny", "--max-new-tokens", "0"], "argument --max-new-tokens: 0 is not at least 1"),
     (["accuracy", "--benchmark", "tiny", "--batch-size", "0"], "argument --batch-size"),
     (["accuracy", "--benchmark", "tiny", "--table-pairs", "4", "2"], "--table-pairs 4 2: the fewest comes after the most"),
@@ -107,6 +113,8 @@ CASES = [
     (["accuracy", "--benchmark", "tiny", "--rescore", "--limit", "3"], "--rescore re-reads the responses already in --results"),
     (["accuracy", "--benchmark", "tiny", "--rescore", "--results", "{missing}"], "--results {missing} does not exist"),
     (["accuracy", "--benchmark", "tiny", "--rescore", "--results", "{empty_dir}"], "holds no cot.settings.json"),
+    (["accuracy", "--benchmark", "mmlu", "--rescore", "--results", "{tiny_results}"],
+     "--benchmark mmlu: {tiny_results} holds answers to tiny (its run.json says so); give --benchmark tiny"),
     # benchmark files
     (["accuracy", "--benchmark", "mmlu", "--data", "{empty_dir}", "--model", "{tiny_model}"], "--data {empty_dir}: no <subject>_test.csv files"),
     (["accuracy", "--benchmark", "mmlu", "--data", "{missing}"], "--data {missing} does not exist"),
@@ -143,6 +151,13 @@ def places(tmp_path_factory) -> dict[str, str]:
     (model_copy("noweights") / "model.safetensors").unlink()
     from safetensors.torch import load_file, save_file
 
+    for name, config in (("adapter_self", {"base_model_name_or_path": "."}),
+                         ("adapter_empty", {"base_model_name_or_path": str(good)}), ("adapter_bad", None)):
+        (root / name).mkdir()
+        (root / name / "adapter_config.json").write_text("{ not json" if config is None else json.dumps(config))
+    pickled = model_copy("pickled")
+    (pickled / "model.safetensors").unlink()
+    torch.save({"weights": Path("a path object: not a tensor")}, pickled / "pytorch_model.bin")
     layer_9 = model_copy("missing_layer") / "model.safetensors"
     save_file({k: v for k, v in load_file(layer_9).items() if ".layers.9." not in k}, layer_9, metadata={"format": "pt"})
     shapes = model_copy("shapes") / "config.json"
@@ -154,6 +169,8 @@ def places(tmp_path_factory) -> dict[str, str]:
                                intermediate_size=64)).save_pretrained(bert)
     (root / "a_file").write_text("not a folder")
     (root / "empty").mkdir()
+    (root / "tiny_results").mkdir()
+    (root / "tiny_results" / "run.json").write_text(json.dumps({"source": {"benchmark": "tiny"}}))
     (root / "rows.jsonl").write_text('{"prompt": 1}\n')
     piqa = root / "piqa"
     piqa.mkdir()
@@ -163,10 +180,11 @@ def places(tmp_path_factory) -> dict[str, str]:
     mmlu.mkdir()
     (mmlu / "anatomy_test.csv").write_text("What is it?,a,b,c,d,A\n")
     return {"badconfig": str(root / "badconfig"), "truncated": str(root / "truncated"),
-            "noweights": str(root / "noweights"), "missing_layer": str(root / "missing_layer"), "shapes": str(root / "shapes"), "bert": str(bert),
+            "noweights": str(root / "noweights"), "missing_layer": str(root / "missing_layer"),
+            **{name: str(root / name) for name in ("adapter_self", "adapter_empty", "adapter_bad", "pickled")}, "shapes": str(root / "shapes"), "bert": str(bert),
             "missing": str(root / "missing"), "a_file": str(root / "a_file"),
             "under_a_file": str(root / "a_file" / "reports"), "tiny_model": str(good), "fresh": str(root / "fresh"),
-            "empty_dir": str(root / "empty"), "bad_rows": str(root / "rows.jsonl"), "piqa_null": str(piqa),
+            "empty_dir": str(root / "empty"), "tiny_results": str(root / "tiny_results"), "bad_rows": str(root / "rows.jsonl"), "piqa_null": str(piqa),
             "mmlu_dir": str(mmlu), "stories_bin": str(STORIES)}
 
 

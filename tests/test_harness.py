@@ -303,3 +303,11 @@ def test_out_of_memory_halves_the_batch_and_loses_and_repeats_nothing(tiny, item
     assert sizes == [(6, 8), (5, 4), (4, 2)]
     assert "batch size halved to 4" in capsys.readouterr().out
     assert sorted(r["id"] for r in lines(tmp_path / "tight" / "cot.jsonl")) == sorted(i.id for i in items)
+
+
+def test_a_second_method_run_into_a_folder_keeps_the_first_runs_variants_in_the_summary(tiny, items, tmp_path):
+    few = items[:4]
+    evaluate(tiny, few, tmp_path, methods=[parse_method("emulation")], max_new_tokens=8, progress=False)
+    second = evaluate(tiny, few, tmp_path, methods=[parse_method("prompt-removal")], max_new_tokens=8, progress=False)
+    variants = {row["variant"] for row in json.loads((tmp_path / "summary.json").read_text())["rows"]}
+    assert variants == {"cot", "cot+emulation", "cot+prompt-removal"} == set(second.runs)

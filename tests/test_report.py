@@ -123,3 +123,22 @@ def test_a_failing_study_keeps_the_pages_before_it_and_marks_the_report_unfinish
     assert "Unfinished report" in index and "the removal study broke" in index
     assert all((tmp_path / f"{name}.html").is_file() for name in ("attention", "anchors", "ablation"))
     assert not (tmp_path / "removal.html").exists() and not (tmp_path / "heads.html").exists()
+
+
+def test_text_from_files_and_prompts_is_drawn_as_text_in_figures(tmp_path):
+    import json
+
+    import plotly.graph_objects as go
+
+    from interp.report.page import Section, write_page
+
+    crafted = '<b>big</b><a href="https://example.com">link</a>'
+    fig = go.Figure(go.Bar(x=["0 '<s>'", "1 'a&b'"], y=[1, 2], name=crafted,
+                           hovertemplate="x %{x}<br>y %{y}<extra></extra>"))
+    fig.update_layout(title='<span style="color:red">method alpha=2</span>')
+    page = write_page(tmp_path / "p.html", "t", [Section("s", "", figures=[fig])], {}, back=None).read_text()
+    figure = json.loads(re.search(r"Plotly\.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*\{", page, re.S).group(1))
+    assert figure[0]["name"] == "&lt;b&gt;big&lt;/b&gt;&lt;a href=\"https://example.com\"&gt;link&lt;/a&gt;"
+    assert figure[0]["x"] == ["0 '&lt;s&gt;'", "1 'a&amp;b'"]  # plotly shows entities as the characters
+    assert figure[0]["hovertemplate"] == "x %{x}<br>y %{y}<extra></extra>"  # the page's own markup stays
+    assert "<span style" not in page and "<b>big" not in page

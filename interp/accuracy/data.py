@@ -12,7 +12,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from interp.accuracy.prompts import letters
 
@@ -90,15 +90,31 @@ def load_mmlu(folder: str | Path, subjects: Sequence[str] | None = None) -> list
     items = []
     for subject in chosen:
         path = available[subject]
-        with path.open(newline="", encoding="utf-8") as handle:
-            for line, row in enumerate(csv.reader(handle), start=1):
-                if len(row) != 6:
-                    raise DataError(f"{path}:{line}: expected 6 columns (question, A, B, C, D, answer), got {len(row)}")
-                question, *options, answer = row
-                if answer.strip() not in "ABCD" or not answer.strip():
-                    raise DataError(f"{path}:{line}: answer must be A, B, C or D, got {answer!r}")
-                items.append(mmlu_item(subject, line, question, options, answer.strip()))
+        for line, row in _csv_rows(path):
+            if len(row) != 6:
+                raise DataError(f"{path}:{line}: expected 6 columns (question, A, B, C, D, answer), got {len(row)}")
+            question, *options, answer = row
+            if answer.strip() not in ("A", "B", "C", "D"):
+                raise DataError(f"{path}:{line}: answer must be one letter, A, B, C or D, got {answer!r}")
+            empty = [name for name, text in zip(("question", "A", "B", "C", "D"), (question, *options)) if not text.strip()]
+            if empty:
+                raise DataError(f"{path}:{line}: empty {', '.join(empty)}; every question needs its text and four options")
+            items.append(mmlu_item(subject, line, question, options, answer.strip()))
     return items
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(row number, cells) of a CSV file, a byte-order mark dropped; an encoding other than UTF-8 or a
+    malformed row is refused naming ``file:line`` (the csv module's errors name neither)."""
+    line = 0  # the row's number: a question's id is its subject and this number
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            for line, row in enumerate(csv.reader(handle), start=1):
+                yield line, row
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the file as UTF-8") from None
+    except csv.Error as err:
+        raise DataError(f"{path}:{line + 1}: not a well-formed CSV row ({err})") from None
 
 
 def _jsonl(path: Path, keys: Iterable[str]) -> list[dict]:
@@ -113,7 +129,11 @@ def jsonl_rows(path: Path, keys: Iterable[str]) -> list[tuple[int, dict]]:
         raise DataError(f"{path} does not exist")
     keys = list(keys)
     rows = []
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the file as UTF-8") from None
+    for line, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         try:
@@ -129,6 +149,9 @@ def jsonl_rows(path: Path, keys: Iterable[str]) -> list[tuple[int, dict]]:
         if not_text:
             raise DataError(f"{path}:{line}: fields {not_text} must be text, got "
                             f"{', '.join(repr(row[k]) for k in not_text)}")
+        empty = [k for k in keys if not row[k].strip()]
+        if empty:
+            raise DataError(f"{path}:{line}: fields {empty} are empty; every field needs its text")
         rows.append((line, row))
     return rows
 
@@ -136,8 +159,13 @@ def jsonl_rows(path: Path, keys: Iterable[str]) -> list[tuple[int, dict]]:
 def _labels(path: Path, allowed: set[str], count: int, data: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"label file {path} does not exist; it must sit beside {data.name}")
-    labels = [t.strip() for t in path.read_text().splitlines() if t.strip()]
+    labels = [t.strip() for t in path.read_text(encoding="utf-8-sig").splitlines()]
+    while labels and not labels[-1]:  # the file's last newline
+        labels.pop()
     for line, label in enumerate(labels, start=1):
+        if not label:
+            raise DataError(f"{path}:{line}: a blank line; labels are one per question, in order, so a blank "
+                            "line would shift every label after it: remove it")
         if label not in allowed:
             raise DataError(f"{path}:{line}: label {label!r} is not one of {sorted(allowed)}")
     if len(labels) != count:

@@ -12,7 +12,7 @@ from typing import Any, Sequence, TYPE_CHECKING
 from interp.accuracy import stats
 from interp.accuracy.data import Item
 from interp.accuracy.record import FORCED, Answer
-from interp.files import hold, json_text, rank_lock, write_atomic
+from interp.files import hold, json_text, rank_lock, read_json, write_atomic
 from interp.accuracy.identity import check_same_model, claim, model_identity, run_record
 from interp.accuracy.methods import Method, method_from_record, parse_method
 from interp.accuracy.runner import (
@@ -134,7 +134,9 @@ def evaluate(
             for name in variants:
                 merged = read_results(merge_shards(out, name, shard.world))
                 runs[name] = [merged[item.id] for item in items]
-        return Evaluation(runs, write_tables(out, runs))
+        # the folder's summary covers every variant it holds: an earlier run's other --method stays in it
+        earlier = {name: list(read_results(out / f"{name}.jsonl").values()) for name in variants_in(out) if name not in runs}
+        return Evaluation({**runs, **earlier}, write_tables(out, {**runs, **earlier}))
 
 
 def variants_in(out: Path) -> list[str]:
@@ -161,7 +163,7 @@ def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size
             answers = rescore(path)
             if model is not None:
                 answers = [answer.unforced() for answer in answers]
-                recorded = json.loads((out / f"{name}.settings.json").read_text())
+                recorded = read_json(out / f"{name}.settings.json")
                 settings = Settings(**recorded["settings"])
                 method = method_from_record(recorded["method"]) if recorded.get("method") else None
                 answers = add_forced(model, answers, method, settings, batch_size)
@@ -173,7 +175,7 @@ def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size
 def summarise(runs: dict[str, Sequence[Answer]], out: Path | None = None) -> dict[str, Any]:
     """Every variant's accuracy and parse rate per mode and group, and each method's difference
     from the CoT baseline (interval, McNemar p), ``final`` mode first."""
-    settings = {name: json.loads((out / f"{name}.settings.json").read_text())
+    settings = {name: read_json(out / f"{name}.settings.json")
                 for name in runs if out is not None and (out / f"{name}.settings.json").is_file()}
     rows = []
     modes = stats.modes_of(runs)
@@ -223,6 +225,13 @@ def write_tables(out: Path, runs: dict[str, Sequence[Answer]]) -> dict[str, Any]
         writer.writerow(["variant", "id", "answer", *(f"pred_{m}" for m in modes), "question", "options", "response"])
         for name, records in runs.items():
             for r in stats.disagreements(records, modes):
-                writer.writerow([name, r.id, r.item.answer, *(r.predictions.get(m) for m in modes), r.item.question,
-                                 " | ".join(r.item.options), r.response])
+                writer.writerow([name, r.id, r.item.answer, *(r.predictions.get(m) for m in modes),
+                                 *map(as_cell, (r.item.question, " | ".join(r.item.options), r.response))])
     return summary
+
+
+def as_cell(text: str) -> str:
+    """Text from a data file or a model as a spreadsheet cell that stays text: one starting with
+    ``= + - @`` (or a tab or carriage return) would be read as a formula (``=HYPERLINK(...)``), so
+    it gets a leading apostrophe, which spreadsheets show as nothing."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence, TYPE_CHECKING
 
 from interp.accuracy.data import Item
-from interp.files import write_atomic
+from interp.files import read_json, write_atomic
 from interp.model.load import describe_model, weights_fingerprint
 from interp.validation import UsageError
 
@@ -94,7 +94,7 @@ def check_same_model(out: Path, model: dict[str, Any]) -> None:
     if not path.is_file():
         raise UsageError(f"{out} has no {FILE}, so the model that answered cannot be checked; the forced answer needs "
                          "the same model: rerun the questions instead")
-    old = json.loads(path.read_text()).get("model", {})
+    old = read_json(path).get("model", {})
     changed = [key for key in model if old.get(key) != model[key]]
     if changed:
         raise UsageError(f"--model is not the model whose answers {out} holds (its {', '.join(changed)} differ); "
@@ -105,11 +105,7 @@ def claim(out: Path, record: dict[str, Any]) -> None:
     """Write ``run.json`` into ``out``, or check that the run already there is this one."""
     path = out / FILE
     if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise UsageError(f"{path} is not valid JSON; delete the folder {out} to start afresh") from None
-        changed = difference(old, record)
+        changed = difference(read_json(path), record)
         if changed:
             raise UsageError(f"{out} holds another run's results, so resuming it would mix them. {changed}. "
                              "Use another --results folder, or delete this one to start afresh")

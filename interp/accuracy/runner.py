@@ -29,7 +29,7 @@ from interp.model import chat
 from interp.model.generation import DEFAULT_BATCH_SIZE, by_interventions, decode_until_eos, generate_stream, prefix_length
 from interp.edits.interventions import Intervention, describe, model_hooks
 from interp.accuracy.identity import model_identity
-from interp.files import write_atomic
+from interp.files import read_json, write_atomic
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
@@ -301,7 +301,7 @@ def _write_settings(out: Path, variant: str, identity: dict[str, Any], method: M
     record = json.loads(json.dumps({"variant": variant, "model": identity, "settings": asdict(settings),
                                     "method": method.record() if method else None}))
     path = out / f"{variant}.settings.json"
-    old = json.loads(path.read_text()) if path.is_file() else record
+    old = read_json(path) if path.is_file() else record
     changed = [key for key in record if old.get(key) != record[key]]
     if changed:
         raise UsageError(

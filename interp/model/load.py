@@ -25,6 +25,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformer_lens.model_bridge import TransformerBridge
 from transformer_lens.utilities.multi_gpu import resolve_device_map
 
+from interp.files import read_json
 from interp.model import catalog, gguf
 from interp.model.architectures import measure_editable_layers
 from interp.model.fast_path import plain_copy
@@ -147,6 +148,10 @@ def _load_error(path: Path, err: Exception) -> ModelLoadError:
         problem = "its weights' shapes do not match its config.json (weights from another model, or an edited config)"
     elif "no file named" in text.lower() or "does not appear to have a file" in text:
         problem = "it has no weights file (model.safetensors, its shards with their index, or pytorch_model.bin)"
+    elif type(err).__name__ == "UnpicklingError" or "weights_only" in text:
+        problem = ("its weights are a pickle (pytorch_model.bin) holding more than tensors, which torch refuses to "
+                   "load because unpickling it could run code from the file; convert it to model.safetensors where "
+                   "it came from, or use the model's safetensors release")
     elif type(err).__name__ == "SafetensorError" or "safetensors" in text.lower() or "header" in text.lower():
         problem = "its weights file is truncated or corrupt (an interrupted download or copy)"
     elif isinstance(err, (json.JSONDecodeError, UnicodeDecodeError)) or "json" in text.lower():
@@ -274,8 +279,8 @@ def load_hf(
                                                            output_loading_info=True, **(placement or {}))
     except (OSError, ValueError, RuntimeError) as err:
         raise _load_error(path if path.is_dir() else Path(name), err) from err
-    except Exception as err:  # safetensors' SafetensorError derives from Exception alone
-        if type(err).__name__ != "SafetensorError":
+    except Exception as err:  # safetensors' SafetensorError and pickle's UnpicklingError derive from Exception alone
+        if type(err).__name__ not in ("SafetensorError", "UnpicklingError"):
             raise
         raise _load_error(path, err) from err
     check_complete(info, path if path.is_dir() else Path(name))
@@ -294,11 +299,17 @@ def merged_adapter(folder: Path, *, tokenizer: Any = None, dtype: torch.dtype = 
         from peft import PeftModel
     except ImportError:
         raise ModelLoadError(f"{folder} is a LoRA adapter; loading it needs peft: pip install peft") from None
-    base_name = json.loads((folder / ADAPTER).read_text()).get("base_model_name_or_path")
+    base_name = read_json(folder / ADAPTER).get("base_model_name_or_path")
     if not base_name:
         raise ModelLoadError(f"{folder / ADAPTER} names no base model (base_model_name_or_path); write the adapter "
                              "again with peft's save_pretrained from a model loaded by name or path")
     beside = folder / base_name
+    if (beside / ADAPTER).is_file() or (Path(base_name).expanduser() / ADAPTER).is_file():
+        raise ModelLoadError(f"{folder / ADAPTER} names as its base {base_name}, which is a LoRA adapter itself (or "
+                             "this one): name the base model it was trained on in base_model_name_or_path")
+    if not any((folder / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")):
+        raise ModelLoadError(f"{folder} has {ADAPTER} but no adapter weights (adapter_model.safetensors); write the "
+                             "adapter again with peft's save_pretrained")
     base, base_tokenizer = load_hf(beside if beside.exists() else base_name, dtype=torch.float32, cache=cache)
     has_tokenizer = (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()
     tok = _tokenizer_for(tokenizer, folder, str(folder)) if tokenizer is not None or has_tokenizer else base_tokenizer

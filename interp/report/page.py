@@ -13,10 +13,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from interp.files import hold, write_atomic
+from interp.files import hold, read_json, write_atomic
 
 PACKAGES = ("interp", "torch", "transformer-lens", "transformers", "plotly")
 PLOTLY_FILE = "plotly.min.js"
@@ -82,6 +84,26 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+TEMPLATES = ("hovertemplate", "texttemplate")  # written here, with their own <br> and <extra>
+
+
+def as_text(value: Any, key: str = "") -> Any:
+    """A figure's strings (tokens, variant and category names, titles with parameters: anything a
+    file or a prompt can set) escaped for plotly, which reads a subset of HTML in labels, legends
+    and titles: ``<b>`` or ``<a href=...>`` in a results folder's names would be drawn as markup,
+    and the BOS token ``<s>`` as struck-through text. Plotly turns the entities back into the
+    characters, so ``<s>`` reads as itself."""
+    if isinstance(value, str):
+        return value if key in TEMPLATES else html.escape(value, quote=False)
+    if isinstance(value, dict):
+        return {k: as_text(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_text(v, key) for v in value]
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OUS":
+        return [as_text(v, key) for v in value.tolist()]
+    return value
+
+
 def _fmt(cell: Any) -> str:
     return f"{cell:.4g}" if isinstance(cell, float) else str(cell)
 
@@ -97,7 +119,8 @@ def write_page(path: Path, title: str, sections: Sequence[Section], meta: dict[s
             parts.append(f"<p>{html.escape(section.text)}</p>")
         parts.append(section.raw_html)
         for fig in section.figures:
-            parts.append(fig.to_html(full_html=False, include_plotlyjs=not embedded, config={"responsive": True}))
+            parts.append(pio.to_html(as_text(fig.to_plotly_json()), full_html=False, include_plotlyjs=not embedded,
+                                     config={"responsive": True}, validate=False))
             embedded = True
             how_to_read = (fig.layout.meta or {}).get("caption") if isinstance(fig.layout.meta, dict) else None
             if how_to_read:
@@ -127,7 +150,7 @@ def write_index(folder: Path, title: str, pages: Sequence[tuple[str, str, str]],
     into the same folder by earlier commands stay listed (``pages.json`` remembers them).
     ``unfinished`` says, at the top, why the command that writes this report has not completed."""
     manifest = folder / "pages.json"
-    known = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    known = read_json(manifest) if manifest.is_file() else {}
     known |= {name: [page_title, summary] for name, page_title, summary in pages}
     known = {name: entry for name, entry in known.items() if (folder / name).is_file()}
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from interp.files import read_json
 from interp.accuracy import stats
 from interp.accuracy.harness import BASELINE, variants_in
 from interp.accuracy.record import FORCED, Answer
@@ -53,14 +54,14 @@ def primary_reading(runs: dict[str, Sequence[Answer]]) -> str:
 
 def accuracy_pages(found: list[Folder]) -> list[Page]:
     return [accuracy_page(f"CoT accuracy: {benchmark.upper()}, {model} model, {prompt} prompt",
-                          json.loads((folder / "summary.json").read_text()), runs,
+                          read_json(folder / "summary.json"), runs,
                           f"accuracy-{prompt}-{model}-{benchmark}.html")
             for prompt, model, benchmark, folder, runs in found]
 
 
 def _measures(out: Path) -> dict[str, Any] | None:
     path = out / MEASURES
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def attention_claims(measured: dict[str, Any]) -> list[Claim]:
@@ -175,7 +176,7 @@ def measures_table(measured: dict[str, Any]) -> tuple[list[str], list[list[Any]]
 
 def steps_table(out: Path) -> tuple[list[str], list[list[Any]]]:
     path = out / STEPS
-    history = json.loads(path.read_text()) if path.is_file() else []
+    history = read_json(path) if path.is_file() else []
     names = sorted({name for run in history for name in run["seconds"]})
     return (["started", "command", *(f"step {n} (s)" for n in names)],
             [[run["started"], run["command"], *(run["seconds"].get(n, "") for n in names)] for run in history])

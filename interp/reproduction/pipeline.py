@@ -31,7 +31,7 @@ from typing import Callable, Iterator, TYPE_CHECKING
 
 from interp.accuracy.runner import Shard
 from interp.config import ReproduceConfig
-from interp.files import hold, rank_lock, write_atomic
+from interp.files import hold, rank_lock, read_json, write_atomic
 from interp.report.page import Page, Report
 from interp.validation import UsageError
 
@@ -62,7 +62,7 @@ def claim(out: Path, record: dict[str, object]) -> None:
     """Write ``reproduce.json``, or refuse a run whose settings differ from the one already there."""
     path = out / SETTINGS
     if path.is_file():
-        old = json.loads(path.read_text())
+        old = read_json(path)
         for key, value in record.items():
             if old.get(key) != value:
                 raise UsageError(f"{out} holds a reproduction run with --{key.replace('_', '-')} {old.get(key)!r}, this "
@@ -78,7 +78,7 @@ class Steps:
 
     def __init__(self, out: Path, command: str, write: bool = True) -> None:
         self.path, self.write = out / STEPS, write
-        history = json.loads(self.path.read_text()) if self.path.is_file() else []
+        history = read_json(self.path) if self.path.is_file() else []
         self.run = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command,
                     "seconds": {}}
         self.history = [*history, self.run]

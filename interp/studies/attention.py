@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def attention_study(model: InterpModel, example: Example, zoom_layers: Sequence[int] | None = None) -> Page:
     """The paper's Figure 2: every layer's attention matrix, head-mean and per head."""
     patterns = attention_patterns(model, example.ids)
-    zoom = [check_layer(model, layer) for layer in (zoom_layers or (0, middle_layer(model)))]
+    zoom = [check_layer(model, layer) for layer in dict.fromkeys(zoom_layers or (0, middle_layer(model)))]  # each once
     anchors = detect_anchors(model, example.ids, prompt_range=(0, example.prompt_stop)).positions()
     sections = [Section(
         "Head-mean attention, every layer",

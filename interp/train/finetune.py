@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from interp.accuracy.data import jsonl_rows
 from interp.model.load import load_hf
-from interp.files import hold
+from interp.files import hold, read_json
 from interp.train.shared import atomic_save, collate, load_checkpoint
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def _finished(out: Path, config: FinetuneConfig) -> bool:
     """Whether ``out`` already holds this run's model, moved in whole (training.json is moved last)."""
     record = out / "training.json"
     return (out / "config.json").is_file() and record.is_file() and \
-        json.loads(record.read_text())["settings"] == dataclasses.asdict(config)
+        read_json(record)["settings"] == dataclasses.asdict(config)
 
 
 def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, stop_after: int | None = None,
