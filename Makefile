@@ -27,7 +27,7 @@ report: $(VENV)/.installed
 	$(PY) -m interp run --out reports $(ARGS)
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 # The quick loop while working: every module, without the slow end-to-end tests (make test runs
 # all), on two workers (pytest-xdist).

@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from interp.validation import UsageError
-
 LOCK = ".interp.lock"
 
 
@@ -29,8 +27,12 @@ def write_atomic(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-class FolderInUse(UsageError):
+class FolderInUse(ValueError):
     """Another live process holds the folder this run would write."""
+
+
+class BrokenFile(ValueError):
+    """A file interp wrote earlier cannot be read back; the message names it and the fix."""
 
 
 _held: dict[Path, tuple[int, int]] = {}  # lock file -> (descriptor, how many holds of this process)
@@ -98,5 +100,5 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UsageError(f"{path} is not valid JSON ({err}); it was cut short or edited: delete it (or its "
+        raise BrokenFile(f"{path} is not valid JSON ({err}); it was cut short or edited: delete it (or its "
                          "folder) to start that part afresh") from None

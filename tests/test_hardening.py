@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from interp.cli import main
-from interp.files import json_text, read_json, write_atomic
+from interp.files import BrokenFile, json_text, read_json, write_atomic
 from interp.tiny.default import shipped
-from interp.validation import UsageError
 
 
 def full_disk_after(monkeypatch, characters: int) -> None:
@@ -38,7 +37,7 @@ def test_a_write_cut_short_by_a_full_disk_leaves_the_old_file_and_nothing_else(t
 def test_a_json_file_cut_short_is_refused_naming_it(tmp_path):
     path = tmp_path / "cot.settings.json"
     path.write_text("")
-    with pytest.raises(UsageError, match=rf"{path} is not valid JSON .* delete it"):
+    with pytest.raises(BrokenFile, match=rf"{path} is not valid JSON .* delete it"):
         read_json(path)
 
 

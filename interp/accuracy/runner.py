@@ -81,7 +81,8 @@ class Shard:
 def prompt_for(item: Item, settings: Settings, tokenizer: Any) -> str:
     """The question in the paper's layout; with ``settings.chat``, as the user's turn of the
     model's own chat template."""
-    prompt = format_prompt(item.question, item.options, cot=settings.cot)
+    prompt = format_prompt(chat.literal(tokenizer, item.question), [chat.literal(tokenizer, o) for o in item.options],
+                           cot=settings.cot)
     return chat.user_turn(tokenizer, prompt) if settings.chat else prompt
 
 
