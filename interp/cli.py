@@ -27,6 +27,7 @@ from interp.config import (
     EXAMPLE, HARD_PAIRS, LOAD, AccuracyConfig, FinetuneRun, LoadConfig, ReproduceConfig, StudyConfig, add_options,
     from_args,
 )
+from interp.model.catalog import looks_like_path
 from interp.model.load import ModelLoadError, describe_model, load_model
 from interp.report.page import Page, Report, run_metadata
 from interp.shipped import TUNED
@@ -102,7 +103,7 @@ def check_options(command: str, config: StudyConfig | AccuracyConfig | FinetuneR
         if config.no_instruction and config.data != "structured":
             raise UsageError("--no-instruction applies to --data structured only; your own rows are used as written")
         validation.output_folder("--out", config.out)
-        if validation.looks_like_path(config.model):
+        if looks_like_path(config.model):
             validation.not_inside("--out", config.out, "--model", config.model)
         if config.full and config.lora is not None:
             raise UsageError("--lora and --full exclude each other: LoRA trains adapters of that rank, --full every "
@@ -235,7 +236,7 @@ def _rescore(config: AccuracyConfig, model: InterpModel | None) -> Page:
 
 def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel) -> Page | None:
     from interp.accuracy.harness import benchmark_items
-    from interp.tiny.dataset import held_out_items
+    from interp.accuracy.structured import held_out_items
 
     if config.benchmark == "tiny":
         pairs = tuple(config.table_pairs or HARD_PAIRS)
@@ -256,7 +257,7 @@ def model_source(config: LoadConfig) -> str:
     """The model as the user named it, made absolute when it is a path (a hub name stays a name)."""
     if config.model is None:
         return f"shipped {TUNED}"
-    return str(Path(config.model).expanduser().resolve()) if validation.looks_like_path(config.model) else config.model
+    return str(Path(config.model).expanduser().resolve()) if looks_like_path(config.model) else config.model
 
 
 def _finetune(config: FinetuneRun) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from interp.accuracy.prompts import instruction, question_block
-from interp.tiny.dataset import take
+from interp.accuracy.structured import take
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel

@@ -169,17 +169,9 @@ def existing(option: str, path: str | Path, what: str) -> Path:
     return path
 
 
-def looks_like_path(text: str) -> bool:
-    """A model given as a path (as opposed to a hub name such as ``meta-llama/Llama-2-7b-hf`` or a
-    short name of :mod:`interp.model.catalog`)."""
-    if text.lower() in catalog.MODELS:
-        return False
-    return text.startswith((".", "/", "~")) or text.count("/") != 1 or text.endswith((".bin", ".gguf"))
-
-
 def model_path(option: str, text: str) -> None:
     """A model given by path exists (a hub name is left to the loader)."""
-    if looks_like_path(text):
+    if catalog.looks_like_path(text):
         existing(option, text, "a Hugging Face model directory, a LoRA adapter folder, a .gguf file or a llama2.c .bin "
                                f"checkpoint (or a short name: {', '.join(catalog.MODELS)})")
 

@@ -57,7 +57,7 @@ from interp.edits.interventions import pattern_edits  # noqa: E402
 from interp.model import fast_path  # noqa: E402
 from interp.model.fast_path import fused_emulation  # noqa: E402
 from interp.model.generation import decoder, generate_ids, stack_left_padded  # noqa: E402
-from interp.tiny.dataset import held_out_items  # noqa: E402
+from interp.accuracy.structured import held_out_items  # noqa: E402
 from interp.tiny import random_decoder, train_sentencepiece  # noqa: E402
 from interp.tiny.default import shipped  # noqa: E402
 from tests.reference import EDIT, Edit, reference_copy, reference_greedy  # noqa: E402

@@ -12,13 +12,13 @@ import torch
 from transformers import GPTJConfig, GPTJForCausalLM, OPTConfig, OPTForCausalLM
 
 import interp
-from interp.model.architectures import PatternEditsIgnored, editable_layers
+from interp.edits.sites import PatternEditsIgnored, editable_layers
 from interp.accuracy.harness import evaluate
 from interp.accuracy.methods import parse_method
 from interp.cli import main
 from interp.model.generation import generate_ids, stack_left_padded
 from interp.tiny import random_decoder
-from interp.tiny.dataset import held_out_items
+from interp.accuracy.structured import held_out_items
 
 CLASSES = {"llama3": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
            "qwen3": "Qwen3ForCausalLM", "gemma2": "Gemma2ForCausalLM"}

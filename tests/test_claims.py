@@ -65,7 +65,7 @@ def test_gain_beyond_stem_is_the_difference_of_the_two_groups_gains():
 def test_the_reproduction_page_sets_each_accuracy_claim_beside_its_folder(tmp_path):
     from interp.accuracy.harness import write_tables
     from interp.accuracy.runner import write_answers
-    from interp.report.reproduction import reproduction_page
+    from interp.reproduction.page import reproduction_page
 
     folder = tmp_path / "accuracy" / "paper" / "base" / "mmlu"
     folder.mkdir(parents=True)

@@ -10,7 +10,7 @@ import torch
 import interp
 from interp.accuracy.forced import CUE, Question, forced_answers
 from interp.tiny.default import load_shipped, shipped
-from interp.tiny.dataset import take
+from interp.accuracy.structured import take
 from interp.model.load import load_hf
 
 
@@ -86,7 +86,7 @@ def test_rescore_with_the_model_adds_the_forced_answer_to_records_without_it(tin
     from interp.accuracy.harness import evaluate, rescore_folder
     from interp.accuracy.methods import parse_method
     from interp.accuracy.runner import read_results, write_answers
-    from interp.tiny.dataset import held_out_items
+    from interp.accuracy.structured import held_out_items
     from interp.validation import UsageError
 
     items = held_out_items(2, pairs=(8, 10))

@@ -20,7 +20,7 @@ from interp.accuracy.record import Answer
 from interp.accuracy.runner import Settings, run
 from interp.cli import main
 from interp.model.load import load_model
-from interp.tiny.dataset import held_out_items
+from interp.accuracy.structured import held_out_items
 from interp.tiny.default import load_shipped, shipped
 from tests.conftest import SHARED, dies_after
 

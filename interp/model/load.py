@@ -27,9 +27,8 @@ from transformer_lens.utilities.multi_gpu import resolve_device_map
 
 from interp.files import read_json
 from interp.model import catalog, gguf
-from interp.model.architectures import measure_editable_layers
+from interp.edits.sites import measure_editable_layers
 from interp.model.fast_path import plain_copy
-from interp.validation import looks_like_path
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 LLAMA2C_HEADER = struct.Struct("<7i")
@@ -200,7 +199,7 @@ def load_model(
     causal LM (``tokenizer=`` required; the bridge rewires that model in place, so keep a copy
     if you need the original). Any architecture TransformerLens bridges loads; the attention
     interventions refuse those whose bridge only observes the pattern
-    (:mod:`interp.model.architectures`). ``n_devices`` (split evenly over that many GPUs) or
+    (:mod:`interp.edits.sites`). ``n_devices`` (split evenly over that many GPUs) or
     ``device_map`` (accelerate's: ``"auto"``, or module name -> ``"cuda:1"`` / ``"cpu"`` /
     ``"disk"``, disk needing ``offload_folder``) place a model read from a directory or the hub
     as it loads; an in-memory model keeps the placement it has. A placed model decodes on the
@@ -336,7 +335,7 @@ def _named_source(source: str | Path, tokenizer: Any) -> tuple[str | None, PreTr
             raise _load_error(path, err) from err
         _check_decoder(config, str(path))
         return str(path), _tokenizer_for(tokenizer, path, str(path))
-    if looks_like_path(str(source)):
+    if catalog.looks_like_path(str(source)):
         raise ModelLoadError(f"{path} does not exist; check the path to the model directory or checkpoint")
     name = str(source)
     try:

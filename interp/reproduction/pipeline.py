@@ -8,7 +8,7 @@
 3. CoT accuracy, the baseline against each method, on MMLU (the first ``--limit`` questions of every
    subject), PIQA and SIQA, for each model, in ``<out>/accuracy/<prompt>/<model>/<benchmark>/``
    (the harness's results folders);
-4. the reproduction page (:mod:`interp.report.reproduction`): the paper's claims beside what was
+4. the reproduction page (:mod:`interp.reproduction.page`): the paper's claims beside what was
    measured, and the accuracy tables by category.
 
 Each step is skipped when its output exists: the pair's ``training.json`` files, ``measures.json``,
@@ -156,7 +156,7 @@ def _examples(model: InterpModel, n: int) -> list:
     up to ``Analysis:``, reference answer), alternating families."""
     from interp.accuracy.prompts import instruction
     from interp.studies.base import Example
-    from interp.tiny.dataset import FAMILIES, take
+    from interp.accuracy.structured import FAMILIES, take
 
     per_family = [take("held_out", 0, -(-n // len(FAMILIES)), (family,)) for family in FAMILIES]
     questions = [q for group in zip(*per_family) for q in group][:n]
@@ -219,7 +219,7 @@ def accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, sha
 
 def pages_of(out: Path) -> list[Page]:
     """Every page step 4 writes (for tests and for rewriting the page alone)."""
-    from interp.report.reproduction import accuracy_pages, folders, reproduction_page
+    from interp.reproduction.page import accuracy_pages, folders, reproduction_page
 
     found = folders(out)  # every folder's answers, read once
     return [*accuracy_pages(found), reproduction_page(out, found)]

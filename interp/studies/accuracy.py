@@ -37,7 +37,7 @@ def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, result
 
 
 def _run(c: Context) -> Page:
-    from interp.tiny.dataset import held_out_items
+    from interp.accuracy.structured import held_out_items
 
     results = c.config.out / "results-tiny"
     shutil.rmtree(results, ignore_errors=True)  # the main job's own scratch results: always a fresh run

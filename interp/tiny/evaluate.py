@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from interp.accuracy.harness import evaluate
-from interp.tiny.dataset import held_out_items
+from interp.accuracy.structured import held_out_items
 from interp.tiny.default import DROPOUT, MAIN, load_shipped, shipped
 
 

@@ -22,7 +22,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from interp.accuracy.prompts import instruction
 from interp.model.load import sentencepiece_tokenizer
-from interp.tiny.dataset import FAMILIES, PUNCTUATION, WORDS, Drill, drills, questions, take
+from interp.accuracy.structured import FAMILIES, PUNCTUATION, WORDS, Drill, drills, questions, take
 from interp.tiny.tokenizer import train_sentencepiece
 from interp.files import hold
 from interp.train.shared import atomic_save, collate, load_checkpoint

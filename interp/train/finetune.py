@@ -1,6 +1,6 @@
 """Fine-tune a pretrained LLaMA on (prompt, response) rows, with or without attention dropout.
 
-- Rows: the project's structured CoT questions (:mod:`interp.tiny.dataset`, the paper's layout),
+- Rows: the project's structured CoT questions (:mod:`interp.accuracy.structured`, the paper's layout),
   or a JSONL file of ``{"prompt": ..., "response": ...}``. The loss is on the response tokens only.
 - LoRA through ``peft`` (merged into the weights at the end) or full fine-tuning.
 - Attention dropout through the model's own ``attention_dropout``: active in ``train()`` mode
@@ -95,7 +95,7 @@ def read_rows(path: str | Path) -> list[Row]:
 def step_rows(config: FinetuneConfig, rows: Sequence[Row] | None, step: int) -> list[Row]:
     """The rows of step ``step``: fixed by the seed and the step, whatever came before."""
     if rows is None:
-        from interp.tiny.dataset import questions
+        from interp.accuracy.structured import questions
 
         stream = questions("train", config.seed * 1_000_003 + step)
         instructed = config.instruction and step % config.instruction_every == 0
@@ -282,7 +282,7 @@ def held_out_accuracy(folder: Path, per_family: int, instruction: bool = True,
     from interp.accuracy import stats
     from interp.accuracy.data import Item
     from interp.accuracy.record import Answer
-    from interp.tiny.dataset import FAMILIES, take
+    from interp.accuracy.structured import FAMILIES, take
 
     model = interp.load_model(folder, cache=cache)
     questions = [q for family in FAMILIES for q in take("held_out", 0, per_family, (family,))]
