@@ -103,6 +103,18 @@ def load_mmlu(folder: str | Path, subjects: Sequence[str] | None = None) -> list
     return items
 
 
+def _text(path: Path) -> str:
+    """A data file's text, a byte-order mark dropped."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, err) from None
+
+
+def _not_utf8(path: Path, err: UnicodeDecodeError) -> DataError:
+    return DataError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the file as UTF-8")
+
+
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(row number, cells) of a CSV file, a byte-order mark dropped; an encoding other than UTF-8 or a
     malformed row is refused naming ``file:line`` (the csv module's errors name neither)."""
@@ -112,7 +124,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             for line, row in enumerate(csv.reader(handle), start=1):
                 yield line, row
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the file as UTF-8") from None
+        raise _not_utf8(path, err) from None
     except csv.Error as err:
         raise DataError(f"{path}:{line + 1}: not a well-formed CSV row ({err})") from None
 
@@ -129,10 +141,7 @@ def jsonl_rows(path: Path, keys: Iterable[str]) -> list[tuple[int, dict]]:
         raise DataError(f"{path} does not exist")
     keys = list(keys)
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the file as UTF-8") from None
+    lines = _text(path).splitlines()
     for line, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -159,7 +168,7 @@ def jsonl_rows(path: Path, keys: Iterable[str]) -> list[tuple[int, dict]]:
 def _labels(path: Path, allowed: set[str], count: int, data: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"label file {path} does not exist; it must sit beside {data.name}")
-    labels = [t.strip() for t in path.read_text(encoding="utf-8-sig").splitlines()]
+    labels = [t.strip() for t in _text(path).splitlines()]
     while labels and not labels[-1]:  # the file's last newline
         labels.pop()
     for line, label in enumerate(labels, start=1):

@@ -135,8 +135,8 @@ def evaluate(
                 merged = read_results(merge_shards(out, name, shard.world))
                 runs[name] = [merged[item.id] for item in items]
         # the folder's summary covers every variant it holds: an earlier run's other --method stays in it
-        earlier = {name: list(read_results(out / f"{name}.jsonl").values()) for name in variants_in(out) if name not in runs}
-        return Evaluation({**runs, **earlier}, write_tables(out, {**runs, **earlier}))
+        runs |= {name: list(read_results(out / f"{name}.jsonl").values()) for name in variants_in(out) if name not in runs}
+        return Evaluation(runs, write_tables(out, runs))
 
 
 def variants_in(out: Path) -> list[str]:

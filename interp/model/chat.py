@@ -65,7 +65,9 @@ def _check_renders(tokenizer: Any, text: str) -> None:
     if child == 0:  # the child: render once, report the length, leave without cleanup
         os.close(read)
         try:
-            resource.setrlimit(resource.RLIMIT_AS, (RENDER_BYTES + _used_bytes(),) * 2)
+            used = _used_bytes()
+            if used is not None:
+                resource.setrlimit(resource.RLIMIT_AS, (RENDER_BYTES + used,) * 2)
             length = len(_render(tokenizer, text))
             os.write(write, str(length).encode())
         finally:
@@ -85,9 +87,14 @@ def _check_renders(tokenizer: Any, text: str) -> None:
                          "give a tokenizer whose template writes a turn")
 
 
-def _used_bytes() -> int:
-    with open("/proc/self/statm") as handle:  # size of the address space in pages
-        return int(handle.read().split()[0]) * resource.getpagesize()
+def _used_bytes() -> int | None:
+    """This process's address space; ``None`` where there is no /proc to read it (macOS): the
+    child then has the time bound only."""
+    try:
+        with open("/proc/self/statm") as handle:  # size of the address space in pages
+            return int(handle.read().split()[0]) * resource.getpagesize()
+    except OSError:
+        return None
 
 
 def encode(tokenizer: Any, text: str) -> list[int]:

@@ -56,8 +56,7 @@ def converted(path: str | Path, cache: str | Path | None = None) -> Path:
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise GGUFError(f"cannot write the converted model under {folder.parent} ({err.strerror}); pass another "
-                        "cache folder (cache= in Python, --cache on the command line)") from None
+        raise _unwritable(folder.parent, err) from None
     # One conversion per file at a time: a second process waits for the first, then finds it done.
     with hold(folder.parent / LOCKS, name=folder.name, wait=True):
         _remove_stale_staging(folder.parent)
@@ -127,6 +126,11 @@ def check_declared(path: Path) -> None:
                         "or convert it again")
 
 
+def _unwritable(cache: Path, err: OSError) -> GGUFError:
+    return GGUFError(f"cannot write the converted model under {cache} ({err.strerror}); pass another cache folder "
+                     "(cache= in Python, --cache on the command line)")
+
+
 def _staging(folder: Path) -> Path:
     return folder.with_name(f"{folder.name}.writing")  # the entry's lock is held: no one else writes it
 
@@ -144,18 +148,15 @@ def _remove_stale_staging(cache: Path) -> None:
 
 
 def _convert(path: Path, folder: Path, staging: Path) -> None:
-    try:
-        import gguf  # noqa: F401  (transformers needs it to read the file)
-    except ImportError:
-        raise GGUFError(f"reading {path.name} needs the gguf package: pip install gguf") from None
+    """Convert ``path`` into ``staging``, then move it to ``folder`` (its gguf package and its
+    declared sizes already checked by :func:`check_declared`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir(parents=True)
     except OSError as err:
-        raise GGUFError(f"cannot write the converted model under {folder.parent} ({err.strerror}); pass another "
-                        "cache folder (cache= in Python, --cache on the command line)") from None
+        raise _unwritable(folder.parent, err) from None
     steps = tqdm(total=3, desc=f"converting {path.name} (once)", unit="step")
     try:
         loaded = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
