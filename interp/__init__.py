@@ -5,17 +5,13 @@ Reproduces and extends "Extending Token Computation for LLM Reasoning" (Liao & V
 
 from interp.analysis.anchors import Anchors, detect_anchors
 from interp.model.generation import generate
-from interp.edits.interventions import (
-    AnchorAblation,
-    PromptRangeRemoval,
-    TopLayerEmulation,
-    alternating_layers,
-    describe,
-    intervene,
-)
+from interp.edits.intervention import Intervention, PatternIntervention, describe, queries_from, row_left_pad
+from interp.edits.interventions import AnchorAblation, HeadAblation, PromptRangeRemoval, TopLayerEmulation, alternating_layers
+from interp.edits.plan import EditPlan, intervene, plan_edits
 from interp.model.load import InterpModel, ModelLoadError, load_model
 
 __all__ = [
-    "AnchorAblation", "Anchors", "InterpModel", "ModelLoadError", "PromptRangeRemoval", "TopLayerEmulation",
-    "alternating_layers", "describe", "detect_anchors", "generate", "intervene", "load_model",
+    "AnchorAblation", "Anchors", "EditPlan", "HeadAblation", "InterpModel", "Intervention", "ModelLoadError",
+    "PatternIntervention", "PromptRangeRemoval", "TopLayerEmulation", "alternating_layers", "describe",
+    "detect_anchors", "generate", "intervene", "load_model", "plan_edits", "queries_from", "row_left_pad",
 ]

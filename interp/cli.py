@@ -187,7 +187,8 @@ def _check_accuracy(config: AccuracyConfig) -> None:
 
 def check_against_model(config: StudyConfig, model: InterpModel) -> None:
     """The options that name layers or heads, against the loaded model, before any study computes."""
-    from interp.edits.interventions import TopLayerEmulation, check_layers
+    from interp.edits.intervention import check_layers
+    from interp.edits.interventions import TopLayerEmulation
     from interp.studies.removal import removal_span
 
     n, heads = model.cfg.n_layers, model.cfg.n_heads

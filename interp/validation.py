@@ -8,7 +8,7 @@ Three layers, each run as early as it can be:
   path exists; an output folder is a folder that can be written and is not the input; an option
   that only applies with another one is refused instead of ignored. No model is loaded yet.
 - **the model** (:func:`check_head`, :func:`check_fits_context`, and
-  :func:`interp.edits.interventions.check_layers`): layers and heads inside the model, a sequence plus
+  :func:`interp.edits.intervention.check_layers`): layers and heads inside the model, a sequence plus
   the tokens to generate inside its context.
 
 Every failure is a :class:`UsageError` (a ``ValueError``): the command line prints its message on

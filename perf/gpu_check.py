@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))  # tests/reference.py: the edits written without i
 import interp  # noqa: E402
 from interp.accuracy.memory import fit_batch, kv_bytes_per_token  # noqa: E402
 from interp.accuracy.runner import Settings, prompt_tokens, read_results, run  # noqa: E402
-from interp.edits.interventions import pattern_edits  # noqa: E402
+from interp.edits.plan import plan_edits  # noqa: E402
 from interp.model import fast_path  # noqa: E402
 from interp.model.fast_path import fused_emulation  # noqa: E402
 from interp.model.generation import decoder, generate_ids, stack_left_padded  # noqa: E402
@@ -165,7 +165,7 @@ def compare(model: Any, reference: Any, ivs: tuple, edit: Edit, fused: bool | No
         "edit_effect": (plain - expected)[real].abs().max().item(),  # the edit matters, or the rest proves nothing
         "greedy_identical": bool(agree.all()),
         "greedy_steps_agreeing": int(agree.long().cumprod(0).sum()),
-        "edited_layers": len(pattern_edits(model, *ivs, left_pad=pad) or {}),
+        "edited_layers": len(plan_edits(model, *ivs).edited_layers),
     }
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import interp
-from interp.edits.interventions import pattern_edits
+from interp.edits.plan import plan_edits
 from interp.model.generation import decoder, generate_ids, stack_left_padded
 from tests.reference import EDIT, Edit, reference_greedy
 
@@ -108,7 +108,7 @@ def test_fast_path_equals_hook_path(pair, case):
         with interp.intervene(model, *interventions, left_pad=pad):
             hook_logits = model(ids, attention_mask=mask, position_ids=positions)
     real = mask.bool()
-    every_layer_edited = len(pattern_edits(model, *interventions, left_pad=pad) or {}) == n_layers
+    every_layer_edited = len(plan_edits(model, *interventions).edited_layers) == n_layers
     assert (fast_logits - hook_logits)[real].abs().max() < (1e-5 if every_layer_edited else 1e-4), name
     fast_tokens = generate_ids(model, ids, max_new_tokens=12, left_pad=pad, interventions=interventions, eos_token_id=-1)
     # A hook of the caller's own on the bridge must fire, so generation takes the hook path.

@@ -23,7 +23,8 @@ from typing import Sequence, TYPE_CHECKING
 import torch
 
 from interp.accuracy.prompts import letters
-from interp.edits.interventions import Intervention
+from interp.edits.intervention import Intervention
+from interp.edits.plan import EditPlan
 from interp.model import chat
 from interp.model.generation import DEFAULT_BATCH_SIZE, by_interventions, decoder, padded_batch
 
@@ -46,7 +47,7 @@ class Question:
     prompt: str  # the prompt text as the model read it (its template included)
     response: str
     n_options: int
-    interventions: tuple[Intervention, ...] = ()
+    interventions: EditPlan | tuple[Intervention, ...] = ()  # a plan, where the run made one
 
 
 def cued_text(question: Question) -> str:
@@ -82,11 +83,11 @@ def forced_answers(model: InterpModel, questions: Sequence[Question], batch_size
     device = next(model.parameters()).device
     for members in by_interventions(range(len(questions)), lambda i: questions[i].interventions,
                                     lambda i: -len(encoded[i][0])):
-        interventions = questions[members[0]].interventions
+        plan = questions[members[0]].interventions
         for start in range(0, len(members), batch_size):
             chunk = members[start : start + batch_size]
             ids, left_pad, mask, positions = padded_batch([encoded[i][0] for i in chunk], pad, device)
-            with decoder(model, interventions, left_pad) as forward:
+            with decoder(model, plan, left_pad) as forward:
                 logits = forward(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1].float()
             for row, index in enumerate(chunk):
                 choices = encoded[index][1]

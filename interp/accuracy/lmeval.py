@@ -3,7 +3,9 @@
 ``InterpLM`` is lm-evaluation-harness's own Hugging Face model (``HFLM``) running the hooked model
 that :func:`interp.load_model` builds: the harness batches, pads, scores log-likelihoods and
 generates exactly as it does for ``--model hf``, and every forward pass (each decoding step
-included) runs through ``blocks.{l}.attn.hook_pattern`` with the intervention's hooks attached.
+included) runs with the intervention's edits applied, by the same path as ``interp.generate``
+(:func:`interp.model.generation.decoder`: the plain model with the edits inside its attention, or
+the bridge's hooks).
 
 lm-evaluation-harness finds models only in its own registry (it has no plugin discovery), so the
 command is ``interp-lm-eval``: lm_eval's command line with ``--model interp`` registered::
@@ -25,7 +27,8 @@ from lm_eval.models.huggingface import HFLM
 
 from interp.accuracy.methods import KINDS, FixedMethod, parse_method
 from interp.model.generation import decoder, new_cache
-from interp.edits.interventions import Intervention
+from interp.edits.intervention import Intervention
+from interp.edits.plan import plan_edits
 from interp.model.load import load_model
 
 
@@ -64,11 +67,12 @@ class InterpLM(HFLM):
     ) -> None:
         kinds = {key for _, allowed in KINDS.values() for key in allowed}
         params = {key: kwargs.pop(key) for key in list(kwargs) if key in kinds}
-        self.interventions = interventions_from_args(intervention, params)
+        interventions = interventions_from_args(intervention, params)
         dtype = None if dtype in (None, "auto") else dtype
         if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
             device = "cpu"  # lm_eval's default device ("cuda:0"), on a machine without one
         self.hooked = load_model(pretrained, tokenizer=tokenizer, dtype=dtype, device=device, cache=cache)
+        self.plan = plan_edits(self.hooked, *interventions)
         # The bridge has rewired the Hugging Face model to run through its hooks: the harness calls
         # that model as it would any other.
         super().__init__(pretrained=self.hooked.original_model, tokenizer=self.hooked.tokenizer, **kwargs)
@@ -77,7 +81,7 @@ class InterpLM(HFLM):
     def _edited(self) -> Iterator[None]:
         """The harness's calls go to the model interp decodes with, the interventions attached:
         the plain model with the edits inside its attention, or the bridge's hooked model."""
-        with decoder(self.hooked, self.interventions, None) as forward:
+        with decoder(self.hooked, self.plan, None) as forward:
             self._model = forward
             try:
                 yield

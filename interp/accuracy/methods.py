@@ -24,9 +24,9 @@ import torch
 from interp.validation import UsageError, checked, ratio
 
 from interp.analysis.anchors import detect_anchors
+from interp.edits.intervention import Intervention, describe
 from interp.edits.interventions import (
-    PAPER_SPAN, PAPER_STEP, AnchorAblation, Intervention, PromptRangeRemoval, TopLayerEmulation, alternating_layers,
-    describe,
+    PAPER_SPAN, PAPER_STEP, AnchorAblation, PromptRangeRemoval, TopLayerEmulation, alternating_layers,
 )
 
 if TYPE_CHECKING:

@@ -27,7 +27,8 @@ from interp.accuracy.prompts import format_prompt, instruction
 from interp.accuracy import forced
 from interp.model import chat
 from interp.model.generation import DEFAULT_BATCH_SIZE, by_interventions, decode_until_eos, generate_stream, prefix_length
-from interp.edits.interventions import Intervention, describe, model_hooks
+from interp.edits.intervention import describe
+from interp.edits.plan import EditPlan, plan_edits
 from interp.accuracy.identity import model_identity
 from interp.files import read_json, write_atomic
 from interp.validation import UsageError
@@ -248,7 +249,7 @@ def run(
 
 
 def add_forced(model: InterpModel, answers: Sequence[Answer], method: Method | None, settings: Settings,
-               batch_size: int = DEFAULT_BATCH_SIZE, *, plans: dict[str, tuple[Intervention, ...]] | None = None,
+               batch_size: int = DEFAULT_BATCH_SIZE, *, plans: dict[str, EditPlan] | None = None,
                progress: bool = True) -> list[Answer]:
     """Each answered record with the model's forced answer (:mod:`interp.accuracy.forced`) under
     the variant's interventions (``plans``, by id, where already planned); records that have one,
@@ -258,30 +259,29 @@ def add_forced(model: InterpModel, answers: Sequence[Answer], method: Method | N
     questions = []
     for answer in tqdm(todo, disable=not progress or not method or all(a.id in plans for a in todo),
                        desc="forced answer: set-up"):
-        interventions = plans.get(answer.id)
-        if interventions is None:
-            interventions = plan(model, method, answer.item, settings, prompt_tokens(model, answer.item, settings))
+        edit_plan = plans.get(answer.id)
+        if edit_plan is None:
+            edit_plan = plan(model, method, answer.item, settings, prompt_tokens(model, answer.item, settings))
         questions.append(forced.Question(prompt_for(answer.item, settings, model.tokenizer), answer.response or "",
-                                         len(answer.item.options), interventions))
+                                         len(answer.item.options), edit_plan))
     found = dict(zip((a.id for a in todo), forced.forced_answers(model, questions, batch_size)))
     return [a.with_forced(found[a.id].letter, found[a.id].probability) if a.id in found else a for a in answers]
 
 
-def plan(model: InterpModel, method: Method | None, item: Item, settings: Settings, ids: Sequence[int]) -> tuple[Intervention, ...]:
-    """The interventions ``item`` is answered with; bad parameters fail here, before generation."""
+def plan(model: InterpModel, method: Method | None, item: Item, settings: Settings, ids: Sequence[int]) -> EditPlan:
+    """The interventions ``item`` is answered with, checked against the model: bad parameters fail
+    here, before generation; generation and the forced pass apply this plan."""
     if method is None:
-        return ()
-    interventions = method.interventions(model, ids, prompt_range(model, item, settings, ids))
-    model_hooks(model, *interventions)
-    return interventions
+        return plan_edits(model)
+    return plan_edits(model, *method.interventions(model, ids, prompt_range(model, item, settings, ids)))
 
 
 def _answer(model: InterpModel, item: Item, row: torch.Tensor, eos: int, prompt_tokens: int,
-            interventions: Sequence[Intervention]) -> Answer:
+            edit_plan: EditPlan) -> Answer:
     ids = row.tolist()
     n = ids.index(eos) + 1 if eos in ids else len(ids)  # the EOS itself is a computed token
     return Answer.read(item, decode_until_eos(model, row, eos), prompt_tokens=prompt_tokens, generated_tokens=n,
-                       interventions=tuple(describe(iv) for iv in interventions))
+                       interventions=tuple(describe(iv) for iv in edit_plan.interventions))
 
 
 def write_answers(path: Path, answers: Sequence[Answer]) -> Path:

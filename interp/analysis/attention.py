@@ -8,7 +8,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.edits.interventions import Intervention, intervene, pattern_hook_name
+from interp.edits.intervention import Intervention
+from interp.edits.plan import intervene
+from interp.edits.sites import pattern_hook_name
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel

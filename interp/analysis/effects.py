@@ -11,7 +11,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.model.generation import decode_until_eos, generate_ids
-from interp.edits.interventions import Intervention, PerRow, intervene
+from interp.edits.intervention import Intervention, PatternIntervention
+from interp.edits.interventions import PerRow
+from interp.edits.plan import intervene
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -68,7 +70,7 @@ def intervention_effects(
     base = dialogue_logprobs(model, ids, prompt_stop)
     targets = ids[0, prompt_stop:].to(base.device)
     names = list(variants)
-    if all(hasattr(iv, "edits") for ivs in variants.values() for iv in ivs):
+    if all(isinstance(iv, PatternIntervention) for ivs in variants.values() for iv in ivs):
         # Pattern edits: every variant in one batch, a row each (the continuations run to their
         # full length together, then are cut at EOS, so no row leaves the batch early).
         batched = PerRow(tuple(tuple(ivs) for ivs in variants.values()))

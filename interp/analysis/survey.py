@@ -18,7 +18,8 @@ from typing import Sequence, TYPE_CHECKING
 
 from interp.analysis.anchors import Anchors, detect_anchors
 from interp.analysis.effects import dialogue_loss
-from interp.edits.interventions import AnchorAblation, Intervention, PromptRangeRemoval, alternating_layers
+from interp.edits.intervention import Intervention
+from interp.edits.interventions import AnchorAblation, PromptRangeRemoval, alternating_layers
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel

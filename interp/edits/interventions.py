@@ -1,65 +1,25 @@
-"""The paper's attention interventions as small values that produce TransformerLens hooks.
+"""The paper's attention interventions, and the two that batch or ablate heads, as small values.
 
-Each intervention is a frozen dataclass (it describes itself, so a report can say exactly what
-was done) with one method, ``hooks(n_layers, left_pad)``, returning ``(hook_name, fn)`` pairs on
-``blocks.{l}.attn.hook_pattern``. The edits themselves live in :mod:`interp.edits.patterns`.
-
-``with intervene(model, *interventions): ...`` attaches them for forward passes and generation
-alike and always detaches them on exit. Interventions compose in the order given; hooks on the
-same layer run in that order.
+Each is a frozen dataclass (it describes itself, so a report can say exactly what was done) of one
+of the two kinds in :mod:`interp.edits.intervention`: the paper's three edit attention patterns
+(:class:`~interp.edits.intervention.PatternIntervention`), their edit functions in
+:mod:`interp.edits.patterns`; :class:`HeadAblation` acts on the heads' outputs. Attach them with
+:func:`interp.edits.plan.intervene`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Literal, Protocol, Sequence, TYPE_CHECKING
+from typing import Any, Literal
 
 import torch
-from jaxtyping import Int
 from torch import Tensor
 
 from interp.edits import patterns
-from interp.edits.sites import pattern_hook_name, require_pattern_edits
-
-if TYPE_CHECKING:
-    from interp.model.load import InterpModel
-
-HookFn = Callable[..., Tensor]  # fn(tensor, hook=...) -> tensor
-Hook = tuple[str, HookFn]
-Edits = dict[int, list[HookFn]]  # layer -> the functions applied to its attention pattern, in order
-
-
-class Intervention(Protocol):
-    def hooks(self, n_layers: int, left_pad: Int[Tensor, " batch"] | None = None) -> list[Hook]: ...
-
-
-def as_hooks(edits: Edits) -> list[Hook]:
-    """Pattern edits as the bridge's hooks, on ``blocks.{l}.attn.hook_pattern``."""
-    return [(pattern_hook_name(layer), fn) for layer, fns in edits.items() for fn in fns]
-
-
-def pattern_edits(model: InterpModel, *interventions: Intervention,
-                  left_pad: Int[Tensor, " batch"] | None = None) -> Edits | None:
-    """Every intervention's edits by layer, in order (what the fast path applies inside its
-    attention); ``None`` when one of them edits something other than the pattern (it then needs
-    the bridge's hook points). Raises as :func:`model_hooks` does."""
-    if not all(hasattr(iv, "edits") for iv in interventions):
-        return None
-    merged: Edits = {}
-    for iv in interventions:
-        for layer, fns in iv.edits(model.cfg.n_layers, left_pad).items():  # type: ignore[attr-defined]
-            merged.setdefault(layer, []).extend(fns)
-    require_pattern_edits(model, sorted(merged))
-    return merged
-
-
-def describe(intervention: Any) -> dict[str, Any]:
-    """A JSON-ready record of an intervention: its class and its parameters."""
-    return {"intervention": type(intervention).__name__, **dataclasses.asdict(intervention)}
-
+from interp.edits.intervention import (
+    Hook, HookFn, Intervention, LayerEdits, PatternIntervention, check_layers, queries_from, row_left_pad,
+)
 
 PAPER_SPAN = (4, 8)  # the paper's alternating-layer removal: layers 4 to 8 of LLaMA-2-7B's 32 ...
 PAPER_STEP = 2  # ... every other one (4, 6, 8): the one place these numbers are written
@@ -68,15 +28,6 @@ PAPER_STEP = 2  # ... every other one (4, 6, 8): the one place these numbers are
 def alternating_layers(first: int = PAPER_SPAN[0], last: int = PAPER_SPAN[1], step: int = PAPER_STEP) -> tuple[int, ...]:
     """Every ``step``-th layer from ``first`` to ``last`` inclusive (the paper's 4, 6, 8)."""
     return tuple(range(first, last + 1, step))
-
-
-def check_layers(layers: Sequence[int], n_layers: int, what: str, fix: str = "pass layers= within that range") -> None:
-    """Raise unless every layer index exists in a model of ``n_layers`` layers."""
-    bad = [layer for layer in layers if not 0 <= layer < n_layers]
-    if bad:
-        raise ValueError(
-            f"{what}: layers {bad} do not exist in a model with {n_layers} layers (valid: 0 to {n_layers - 1}); {fix}"
-        )
 
 
 def _check_range(prompt_range: tuple[int, int], what: str) -> None:
@@ -88,29 +39,14 @@ def _check_range(prompt_range: tuple[int, int], what: str) -> None:
         )
 
 
-def _rows_left_pad(left_pad: Tensor | None, pattern: Tensor) -> Tensor:
-    if left_pad is None:
-        return torch.zeros(pattern.shape[0], dtype=torch.long, device=pattern.device)
-    if left_pad.shape[0] != pattern.shape[0]:
-        raise ValueError(
-            f"left_pad has {left_pad.shape[0]} rows but the batch has {pattern.shape[0]}; "
-            "pass one left-padding count per row"
-        )
-    return left_pad.to(pattern.device)
-
-
-def _edited_queries(
-    left_pad: Tensor, pattern: Tensor, stop: int, queries: Literal["after", "all"]
-) -> Tensor:
-    n_query, n_key = pattern.shape[-2:]
-    q_pos = patterns.query_positions(n_query, n_key, pattern.device)
+def _queries(left_pad: Tensor, pattern: Tensor, stop: int, queries: Literal["after", "all"]) -> Tensor:
     if queries == "all":
-        return torch.ones(pattern.shape[0], n_query, dtype=torch.bool, device=pattern.device)
-    return (q_pos[None, :] - left_pad[:, None]) >= stop
+        return torch.ones(pattern.shape[0], pattern.shape[-2], dtype=torch.bool, device=pattern.device)
+    return queries_from(left_pad, pattern, stop)
 
 
 @dataclass(frozen=True)
-class TopLayerEmulation:
+class TopLayerEmulation(PatternIntervention):
     """The paper's depth-scaled top-layer emulation.
 
     Layer 0's pattern defines ``M = A_0 > threshold`` per row and head, each query's own key
@@ -159,10 +95,7 @@ class TopLayerEmulation:
                 f"h={h} on {n_layers} layers alpha must lie in ({low:.3g}, {high:.3g}) (the paper: 0.2)"
             )
 
-    def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
-        return as_hooks(self.edits(n_layers, left_pad))
-
-    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> Edits:
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> LayerEdits:
         self.check(n_layers)
         state: dict[str, Tensor] = {}
 
@@ -186,7 +119,7 @@ class TopLayerEmulation:
 
 
 @dataclass(frozen=True)
-class PromptRangeRemoval:
+class PromptRangeRemoval(PatternIntervention):
     """Remove attention to the prompt token range in chosen layers (default: 4, 6 and 8).
 
     ``prompt_range = (start, stop)`` counts from each row's first real token. By default only
@@ -199,27 +132,24 @@ class PromptRangeRemoval:
     renormalise: bool = False
     queries: Literal["after", "all"] = "after"
 
-    def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
-        return as_hooks(self.edits(n_layers, left_pad))
-
-    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> Edits:
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> LayerEdits:
         _check_range(self.prompt_range, type(self).__name__)
         check_layers(self.layers, n_layers, type(self).__name__)
         start, stop = self.prompt_range
 
         def remove(pattern: Tensor, hook: Any) -> Tensor:
-            row_left_pad = _rows_left_pad(left_pad, pattern)
+            row_pad = row_left_pad(left_pad, pattern)
             keys = patterns.positions_in_range(
-                row_left_pad, torch.arange(pattern.shape[-1], device=pattern.device), start, stop
+                row_pad, torch.arange(pattern.shape[-1], device=pattern.device), start, stop
             )
-            queries = _edited_queries(row_left_pad, pattern, stop, self.queries)
+            queries = _queries(row_pad, pattern, stop, self.queries)
             return patterns.remove_keys(pattern, keys, queries, self.renormalise)
 
         return {layer: [remove] for layer in self.layers}
 
 
 @dataclass(frozen=True)
-class AnchorAblation:
+class AnchorAblation(PatternIntervention):
     """Within the prompt range, remove attention to the anchor tokens, or keep only them.
 
     ``anchors`` are row-relative token positions (e.g. from :func:`interp.detect_anchors`).
@@ -239,10 +169,7 @@ class AnchorAblation:
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(int(layer) for layer in self.layers))
 
-    def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
-        return as_hooks(self.edits(n_layers, left_pad))
-
-    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> Edits:
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> LayerEdits:
         name = type(self).__name__
         _check_range(self.prompt_range, name)
         start, stop = self.prompt_range
@@ -257,19 +184,19 @@ class AnchorAblation:
         anchors = torch.tensor(self.anchors, dtype=torch.long)
 
         def ablate(pattern: Tensor, hook: Any) -> Tensor:
-            row_left_pad = _rows_left_pad(left_pad, pattern)
+            row_pad = row_left_pad(left_pad, pattern)
             key_pos = torch.arange(pattern.shape[-1], device=pattern.device)
-            in_range = patterns.positions_in_range(row_left_pad, key_pos, start, stop)
-            is_anchor = patterns.positions_in_set(row_left_pad, key_pos, anchors)
+            in_range = patterns.positions_in_range(row_pad, key_pos, start, stop)
+            is_anchor = patterns.positions_in_set(row_pad, key_pos, anchors)
             keys = in_range & ~is_anchor if self.keep_only else in_range & is_anchor
-            queries = _edited_queries(row_left_pad, pattern, stop, self.queries)
+            queries = _queries(row_pad, pattern, stop, self.queries)
             return patterns.remove_keys(pattern, keys, queries, self.renormalise)
 
         return {layer: [ablate] for layer in layers}
 
 
 @dataclass(frozen=True)
-class HeadAblation:
+class HeadAblation(Intervention):
     """Replace attention heads' outputs (``hook_z``, before the output projection) by zero, or by
     given mean vectors (``means[(layer, head)]``, e.g. from :func:`interp.analysis.heads.mean_head_outputs`)."""
 
@@ -301,7 +228,7 @@ class HeadAblation:
 
 
 @dataclass(frozen=True)
-class PerRow:
+class PerRow(PatternIntervention):
     """Row ``i`` of the batch under ``variants[i]`` (each a tuple of pattern interventions; an
     empty one is the original model): several variants of one text in one batched pass instead
     of one pass each. Every variant's edits are built for its own row and applied to that row's
@@ -310,15 +237,12 @@ class PerRow:
 
     variants: tuple[tuple[Any, ...], ...]
 
-    def hooks(self, n_layers: int, left_pad: Tensor | None = None) -> list[Hook]:
-        return as_hooks(self.edits(n_layers, left_pad))
-
-    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> Edits:
-        if not all(hasattr(iv, "edits") for ivs in self.variants for iv in ivs):
-            raise ValueError("PerRow batches pattern interventions only (those with edits()); run the others apart")
-        rows: list[Edits] = []
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> LayerEdits:
+        if not all(isinstance(iv, PatternIntervention) for ivs in self.variants for iv in ivs):
+            raise ValueError("PerRow batches pattern interventions only (PatternIntervention); run the others apart")
+        rows: list[LayerEdits] = []
         for row, ivs in enumerate(self.variants):
-            mine: Edits = {}
+            mine: LayerEdits = {}
             for iv in ivs:
                 for layer, fns in iv.edits(n_layers, None if left_pad is None else left_pad[row : row + 1]).items():
                     mine.setdefault(layer, []).extend(fns)
@@ -341,33 +265,3 @@ class PerRow:
 
         layers = sorted({layer for mine in rows for layer in mine})
         return {layer: [make(layer)] for layer in layers}
-
-
-def model_hooks(
-    model: InterpModel, *interventions: Intervention, left_pad: Int[Tensor, " batch"] | None = None
-) -> list[Hook]:
-    """The interventions' hooks on ``model``; raises if a parameter does not fit the model or the
-    model's bridge would ignore a pattern edit."""
-    fwd_hooks, layers = [], []
-    for iv in interventions:
-        if hasattr(iv, "edits"):
-            edits = iv.edits(model.cfg.n_layers, left_pad)
-            layers += list(edits)
-            fwd_hooks += as_hooks(edits)
-        else:
-            fwd_hooks += iv.hooks(model.cfg.n_layers, left_pad)
-    require_pattern_edits(model, sorted(set(layers)))
-    return fwd_hooks
-
-
-@contextmanager
-def intervene(
-    model: InterpModel, *interventions: Intervention, left_pad: Int[Tensor, " batch"] | None = None
-) -> Iterator[Any]:
-    """Attach the interventions' hooks for the duration of the block; always detach on exit.
-
-    ``left_pad`` gives, per batch row, how many padding tokens precede its first real token,
-    so that row-relative ranges land on the right positions in a left-padded batch.
-    """
-    with model.hooks(fwd_hooks=model_hooks(model, *interventions, left_pad=left_pad)):
-        yield model

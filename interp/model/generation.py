@@ -9,7 +9,7 @@ The KV cache holds past keys and values; each step runs one query per row. Batch
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence, TypeVar, TYPE_CHECKING
+from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar, TYPE_CHECKING
 
 import torch
 from jaxtyping import Int
@@ -19,7 +19,8 @@ from transformers.cache_utils import DynamicLayer
 
 from interp.model.chat import encode
 from interp.model.fast_path import edited, plain_model
-from interp.edits.interventions import Intervention, model_hooks, pattern_edits
+from interp.edits.intervention import Intervention
+from interp.edits.plan import EditPlan, plan_edits
 
 Row = TypeVar("Row")
 DEFAULT_BATCH_SIZE = 8  # rows decoding together; results do not depend on it
@@ -61,32 +62,38 @@ def stack_left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Int[T
     return ids, torch.tensor([width - len(row) for row in rows], dtype=torch.long)
 
 
-def by_interventions(rows: Sequence[Row], interventions: Callable[[Row], tuple[Intervention, ...]],
+def by_interventions(rows: Sequence[Row], interventions: Callable[[Row], Hashable],
                      length: Callable[[Row], int]) -> list[list[Row]]:
     """``rows`` in groups that share one set of interventions (a batch runs one set), each in
     order of ``length`` (rows of similar length waste less on padding)."""
-    groups: dict[tuple[Intervention, ...], list[Row]] = {}
+    groups: dict[Hashable, list[Row]] = {}
     for row in rows:
         groups.setdefault(interventions(row), []).append(row)
     return [sorted(group, key=length) for group in groups.values()]
 
 
 @contextmanager
-def decoder(model: InterpModel, interventions: Sequence[Intervention], left_pad: Int[Tensor, " batch"] | None) -> Iterator[Callable[..., Any]]:
-    """The Hugging Face forward to decode with, the interventions attached for these rows.
+def decoder(model: InterpModel, plan: EditPlan | Sequence[Intervention],
+            left_pad: Int[Tensor, " batch"] | None) -> Iterator[Callable[..., Any]]:
+    """The Hugging Face forward to decode with, ``plan``'s edits attached for these rows (a plan
+    made once for many batches, or interventions, then checked here).
 
     The plain model with the edits inside its attention where it can (:mod:`interp.model.fast_path`);
     otherwise the bridge's wrapped model, which runs every hook (calling it directly skips the
     bridge's per-call bookkeeping, ~13% of a decoding step).
     """
-    by_layer = pattern_edits(model, *interventions, left_pad=left_pad)
-    plain = plain_model(model) if by_layer is not None else None
+    plan = _as_plan(model, plan)
+    plain = plain_model(model) if plan.patterns_only else None
     if plain is None:
-        with model.hooks(fwd_hooks=model_hooks(model, *interventions, left_pad=left_pad)):
+        with model.hooks(fwd_hooks=plan.hooks(left_pad)):
             yield model.original_model
     else:
-        with edited(plain, by_layer):
+        with edited(plain, plan.edits(left_pad)):
             yield plain
+
+
+def _as_plan(model: InterpModel, interventions: EditPlan | Sequence[Intervention]) -> EditPlan:
+    return interventions if isinstance(interventions, EditPlan) else plan_edits(model, *interventions)
 
 
 def _eos_id(model: InterpModel, eos_token_id: int | None) -> int:
@@ -103,7 +110,7 @@ def generate_ids(
     *,
     max_new_tokens: int,
     left_pad: Int[Tensor, " batch"] | None = None,
-    interventions: Sequence[Intervention] = (),
+    interventions: Sequence[Intervention] | EditPlan = (),
     eos_token_id: int | None = None,
 ) -> Int[Tensor, "batch new"]:
     """Greedy continuation of left-padded ``ids``, all rows at once; rows that stopped are padded with EOS."""
@@ -233,7 +240,7 @@ def generate_stream(
     *,
     max_new_tokens: int | Sequence[int],
     batch_size: int,
-    interventions: Sequence[Intervention] = (),
+    interventions: Sequence[Intervention] | EditPlan = (),
     eos_token_id: int | None = None,
 ) -> Iterator[tuple[int, Int[Tensor, " new"]]]:
     """Greedy continuations of token ``rows`` with the KV cache, at most ``batch_size`` at a time,
@@ -252,6 +259,7 @@ def generate_stream(
     if any(len(row) == 0 for row in rows):
         raise ValueError("every row needs at least one token to generate from")
     eos = _eos_id(model, eos_token_id)
+    plan = _as_plan(model, interventions)
     device = next(model.parameters()).device
     pad_id = (model.tokenizer.pad_token_id if model.tokenizer is not None else 0) or 0
     waiting = list(range(len(rows)))[::-1]  # popped from the end: in row order
@@ -259,7 +267,7 @@ def generate_stream(
 
     def prefill(indices: list[int]) -> _Batch:
         ids, left_pad, mask, positions = padded_batch([rows[i] for i in indices], pad_id, device)
-        with decoder(model, interventions, left_pad) as forward:
+        with decoder(model, plan, left_pad) as forward:
             output = forward(input_ids=ids, attention_mask=mask, position_ids=positions,
                              past_key_values=new_cache(), use_cache=True, logits_to_keep=1)
         return _Batch(output.past_key_values, mask, output.logits[:, -1].argmax(-1, keepdim=True), indices)
@@ -305,7 +313,7 @@ def generate_stream(
         if running is None:
             return
         # The rows' padding is fixed until one ends: the edits are built for it once.
-        with decoder(model, interventions, running.left_pad) as forward:
+        with decoder(model, plan, running.left_pad) as forward:
             while True:
                 running.mask = torch.cat([running.mask, torch.ones_like(running.mask[:, :1])], dim=1)
                 output = forward(input_ids=running.tokens, attention_mask=running.mask,
@@ -339,7 +347,7 @@ def generate(
     inputs: str | Sequence[str] | Int[Tensor, "batch pos"],
     *,
     max_new_tokens: int,
-    interventions: Sequence[Intervention] = (),
+    interventions: Sequence[Intervention] | EditPlan = (),
     eos_token_id: int | None = None,
     batch_size: int | None = None,
 ) -> Int[Tensor, "batch new"] | str | list[str]:

@@ -7,7 +7,8 @@ from typing import Sequence, TYPE_CHECKING
 import torch
 from interp.analysis.attention import attention_patterns
 from interp.analysis.effects import intervention_effects
-from interp.edits.interventions import TopLayerEmulation, describe
+from interp.edits.intervention import describe
+from interp.edits.interventions import TopLayerEmulation
 from interp.edits.patterns import emulation_mask
 from interp.report import figures
 from interp.report.page import Page, Section

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from interp.edits.interventions import PAPER_SPAN, PromptRangeRemoval, alternating_layers, check_layers
+from interp.edits.intervention import check_layers
+from interp.edits.interventions import PAPER_SPAN, PromptRangeRemoval, alternating_layers
 from interp.report.page import Page
 from interp.studies.base import Example, Study, effect_page
 from interp.validation import UsageError
