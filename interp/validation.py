@@ -4,7 +4,8 @@ Three layers, each run as early as it can be:
 
 - **values** (argparse ``type=`` functions): a count is a whole number of at least one, a ratio is
   finite and positive, a probability lies in [0, 1); the message names the value and what to give.
-- **paths and modes** (:func:`check_paths`, :func:`require_model`): a model, tokenizer or data
+- **paths and modes** (:func:`existing`, :func:`model_path`, :func:`output_folder`,
+  :func:`not_inside`, :func:`require_model`): a model, tokenizer or data
   path exists; an output folder is a folder that can be written and is not the input; an option
   that only applies with another one is refused instead of ignored. No model is loaded yet.
 - **the model** (:func:`check_head`, :func:`check_fits_context`, and
@@ -26,6 +27,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from interp.model import catalog
+from interp.model.devices import device_problem
 
 
 class UsageError(ValueError):
@@ -118,24 +120,11 @@ def finite(text: str) -> float:
     return _number(text)
 
 
-DEVICE_KINDS = ("cpu", "cuda", "mps")
-
-
 def device(text: str) -> str:
     """A torch device this machine has: cpu, cuda, cuda:N (or mps)."""
-    kind, _, number = text.partition(":")
-    if kind not in DEVICE_KINDS or (number and not number.isdigit()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device; give cpu, cuda or cuda:N")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: this torch has no CUDA device (torch {torch.__version__}); use --device cpu, or "
-                "install a CUDA build of torch (make report TORCH_INDEX=https://download.pytorch.org/whl/cu126)")
-        if number and int(number) >= torch.cuda.device_count():
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: this machine has no MPS device; use --device cpu")
+    problem = device_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem.replace("use the cpu device", "use --device cpu"))
     return text
 
 

@@ -8,7 +8,7 @@ each question's stop) of:
 - shrinking batches: questions in fixed batches, a finished row leaves and its slot stays empty
   until the whole batch is done (the harness before continuous batching);
 - kept-full batches: a finished row's slot goes to the next waiting question at once
-  (``interp.model.generation.generate_stream``, what the harness runs).
+  (``interp.decoding.generation.generate_stream``, what the harness runs).
 Shrinking and kept-full run interleaved (--rounds, order rotated); the ratio is the median of
 the per-round ratios. Printed as ratios; never asserts. Goal: kept-full >= 1.5x shrinking at batch 8.
 
@@ -35,7 +35,7 @@ import torch
 
 import interp
 from interp.accuracy.memory import fit
-from interp.model.generation import generate_stream
+from interp.decoding.generation import generate_stream
 from interp.tiny import random_llama, train_sentencepiece
 from timing import interleaved, median_ratio
 

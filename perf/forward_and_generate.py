@@ -27,7 +27,7 @@ import torch
 import interp
 from transformers import AutoModelForCausalLM
 
-from interp.model.generation import generate_ids
+from interp.decoding.generation import generate_ids
 from interp.model.load import local_source
 from interp.tiny import random_llama, train_sentencepiece
 from timing import interleaved, median_ratio

@@ -56,7 +56,7 @@ from interp.accuracy.runner import Settings, prompt_tokens, read_results, run  #
 from interp.edits.plan import plan_edits  # noqa: E402
 from interp.model import fast_path  # noqa: E402
 from interp.model.fast_path import fused_emulation  # noqa: E402
-from interp.model.generation import decoder, generate_ids, stack_left_padded  # noqa: E402
+from interp.decoding.generation import decoder, generate_ids, stack_left_padded  # noqa: E402
 from interp.accuracy.structured import held_out_items  # noqa: E402
 from interp.tiny import random_decoder, train_sentencepiece  # noqa: E402
 from interp.tiny.default import shipped  # noqa: E402

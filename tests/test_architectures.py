@@ -16,7 +16,7 @@ from interp.edits.sites import PatternEditsIgnored, editable_layers
 from interp.accuracy.harness import evaluate
 from interp.accuracy.methods import parse_method
 from interp.cli import main
-from interp.model.generation import generate_ids, stack_left_padded
+from interp.decoding.generation import generate_ids, stack_left_padded
 from interp.tiny import random_decoder
 from interp.accuracy.structured import held_out_items
 

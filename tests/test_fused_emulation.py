@@ -11,7 +11,7 @@ from torch.nn.attention.flex_attention import AuxRequest, flex_attention
 import interp
 from interp.edits import patterns
 from interp.model.fast_path import fused_emulation
-from interp.model.generation import decoder, generate_ids, stack_left_padded
+from interp.decoding.generation import decoder, generate_ids, stack_left_padded
 from tests.reference import EDIT, Edit, reference_greedy
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import interp
-from interp.model import generation
+from interp.decoding import generation
 
 PROMPTS = ["Once upon a time", "Tom and Lily went to the park. They saw a dog.", "The cat"]
 

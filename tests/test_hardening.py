@@ -9,6 +9,9 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
+
+import interp
 
 from interp.cli import main
 from interp.files import BrokenFile, json_text, read_json, write_atomic
@@ -112,3 +115,10 @@ def test_piqa_rows_and_labels_are_checked_naming_file_and_line(tmp_path):
                                                 for i, r in enumerate(rows)))
     with pytest.raises(DataError, match=r"valid\.jsonl:2: fields \['sol2'\] are empty"):
         load_piqa(folder)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_load_model_on_a_missing_device_fails_first_with_the_fix(tiny_models):
+    hf, _ = tiny_models(4)
+    with pytest.raises(interp.ModelLoadError, match="this torch has no CUDA device .* install a CUDA build"):
+        interp.load_model(hf, device="cuda")

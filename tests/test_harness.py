@@ -225,7 +225,7 @@ def peak_cache_bytes(model, rows, limits, batch_size) -> int:
     buffers), measured on the tensors themselves."""
     import weakref
 
-    from interp.model.generation import GrowingLayer, generate_stream
+    from interp.decoding.generation import GrowingLayer, generate_stream
 
     live: weakref.WeakSet = weakref.WeakSet()
     peak = 0
@@ -311,3 +311,24 @@ def test_a_second_method_run_into_a_folder_keeps_the_first_runs_variants_in_the_
     second = evaluate(tiny, few, tmp_path, methods=[parse_method("prompt-removal")], max_new_tokens=8, progress=False)
     variants = {row["variant"] for row in json.loads((tmp_path / "summary.json").read_text())["rows"]}
     assert variants == {"cot", "cot+emulation", "cot+prompt-removal"} == set(second.runs)
+
+
+def test_a_method_of_ones_own_rescores_only_when_given_and_a_refusal_rewrites_nothing(tiny, items, tmp_path):
+    """A FixedMethod of one's own intervention runs; --rescore with the model cannot rebuild it from
+    its settings file, so it refuses before rewriting any variant (the baseline included); given
+    the method, the forced answers come back as the run computed them."""
+    import interp
+    from interp.accuracy.methods import FixedMethod
+    from interp.validation import UsageError
+
+    mine = FixedMethod((interp.PromptRangeRemoval((0, 20), layers=(1, 2)),), "my-removal")
+    fresh = evaluate(tiny, items[:3], tmp_path, methods=[mine], max_new_tokens=12, batch_size=4, progress=False).runs
+    files = {path.name: path.read_bytes() for path in tmp_path.glob("*.jsonl")}
+    with pytest.raises(UsageError, match="cot\\+my-removal.*kind 'fixed'.*nothing was rewritten.*methods="):
+        rescore_folder(tmp_path, tiny)
+    assert {path.name: path.read_bytes() for path in tmp_path.glob("*.jsonl")} == files
+    rescored = rescore_folder(tmp_path, tiny, methods={"cot+my-removal": mine}).runs
+    for name in fresh:
+        assert [r.predictions["forced"] for r in rescored[name]] == [r.predictions["forced"] for r in fresh[name]]
+        assert [r.forced_probability for r in rescored[name]] == pytest.approx(
+            [r.forced_probability for r in fresh[name]], abs=1e-5)

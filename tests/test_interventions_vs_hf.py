@@ -8,7 +8,7 @@ import torch
 
 import interp
 from interp.edits.plan import plan_edits
-from interp.model.generation import decoder, generate_ids, stack_left_padded
+from interp.decoding.generation import decoder, generate_ids, stack_left_padded
 from tests.reference import EDIT, Edit, reference_greedy
 
 # LLaMA-2 at two depths (32 exercises h = 31); every other architecture at 7 layers.
@@ -124,7 +124,7 @@ def test_variants_in_one_batch_equal_each_variant_on_its_own(tiny_models):
     import torch.nn.functional as F
 
     from interp.analysis.effects import dialogue_logprobs, intervention_effects
-    from interp.model.generation import decode_until_eos
+    from interp.decoding.generation import decode_until_eos
 
     _, model = tiny_models(7)
     torch.manual_seed(3)

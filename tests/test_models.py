@@ -133,7 +133,7 @@ def test_a_model_placed_by_a_device_map_decodes_on_the_fast_path(tmp_path, sp_mo
     CPU-only machine can make: accelerate then moves each offloaded layer's weights in per call,
     as it moves activations between GPUs). Generation must still take the fast path, with the
     edits inside it, and give transformers' own logits and the hook path's tokens."""
-    from interp.model.generation import decoder, generate_ids, stack_left_padded
+    from interp.decoding.generation import decoder, generate_ids, stack_left_padded
 
     hf = random_llama(n_layers=4, vocab_size=400, seed=5)
     hf.save_pretrained(tmp_path / "model")

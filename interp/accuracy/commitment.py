@@ -1,7 +1,8 @@
 """What a free-form multiple-choice response commits to: the ``final`` extraction mode, a
 pipeline of small steps (each a function of this module, in this order, testable alone), read
-the way a grader reads a response. :class:`Reader` runs them with its settings; ``READERS`` gives
-a benchmark its own (the way lm-evaluation-harness composes filters).
+the way a grader reads a response. :class:`Reader` runs steps 2 to 5 with its settings (the fuzzy
+matching's thresholds, the distinctive-words rule); ``READERS`` holds a benchmark's own, by name
+(none today: every benchmark reads with the defaults).
 
 1. :func:`clean`: markdown emphasis, ``\\boxed{X}`` and curly quotes undone; whatever the model
    wrote after its answer that starts a new exchange (a new ``Question:``, ``[INST]``, a new

@@ -17,7 +17,7 @@ from interp.accuracy.identity import check_same_model, claim, model_identity, ru
 from interp.accuracy.methods import Method, method_from_record, parse_method
 from interp.accuracy.runner import (
     DEFAULT_BATCH_SIZE, Settings, Shard, add_forced, check_context, merge_shards, plan, prompt_tokens, read_results,
-    rescore, run, synchronise, write_answers,
+    run, synchronise, write_answers,
 )
 from interp.validation import UsageError
 
@@ -147,29 +147,47 @@ def variants_in(out: Path) -> list[str]:
     return [BASELINE] + [n for n in names if n != BASELINE]
 
 
-def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Evaluation:
+def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                   methods: dict[str, Method] | None = None) -> Evaluation:
     """Re-extract every response of a results folder with the current extractors and rewrite its
     records and summaries; nothing is generated. With ``model`` (the one that answered: checked
     against ``run.json``), every record gets the model's forced answer afresh (where the cue is
     read may have changed since it was written), under each variant's interventions as its
-    settings file records them."""
+    settings file records them, or as ``methods`` (variant -> method) gives them: a method of your
+    own, which no settings file can rebuild. Every variant's method is resolved before any file is
+    rewritten, and the files are rewritten only once every variant is done."""
     out = Path(out)
     if model is not None:
         check_same_model(out, model_identity(model))
     with hold(out):
+        names = variants_in(out)
+        recipes = {name: _recorded_method(out, name, (methods or {}).get(name)) for name in names} if model else {}
         runs = {}
-        for name in variants_in(out):
-            path = out / f"{name}.jsonl"
-            answers = rescore(path)
+        for name in names:
+            answers = [answer.rescored() for answer in read_results(out / f"{name}.jsonl").values()]
             if model is not None:
-                answers = [answer.unforced() for answer in answers]
-                recorded = read_json(out / f"{name}.settings.json")
-                settings = Settings(**recorded["settings"])
-                method = method_from_record(recorded["method"]) if recorded.get("method") else None
-                answers = add_forced(model, answers, method, settings, batch_size)
-                write_answers(path, answers)
+                settings, method = recipes[name]
+                answers = add_forced(model, [answer.unforced() for answer in answers], method, settings, batch_size)
             runs[name] = answers
+        for name, answers in runs.items():
+            write_answers(out / f"{name}.jsonl", answers)
         return Evaluation(runs, write_tables(out, runs))
+
+
+def _recorded_method(out: Path, variant: str, given: Method | None) -> tuple[Settings, Method | None]:
+    """A variant's settings and method, as its settings file records them (or ``given``)."""
+    recorded = read_json(out / f"{variant}.settings.json")
+    if given is not None or not recorded.get("method"):
+        return Settings(**recorded["settings"]), given
+    try:
+        return Settings(**recorded["settings"]), method_from_record(recorded["method"])
+    except ValueError:
+        kind = recorded["method"].get("kind")
+        raise UsageError(
+            f"{out}: variant {variant!r} was answered with a method of kind {kind!r}, which is not one of --method's "
+            f"kinds, so its interventions cannot be rebuilt from its settings file; nothing was rewritten. Rescore "
+            f"it from Python, giving the method: rescore_folder(folder, model, methods={{{variant!r}: method}})"
+        ) from None
 
 
 def summarise(runs: dict[str, Sequence[Answer]], out: Path | None = None) -> dict[str, Any]:

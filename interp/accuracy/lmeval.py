@@ -4,7 +4,7 @@
 that :func:`interp.load_model` builds: the harness batches, pads, scores log-likelihoods and
 generates exactly as it does for ``--model hf``, and every forward pass (each decoding step
 included) runs with the intervention's edits applied, by the same path as ``interp.generate``
-(:func:`interp.model.generation.decoder`: the plain model with the edits inside its attention, or
+(:func:`interp.decoding.generation.decoder`: the plain model with the edits inside its attention, or
 the bridge's hooks).
 
 lm-evaluation-harness finds models only in its own registry (it has no plugin discovery), so the
@@ -26,7 +26,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from interp.accuracy.methods import KINDS, FixedMethod, parse_method
-from interp.model.generation import decoder, new_cache
+from interp.decoding.generation import decoder, new_cache
 from interp.edits.intervention import Intervention
 from interp.edits.plan import plan_edits
 from interp.model.load import load_model

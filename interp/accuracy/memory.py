@@ -72,7 +72,7 @@ def fit_batch(model: InterpModel, longest_prompt: int, max_new_tokens: int, n_ro
 
 def cache_columns(longest_prompt: int, max_new_tokens: int, n_layers: int) -> int:
     """The most KV-cache columns a row can hold at once, counted in one layer's worth
-    (:class:`interp.model.generation.GrowingLayer` and the kept-full batch):
+    (:class:`interp.decoding.generation.GrowingLayer` and the kept-full batch):
 
     - the batch is as wide as its longest row, at most ``longest_prompt + max_new_tokens``, plus the
       padding columns every row shares, trimmed once they are an eighth of the width: 8/7 of it;

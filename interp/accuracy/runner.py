@@ -26,7 +26,7 @@ from interp.accuracy.methods import Method
 from interp.accuracy.prompts import format_prompt, instruction
 from interp.accuracy import forced
 from interp.model import chat
-from interp.model.generation import DEFAULT_BATCH_SIZE, by_interventions, decode_until_eos, generate_stream, prefix_length
+from interp.decoding.generation import DEFAULT_BATCH_SIZE, by_interventions, decode_until_eos, generate_stream, prefix_length
 from interp.edits.intervention import describe
 from interp.edits.plan import EditPlan, plan_edits
 from interp.accuracy.identity import model_identity
@@ -288,13 +288,6 @@ def write_answers(path: Path, answers: Sequence[Answer]) -> Path:
     """Write a results file whole, through a temporary file (a kill leaves the old one)."""
     write_atomic(path, "".join(answer.to_line() + "\n" for answer in answers))
     return path
-
-
-def rescore(path: Path) -> list[Answer]:
-    """Re-extract every answer of a results file with the current extractors; rewrite it whole."""
-    answers = [answer.rescored() for answer in read_results(path).values()]
-    write_answers(path, answers)
-    return answers
 
 
 def _write_settings(out: Path, variant: str, identity: dict[str, Any], method: Method | None, settings: Settings) -> None:

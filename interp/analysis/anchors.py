@@ -46,6 +46,12 @@ class Anchors:
     ratio: float
     key_range: tuple[int, int]
 
+    def __repr__(self) -> str:  # the tokens and the tensor would fill a notebook cell
+        found = self.positions(sink=False)
+        shown = ", ".join(f"{p} {self.tokens[p]!r}" for p in found[:8]) + (", ..." if len(found) > 8 else "")
+        return (f"Anchors({len(found)} in keys {self.key_range[0]}-{self.key_range[1]} over {self.received.shape[0]} "
+                f"layers, sink apart, ratio {self.ratio:g}: {shown})")
+
     def layer(self, layer: int) -> list[int]:
         start, stop = self.key_range
         candidates = self.received[layer, start:stop]

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.model.generation import decode_until_eos, generate_ids
+from interp.decoding.generation import decode_until_eos, generate_ids
 from interp.edits.intervention import Intervention, PatternIntervention
 from interp.edits.interventions import PerRow
 from interp.edits.plan import intervene

@@ -1,1 +1,2 @@
-"""Loading a model into its handle, which layers take edits, the fast decoding path, generation."""
+"""Loading a model into its handle: sources, GGUF and llama2.c conversion, chat templates, the plain
+model's edited attention (the fast path that :mod:`interp.decoding` decodes with)."""

@@ -6,7 +6,8 @@ decoding step on small models. For generation, :func:`interp.load_model` keeps a
 tree of the Hugging Face model that shares every weight with the bridged one (no extra memory)
 and runs transformers' own layers. Its attention is :func:`attention`, registered with
 transformers' ``AttentionInterface``: eager attention that, after the softmax, passes the pattern
-through the same hook functions the interventions give the bridge (``iv.hooks(...)``). So each
+through the same edit functions the bridge's hooks run (an :class:`~interp.edits.plan.EditPlan`'s
+``edits(left_pad)``). So each
 edit has one source of truth, whichever path applies it; tests check that both give the same
 logits and greedy tokens. The edits travel with each call, as a forward keyword that transformers
 hands down to every layer's attention (:func:`edited`); no attention module holds them.

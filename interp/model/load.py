@@ -28,6 +28,7 @@ from transformer_lens.utilities.multi_gpu import resolve_device_map
 from interp.files import read_json
 from interp.model import catalog, gguf
 from interp.edits.sites import measure_editable_layers
+from interp.model.devices import device_problem
 from interp.model.fast_path import plain_copy
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -205,6 +206,8 @@ def load_model(
     as it loads; an in-memory model keeps the placement it has. A placed model decodes on the
     fast path like any other.
     """
+    if device is not None and (problem := device_problem(device)):
+        raise ModelLoadError(f"device={problem}")
     torch_dtype = resolve_dtype(dtype)
     placement = _placement(n_devices, device_map, device, offload_folder)
     if placement and isinstance(source, PreTrainedModel):

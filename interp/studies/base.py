@@ -19,7 +19,7 @@ from torch import Tensor
 from interp.analysis.anchors import Anchors, detect_anchors
 from interp.analysis.attention import attention_patterns
 from interp.analysis.effects import Effect, intervention_effects
-from interp.model.generation import prefix_length
+from interp.decoding.generation import prefix_length
 from interp.edits.intervention import Intervention, check_layers, describe
 from interp.report import figures
 from interp.report.page import Page, Section

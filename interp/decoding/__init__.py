@@ -1,0 +1,1 @@
+"""Decoding: batched, KV-cached greedy generation with an edit plan applied at every step."""
