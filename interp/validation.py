@@ -122,9 +122,9 @@ def finite(text: str) -> float:
 
 def device(text: str) -> str:
     """A torch device this machine has: cpu, cuda, cuda:N (or mps)."""
-    problem = device_problem(text)
+    problem = device_problem(text, cpu="--device cpu")
     if problem:
-        raise argparse.ArgumentTypeError(problem.replace("use the cpu device", "use --device cpu"))
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

@@ -161,7 +161,7 @@ def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size
         check_same_model(out, model_identity(model))
     with hold(out):
         names = variants_in(out)
-        recipes = {name: _recorded_method(out, name, (methods or {}).get(name)) for name in names} if model else {}
+        recipes = {name: _recorded_method(out, name, (methods or {}).get(name)) for name in names} if model is not None else {}
         runs = {}
         for name in names:
             answers = [answer.rescored() for answer in read_results(out / f"{name}.jsonl").values()]

@@ -206,7 +206,7 @@ def load_model(
     as it loads; an in-memory model keeps the placement it has. A placed model decodes on the
     fast path like any other.
     """
-    if device is not None and (problem := device_problem(device)):
+    if device is not None and (problem := device_problem(device, cpu="device='cpu'")):
         raise ModelLoadError(f"device={problem}")
     torch_dtype = resolve_dtype(dtype)
     placement = _placement(n_devices, device_map, device, offload_folder)
