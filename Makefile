@@ -25,7 +25,7 @@ FORCE:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	if [ "$$(cat $(VENV)/.torch-spec 2>/dev/null)" != "$(TORCH_WANTED)" ]; then $(PY) -m pip uninstall --quiet -y torch; fi
+	if [ -f $(VENV)/.torch-spec ] && [ "$$(cat $(VENV)/.torch-spec)" != "$(TORCH_WANTED)" ]; then $(PY) -m pip uninstall --quiet -y torch; fi
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	echo "$(TORCH_WANTED)" > $(VENV)/.torch-spec
 	$(PY) -m pip install --quiet -e ".[dev]"
