@@ -17,8 +17,6 @@ import json
 import sys
 import time
 import traceback
-
-import torch
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
@@ -27,19 +25,20 @@ from interp.config import (
     EXAMPLE, HARD_PAIRS, LOAD, AccuracyConfig, FinetuneRun, LoadConfig, ReproduceConfig, StudyConfig, add_options,
     from_args,
 )
-from interp.model.catalog import looks_like_path
-from interp.model.load import ModelLoadError, describe_model, load_model
-from interp.report.page import Page, Report, run_metadata
-from interp.shipped import TUNED
-from interp.studies import STUDIES, Context, Example
-from interp.accuracy.runner import DEFAULT_BATCH_SIZE, Shard, tell_torchrun
-from interp.studies.accuracy import accuracy_report
+from interp.decoding import DEFAULT_BATCH_SIZE
 from interp.files import read_json
+from interp.model.catalog import looks_like_path
+from interp.shipped import TUNED
+from interp.studies import STUDIES
 from interp.validation import UsageError
 
+# What the commands compute with (torch, transformers, TransformerLens) is imported in the function
+# that runs the command, so that building the options and answering --help takes no second.
 if TYPE_CHECKING:
     from interp.accuracy.methods import Method
     from interp.model.load import InterpModel
+    from interp.report.page import Page, Report
+    from interp.studies.base import Example
 
 
 class Parser(argparse.ArgumentParser):
@@ -205,6 +204,8 @@ def check_against_model(config: StudyConfig, model: InterpModel) -> None:
 
 
 def _load(config: LoadConfig, path: str | None, option: str = "--model") -> InterpModel:
+    from interp.accuracy.runner import Shard
+    from interp.model.load import ModelLoadError, load_model
     from interp.shipped import load_default
 
     device = Shard.from_torchrun().device(config.device)  # under torchrun, each rank its own GPU
@@ -238,6 +239,7 @@ def _rescore(config: AccuracyConfig, model: InterpModel | None) -> Page:
 def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel) -> Page | None:
     from interp.accuracy.harness import benchmark_items
     from interp.accuracy.structured import held_out_items
+    from interp.studies.accuracy import accuracy_report
 
     if config.benchmark == "tiny":
         pairs = tuple(config.table_pairs or HARD_PAIRS)
@@ -250,7 +252,7 @@ def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel)
         items, source = benchmark_items(config.benchmark, config.data, config.subjects, config.limit)
     return accuracy_report(model, items, config.benchmark, config.results_folder, methods=methods,
                            max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, direct=config.direct,
-                           chat=config.chat, skip_over_context=config.skip_over_context,
+                           chat=config.chat, skip_over_context=config.skip_over_context, shifted=config.shifted,
                            source={**source, "model": model_source(config)})
 
 
@@ -276,6 +278,7 @@ def _finetune(config: FinetuneRun) -> None:
 
 def _example(config: StudyConfig, model: InterpModel) -> Example:
     from interp.shipped import default_example
+    from interp.studies.base import Example
 
     default_prompt, default_dialogue, default_answer = default_example()
     own = config.prompt is not None or config.dialogue is not None
@@ -301,6 +304,8 @@ def _example(config: StudyConfig, model: InterpModel) -> Example:
 
 
 def _studies(command: str, config: StudyConfig, model: InterpModel, example: Example, report: Report) -> None:
+    from interp.studies.base import Context
+
     print(f"{len(example.tokens)} tokens, prompt range 0-{example.prompt_stop}")
     context = Context(model, example, config, lambda path, option: _load(config, path, option))
     for name, study in STUDIES.items():
@@ -328,6 +333,8 @@ def _message(err: BaseException) -> str:
 
 
 def _meta(command: str, config: LoadConfig, identity: dict[str, Any]) -> dict[str, Any]:
+    from interp.report.page import run_metadata
+
     return run_metadata({"model": config.model or DEFAULT_NAME, **identity,
                          "command": " ".join(sys.argv), "subcommand": command,
                          "settings": dataclasses.asdict(config)})
@@ -335,6 +342,12 @@ def _meta(command: str, config: LoadConfig, identity: dict[str, Any]) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import torch
+
+    from interp.accuracy.runner import Shard, tell_torchrun
+    from interp.model.load import describe_model
+    from interp.report.page import Report
+
     command = args.command
     config = from_args(CONFIGS.get(command, StudyConfig), args)
     started = time.perf_counter()

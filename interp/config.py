@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from interp import validation
-from interp.accuracy.runner import DEFAULT_BATCH_SIZE
-from interp.model.load import DTYPES
-from interp.train.finetune import FinetuneConfig
+from interp.decoding import DEFAULT_BATCH_SIZE
+from interp.model.catalog import DTYPE_NAMES
+from interp.train.config import FinetuneConfig
 
 
 def option(default: Any, help: str | None = None, *, type: Callable[[str], Any] | None = None,
@@ -67,7 +67,7 @@ class LoadConfig:
                                      ".gguf file, hub name, short name (smollm2-135m-instruct) or llama2.c .bin "
                                      "(default: the shipped SmolLM2 fine-tuned on structured CoT)")
     tokenizer: str | None = option(None, "tokenizer file or directory, if not beside the model (with --model)")
-    dtype: str | None = option(None, "weights' dtype (default float32)", choices=list(DTYPES))
+    dtype: str | None = option(None, "weights' dtype (default float32)", choices=list(DTYPE_NAMES))
     device: str | None = option(None, "cpu, cuda, cuda:1, ... (default: cuda if available)", type=validation.device)
     n_devices: int | None = option(None, "split a large model over this many GPUs (with --model)",
                                    type=validation.devices)
@@ -154,6 +154,9 @@ class AccuracyConfig(LoadConfig):
                                    f"out-of-memory error (default {DEFAULT_BATCH_SIZE})", type=validation.batch_size)
     results: Path | None = option(None, "results folder (default: results/<benchmark>)", type=Path)
     direct: bool = option(False, "also run the non-CoT baseline (computed tokens)")
+    shifted: bool = option(False, "also run the baseline with every question's options rotated one place (those whose "
+                                  "options do not refer to each other): a model that answers by position changes "
+                                  "its answers, one that reads the options does not")
     chat: bool = option(False, "write prompts as the user turn of the model's own chat template (its tokenizer's; the "
                                 "instruction stays the prompt range, located inside the templated text)")
     method: tuple[str, ...] = _method()
@@ -194,7 +197,7 @@ class FinetuneRun:
     batch_size: int = option(_TRAIN.batch_size, f"rows per step (default {_TRAIN.batch_size})", type=validation.count)
     lr: float = option(_TRAIN.lr, f"peak learning rate (default {_TRAIN.lr})", type=validation.positive)
     seed: int = option(_TRAIN.seed, f"seed (default {_TRAIN.seed})", type=validation.index)
-    dtype: str = option(_TRAIN.dtype, f"weights' dtype while training (default {_TRAIN.dtype})", choices=list(DTYPES))
+    dtype: str = option(_TRAIN.dtype, f"weights' dtype while training (default {_TRAIN.dtype})", choices=list(DTYPE_NAMES))
     pair: bool = option(False, "train both: without and with attention dropout (--attention-dropout, default 0.1), "
                                "same rows and seed")
     cache: Path | None = option(None, "where GGUF files are converted to, once each (default ~/.cache/interp/gguf)",

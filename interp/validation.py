@@ -24,10 +24,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import torch
-
 from interp.model import catalog
-from interp.model.devices import device_problem
 
 
 class UsageError(ValueError):
@@ -122,6 +119,9 @@ def finite(text: str) -> float:
 
 def device(text: str) -> str:
     """A torch device this machine has: cpu, cuda, cuda:N (or mps)."""
+    # torch is imported when a device is checked, not by `--help`.
+    from interp.model.devices import device_problem
+
     problem = device_problem(text, cpu="--device cpu")
     if problem:
         raise argparse.ArgumentTypeError(problem)
@@ -130,6 +130,8 @@ def device(text: str) -> str:
 
 def devices(text: str) -> int:
     """How many GPUs to split a model over: at least 2, and no more than the machine has."""
+    import torch
+
     value = count(text)
     have = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if value > have:

@@ -238,3 +238,14 @@ def test_cuda_on_a_machine_without_it_is_refused(capsys):
         pytest.skip("this machine has CUDA")
     assert invoke(["attention", "--device", "cuda"]) == 2
     assert "argument --device: 'cuda': this torch has no CUDA device" in capsys.readouterr().err
+
+
+def test_the_options_are_built_without_torch():
+    """``interp --help`` and a bad option answer at once: building the parser imports no model code."""
+    import subprocess
+    import sys
+
+    code = ("import sys, interp.cli; interp.cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'transformer_lens') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -13,10 +13,11 @@ from safetensors.torch import load_file
 
 import interp
 from interp.analysis.anchors import non_semantic, non_semantic_share
-from interp.train.finetune import FinetuneConfig, Row, encode, finetune, pair, read_rows, set_attention_dropout
+from interp.train.config import FinetuneConfig
+from interp.train.finetune import Row, encode, finetune, pair, read_rows, set_attention_dropout
 from interp.train.shared import collate
 from interp.model.load import load_hf
-from interp.studies import Example
+from interp.studies.base import Example
 from interp.studies.finetuning import finetuning_study
 from interp.train.finetune import ADAPTER_FOLDER
 from interp.tiny import random_llama

@@ -22,6 +22,7 @@ from interp.cli import main
 from interp.model.load import load_model
 from interp.accuracy.structured import held_out_items
 from interp.tiny.default import load_shipped, shipped
+from interp.validation import UsageError
 from tests.conftest import SHARED, dies_after
 
 
@@ -46,9 +47,16 @@ def answer(i: int, category: str, pred: str | None, skipped: str | None = None) 
 
 
 def test_end_to_end_with_and_without_the_method(tiny, items, tmp_path):
-    evaluation = evaluate(tiny, items, tmp_path, max_new_tokens=40, batch_size=4, direct=True, progress=False)
+    evaluation = evaluate(tiny, items, tmp_path, max_new_tokens=40, batch_size=4, direct=True, shifted=True,
+                          progress=False)
     runs = evaluation.runs
-    assert set(runs) == {"direct", "cot", "cot+emulation"}
+    assert set(runs) == {"direct", "cot", "cot-shifted", "cot+emulation"}
+    # The shifted baseline asks the same questions, each option one place on and the answer with it.
+    for before, after in zip(runs["cot"], runs["cot-shifted"]):
+        options = before.item.options
+        assert after.id == before.id and after.item.options == (options[-1], *options[:-1])
+        assert options[ord(before.item.answer) - 65] == after.item.options[ord(after.item.answer) - 65]
+    del runs["cot-shifted"]
     assert [r.id for r in runs["cot"]] == [i.id for i in items]
     for record in runs["cot"]:
         assert 1 <= record.generated_tokens <= 40
@@ -56,7 +64,8 @@ def test_end_to_end_with_and_without_the_method(tiny, items, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert evaluation.summary == summary  # what evaluate returns is what it wrote
     assert {row["name"] for row in summary["rows"] if row["level"] == "category"} == {"stem", "social"}
-    assert {row["variant"] for row in summary["rows"]} == {"direct", "cot", "cot+emulation"}
+    assert {row["variant"] for row in summary["rows"]} == {"direct", "cot", "cot-shifted", "cot+emulation"}
+    assert all(row["difference"] is not None for row in summary["rows"] if row["variant"] == "cot-shifted")
     assert (tmp_path / "summary.csv").read_text().startswith("mode,variant,level,name")
 
 
@@ -166,6 +175,37 @@ def test_every_kind_of_method_end_to_end_from_the_command_line(tiny, tmp_path):
     page = (tmp_path / "report" / "accuracy-tiny.html").read_text()
     assert "emulation: overall accuracy (the model" in page and "forced answer) against alpha" in page  # the sweep
     assert "Responses to check by hand" in page
+
+
+def test_rotated_options_move_the_answer_and_options_that_point_at_others_stay_put():
+    item = Item("q", "test", "s", "s", "Which?", ("red", "green", "blue", "grey"), "B")
+    once = item.rotated(1)
+    assert once.options == ("grey", "red", "green", "blue") and once.answer == "C"
+    assert item.rotated(4) == item and item.rotated(3).answer == "A"
+    for option in ("All of the above", "none of these", "Both A and B", "A or C", "option D", "(a) and (b)"):
+        pointing = Item("p", "test", "s", "s", "Which?", ("one", "two", option), "A")
+        assert not pointing.permutable, option
+    for option in ("Vitamin A", "I and II only", "a dog and a cat", "Answer a call", "I or a friend"):
+        assert Item("k", "test", "s", "s", "Which?", ("one", option), "A").permutable, option
+
+
+def test_letters_majority_baseline_and_rotation_against_a_hand_count():
+    def rec(i, options, gold, said):
+        return Answer(Item(str(i), "test", "s", "s", "?", options, gold), 10, 5, "r", {"final": said})
+
+    four = ("w", "x", "y", "z")
+    before = [rec(0, four, "A", "A"), rec(1, four, "A", "A"), rec(2, four, "B", "A"), rec(3, four, "C", None)]
+    assert stats.letter_counts(before, "final") == {"A": 3, "B": 0, "C": 0, "D": 0, "none": 1}
+    assert stats.letter_counts(before, None) == {"A": 2, "B": 1, "C": 1, "D": 0}
+    assert stats.majority_baseline(before) == ("A", 0.5)
+    assert stats.chance(before) == 0.25
+    # Rotated one place: questions 0 and 1 keep letter A (now options z), question 2 follows its option to B.
+    after = [rec(0, ("z", "w", "x", "y"), "B", "A"), rec(1, ("z", "w", "x", "y"), "B", "A"),
+             rec(2, ("z", "w", "x", "y"), "C", "B"), rec(3, ("z", "w", "x", "y"), "D", "D")]
+    moved = stats.rotation_agreement(before, after, "final")
+    assert moved == {"n": 4, "accuracy_before": 0.5, "accuracy_after": 0.25, "same_option": 0.25, "same_letter": 0.5}
+    gap = stats.reading_gap([rec(0, four, "A", "A"), rec(1, four, "B", None)], "final", against="final")
+    assert gap == {"difference": 0.0, "filled": 0.0, "filled_right": 0.0, "differ": 0.0}
 
 
 def test_parse_rates_and_accuracy_against_a_hand_count():
@@ -332,3 +372,44 @@ def test_a_method_of_ones_own_rescores_only_when_given_and_a_refusal_rewrites_no
         assert [r.predictions["forced"] for r in rescored[name]] == [r.predictions["forced"] for r in fresh[name]]
         assert [r.forced_probability for r in rescored[name]] == pytest.approx(
             [r.forced_probability for r in fresh[name]], abs=1e-5)
+
+
+def test_a_registered_method_is_named_like_the_shipped_ones_and_rescores_from_its_record(tiny, items, tmp_path,
+                                                                                        monkeypatch):
+    import interp
+    from interp.accuracy import methods
+    from interp.accuracy.methods import FixedMethod, register_method
+
+    monkeypatch.setattr(methods, "KINDS", dict(methods.KINDS))
+    register_method("my-removal", lambda p: FixedMethod((interp.PromptRangeRemoval((0, 20), layers=(1, p["last"])),), ""),
+                    {"last": int})
+    with pytest.raises(ValueError, match="already registered"):
+        register_method("my-removal", lambda p: None)
+    with pytest.raises(UsageError, match="my-removal.*last='x' is not a valid int"):
+        parse_method("my-removal:last=x")
+    fresh = evaluate(tiny, items[:2], tmp_path, methods=[parse_method("my-removal:last=2")], max_new_tokens=8,
+                     progress=False).runs
+    assert json.loads((tmp_path / "cot+my-removal(last=2).settings.json").read_text())["method"]["kind"] == "my-removal"
+    rescored = rescore_folder(tmp_path, tiny).runs  # no methods=: the record names a registered kind
+    for name in fresh:
+        assert [r.forced_probability for r in rescored[name]] == pytest.approx(
+            [r.forced_probability for r in fresh[name]], abs=1e-5)
+
+
+def test_a_package_registers_its_methods_by_entry_point(tmp_path, monkeypatch):
+    from interp.accuracy import methods
+
+    monkeypatch.setattr(methods, "KINDS", dict(methods.KINDS))
+    (tmp_path / "my_methods.py").write_text(
+        "from interp.accuracy.methods import FixedMethod, register_method\n"
+        "from interp.edits.interventions import TopLayerEmulation\n"
+        "register_method('strong-emulation', lambda p: FixedMethod((TopLayerEmulation(alpha=p.get('alpha', 1.0)),), ''),"
+        " {'alpha': float})\n")
+    info = tmp_path / "my_methods-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-methods\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[interp.methods]\nmine = my_methods\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    method = parse_method("strong-emulation:alpha=0.5")
+    assert method.kind == "strong-emulation" and method.fixed[0].alpha == 0.5
+

@@ -5,7 +5,6 @@ import re
 import pytest
 
 from interp.cli import main
-from interp.studies import STUDIES
 from tests.conftest import STORIES
 from tests.test_report_scale import LIMIT_MB
 
@@ -78,7 +77,7 @@ def test_studies_run_on_stories260k(tmp_path):
 def test_continuations_start_where_the_reference_answer_does():
     import interp
     from interp.analysis.effects import intervention_effects
-    from interp.studies import Example
+    from interp.studies.base import Example
     from interp.shipped import default_example
     from interp.tiny.default import load_shipped
 
@@ -109,14 +108,14 @@ def test_run_on_stories260k_refuses_up_front_then_adapts_the_removal_span(tmp_pa
 
 
 def test_a_failing_study_keeps_the_pages_before_it_and_marks_the_report_unfinished(tmp_path, capsys, monkeypatch):
-    import dataclasses
+    import interp.studies.removal
 
     def fails(context):
         raise RuntimeError("the removal study broke")
 
     from interp.tiny.default import shipped
 
-    monkeypatch.setitem(STUDIES, "removal", dataclasses.replace(STUDIES["removal"], run=fails))
+    monkeypatch.setattr(interp.studies.removal, "run", fails)
     assert main(["run", "--model", str(shipped()), "--out", str(tmp_path), "--max-new-tokens", "4"]) == 2
     assert "RuntimeError: the removal study broke" in capsys.readouterr().err.splitlines()[-1]
     index = (tmp_path / "index.html").read_text()
@@ -142,3 +141,39 @@ def test_text_from_files_and_prompts_is_drawn_as_text_in_figures(tmp_path):
     assert figure[0]["x"] == ["0 '&lt;s&gt;'", "1 'a&amp;b'"]  # plotly shows entities as the characters
     assert figure[0]["hovertemplate"] == "x %{x}<br>y %{y}<extra></extra>"  # the page's own markup stays
     assert "<span style" not in page and "<b>big" not in page
+
+
+def test_the_accuracy_page_shows_the_letters_answered_the_majority_baseline_and_why_readings_part():
+    from interp.accuracy.data import Item
+    from interp.accuracy.harness import summarise
+    from interp.accuracy.record import Answer
+    from interp.report.accuracy import accuracy_page
+
+    def rec(i, gold, final, paper, forced, options=("w", "x", "y", "z")):
+        item = Item(str(i), "test", "stem", "stem", "?", options, gold)
+        return Answer(item, 10, 5, "r", {"forced": forced, "final": final, "paper": paper, "strict": None})
+
+    # Right answers: A on 6 of 10. The model always says A (forced); final reads 4 answers, paper guesses on every one.
+    golds = "AAAAAABBCD"
+    cot = [rec(i, g, "A" if i < 4 else None, "A" if i < 4 else "B", "A") for i, g in enumerate(golds)]
+    shifted = [rec(i, "ABCDA"[("ABCD".index(g) + 1) % 4], "A" if i < 4 else None, "A", "A", ("z", "w", "x", "y"))
+               for i, g in enumerate(golds)]
+    runs = {"cot": cot, "cot-shifted": shifted}
+    page = accuracy_page("t", summarise(runs), runs)
+    sections = {s.title: s for s in page.sections}
+    letters = sections["Which letters are answered"]
+    assert "always answering A would score 60.0%" in letters.text and "a uniform guess: 25.0%" in letters.text
+    assert "cot (the model's forced answer) answers A on 100.0%" in letters.text
+    # Rotated, the forced answer keeps letter A on all 10 and the option on none: position, not content.
+    assert "names the same option as before on 0.0% of them and the same letter on 100.0%" in letters.text
+    header, rows = letters.tables[0]
+    assert header[2:7] == ["A", "B", "C", "D", "none"]
+    assert rows[0][2:6] == [6, 2, 1, 1] and rows[-2][-1] == "60.0%"
+    # paper reads 6 questions final leaves unanswered, 2 of them right (B): a line says so.
+    paper = sections["Accuracy and parse rate, paper extraction"].text
+    assert "on 60.0% of the questions the response commits to no option" in paper and "(33.3% of those right)" in paper
+    assert "reads +20 points" in paper
+    final = sections["Accuracy and parse rate, final extraction"]
+    assert "reads" not in final.text.split("McNemar's exact test.")[1]
+    # Subjects equal to the categories are not listed twice.
+    assert {row[1] for row in final.tables[0][1]} == {"overall", "category"}

@@ -6,7 +6,7 @@ import pytest
 
 import interp
 from interp.report.page import write_page
-from interp.studies import Example
+from interp.studies.base import Example
 from interp.analysis.anchors import detect_anchors
 from interp.studies.anchors import anchor_study
 from interp.studies.attention import attention_study

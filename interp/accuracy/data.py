@@ -9,12 +9,22 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from interp.accuracy.prompts import letters
+
+# An option that names other options by place or letter: reordering would change its meaning.
+# A letter is a capital standing alone, or any letter in parentheses ("(b)").
+_LETTER = r"(?:\([A-Ja-j]\)|(?-i:\b[A-J]\b))"
+POINTS_AT_OPTIONS = re.compile(
+    r"\b(?:above|below|of these|of the (?:options|choices|answers|others))\b"
+    rf"|\b(?:options?|choices?|answers?)\s*{_LETTER}"
+    rf"|{_LETTER}\s*(?:and|or|nor|&)\s*{_LETTER}", re.I)
 
 MMLU_CATEGORIES = {
     "STEM": ["abstract_algebra", "anatomy", "astronomy", "college_biology", "college_chemistry",
@@ -56,6 +66,23 @@ class Item:
     def __post_init__(self) -> None:
         if self.answer not in letters(len(self.options)):
             raise DataError(f"{self.id}: answer {self.answer!r} is not one of {letters(len(self.options))}")
+
+    @property
+    def permutable(self) -> bool:
+        """Whether the options can be reordered without changing the question: none of them
+        points at the others ("all of the above", "both A and B", "option C")."""
+        return not any(POINTS_AT_OPTIONS.search(option) for option in self.options)
+
+    def rotated(self, shift: int) -> "Item":
+        """The same question with every option moved ``shift`` places on (the last ones wrapping to
+        the front), and the answer's letter moved with its option."""
+        if not self.permutable:
+            raise DataError(f"{self.id}: an option refers to the others, so they cannot be reordered")
+        n = len(self.options)
+        shift %= n
+        options = self.options[n - shift:] + self.options[: n - shift]
+        answer = letters(n)[(letters(n).index(self.answer) + shift) % n]
+        return dataclasses.replace(self, options=options, answer=answer)
 
 
 def mmlu_item(subject: str, number: int, question: str, options: Sequence[str], answer: str) -> Item:

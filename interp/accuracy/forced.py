@@ -26,7 +26,8 @@ from interp.accuracy.prompts import letters
 from interp.edits.intervention import Intervention
 from interp.edits.plan import EditPlan
 from interp.model import chat
-from interp.decoding.generation import DEFAULT_BATCH_SIZE, by_interventions, decoder, padded_batch
+from interp.decoding import DEFAULT_BATCH_SIZE
+from interp.decoding.generation import by_interventions, decoder, padded_batch
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel

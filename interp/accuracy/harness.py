@@ -4,6 +4,7 @@ variant) and their summaries (``summary.json``, ``summary.csv``, ``review.csv``)
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,9 @@ from interp.accuracy.record import FORCED, Answer
 from interp.files import hold, json_text, rank_lock, read_json, write_atomic
 from interp.accuracy.identity import check_same_model, claim, model_identity, run_record
 from interp.accuracy.methods import Method, method_from_record, parse_method
+from interp.decoding import DEFAULT_BATCH_SIZE
 from interp.accuracy.runner import (
-    DEFAULT_BATCH_SIZE, Settings, Shard, add_forced, check_context, merge_shards, plan, prompt_tokens, read_results,
+    Settings, Shard, add_forced, check_context, merge_shards, plan, prompt_tokens, read_results,
     run, synchronise, write_answers,
 )
 from interp.validation import UsageError
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from interp.model.load import InterpModel
 
 BASELINE = "cot"
+SHIFTED = "cot-shifted"  # the baseline with every question's options rotated one place
 DEFAULT_NEW_TOKENS = 2048
 
 
@@ -91,11 +94,13 @@ def evaluate(
     model: InterpModel, items: Sequence[Item], out: str | Path, *, methods: Sequence[Method] = (parse_method("emulation"),),
     max_new_tokens: int | None = None, batch_size: int | str = DEFAULT_BATCH_SIZE, direct: bool = False, chat: bool = False,
     shard: Shard = Shard(), skip_over_context: bool = False, progress: bool = True,
-    source: dict[str, Any] | None = None,
+    source: dict[str, Any] | None = None, shifted: bool = False,
 ) -> Evaluation | None:
     """The CoT baseline, CoT under each method, and optionally the non-CoT baseline (for computed
-    tokens). Returns the answers (merged over shards on rank 0; ``None`` on other ranks) and the
-    summary, written once.
+    tokens). With ``shifted``, the baseline again (:data:`SHIFTED`) on the questions whose options
+    can be reordered, each with its options rotated one place: its paired difference from the
+    baseline is what answering by position costs. Returns the answers (merged over shards on rank 0;
+    ``None`` on other ranks) and the summary, written once.
 
     ``max_new_tokens`` defaults to 2048, or what the model's context leaves after the longest
     prompt. Everything is checked (methods, context) before ``out`` is claimed for this run
@@ -112,6 +117,8 @@ def evaluate(
     cot = Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens)
     check_context(model, items, tokens, max_new_tokens, skip_over_context)
     variants: dict[str, tuple[Method | None, Settings]] = {BASELINE: (None, cot), **{n: (m, cot) for n, m in zip(names, methods)}}
+    if shifted:  # after the baseline: its paired difference is the positional bias
+        variants = {BASELINE: variants.pop(BASELINE), SHIFTED: (None, dataclasses.replace(cot, shift=1)), **variants}
     if direct:
         variants = {"direct": (None, Settings(cot=False, chat=chat, max_new_tokens=max_new_tokens)), **variants}
     for method in methods:  # every method's parameters are checked on the model before any variant generates
@@ -131,9 +138,9 @@ def evaluate(
             synchronise(shard)
             if shard.rank != 0:
                 return None
-            for name in variants:
+            for name, (_, settings) in variants.items():
                 merged = read_results(merge_shards(out, name, shard.world))
-                runs[name] = [merged[item.id] for item in items]
+                runs[name] = [merged[item.id] for item in items if not settings.shift or item.permutable]
         # the folder's summary covers every variant it holds: an earlier run's other --method stays in it
         runs |= {name: list(read_results(out / f"{name}.jsonl").values()) for name in variants_in(out) if name not in runs}
         return Evaluation(runs, write_tables(out, runs))
@@ -185,8 +192,9 @@ def _recorded_method(out: Path, variant: str, given: Method | None) -> tuple[Set
         kind = recorded["method"].get("kind")
         raise UsageError(
             f"{out}: variant {variant!r} was answered with a method of kind {kind!r}, which is not one of --method's "
-            f"kinds, so its interventions cannot be rebuilt from its settings file; nothing was rewritten. Rescore "
-            f"it from Python, giving the method: rescore_folder(folder, model, methods={{{variant!r}: method}})"
+            f"kinds, so its interventions cannot be rebuilt from its settings file; nothing was rewritten. Register "
+            f"the kind (interp.register_method; runs made after that rebuild themselves), or rescore from Python "
+            f"giving the method: rescore_folder(folder, model, methods={{{variant!r}: method}})"
         ) from None
 
 

@@ -10,14 +10,17 @@ A method is written on the command line as ``KIND`` or ``KIND:key=value,key=valu
   per question inside its instruction (the prompt range), then removed, or kept alone.
 
 The prompt range of a question is its instruction, counted in tokens from its first token.
+A method of one's own is made a kind by :func:`register_method` (from Python), or by a package's
+entry point in the group ``interp.methods`` (from the command line).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from importlib.metadata import entry_points
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, TYPE_CHECKING
+from typing import Any, Callable, Protocol, Sequence, TYPE_CHECKING
 
 import torch
 
@@ -138,6 +141,31 @@ KINDS: dict[str, tuple[Any, dict[str, type]]] = {
 }
 
 
+PLUGINS = "interp.methods"  # the entry-point group whose modules register kinds when loaded
+
+
+def register_method(kind: str, build: Callable[[dict[str, Any]], Method], parameters: dict[str, type] | None = None) -> None:
+    """Make ``kind`` a method wherever one is named: ``--method KIND:key=value``,
+    ``evaluate(methods=["KIND"])``, and a rescore, which rebuilds each variant from its record.
+    ``build`` makes the method from the parsed parameters (``parameters`` maps each one's name to
+    its type: int, float, bool or str), for instance
+    ``lambda p: FixedMethod((MyEdit(**p),), "")`` (its name and kind are set from the spec).
+
+    From the command line, which has not imported one's module, a package names that module in
+    its ``pyproject.toml`` (``[project.entry-points."interp.methods"] mine = "my_package.methods"``);
+    it is imported, and so registers its kinds, the first time an unknown kind is asked for."""
+    if not kind or any(c in kind for c in ":,=()/ "):
+        raise ValueError(f"method kind {kind!r} must be a non-empty name without ':', ',', '=', '(', ')', '/' or spaces")
+    if kind in KINDS and KINDS[kind][0] is not build:
+        raise ValueError(f"method kind {kind!r} is already registered; choose another name")
+    KINDS[kind] = (build, dict(parameters or {}))
+
+
+def _load_plugins() -> None:
+    for point in entry_points(group=PLUGINS):
+        point.load()
+
+
 def _value(kind: str, key: str, text: str, kind_of: type) -> Any:
     if kind_of is bool:
         if text.lower() not in ("true", "false", "1", "0"):
@@ -162,8 +190,10 @@ def parse_method(spec: str) -> Method:
     """``emulation``, ``emulation:alpha=0.1``, ``prompt-removal:first=2,last=6``, ``keep-anchors:ratio=4``."""
     kind, _, rest = spec.strip().partition(":")
     if kind not in KINDS:
+        _load_plugins()
+    if kind not in KINDS:
         raise ValueError(f"unknown method {kind!r} in {spec!r}; choose from {', '.join(KINDS)} "
-                         "(parameters as KIND:key=value,key=value)")
+                         "(parameters as KIND:key=value,key=value; a method of one's own: register_method)")
     build, allowed = KINDS[kind]
     params: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
@@ -173,4 +203,4 @@ def parse_method(spec: str) -> Method:
             raise ValueError(f"method {kind!r}: {part!r} is not a parameter; it takes "
                              f"{', '.join(f'{k}=...' for k in allowed)}")
         params[key] = _value(kind, key, text.strip(), allowed[key])
-    return dataclasses.replace(build(params), name=_name(kind, params), given=tuple(params.items()))
+    return dataclasses.replace(build(params), name=_name(kind, params), kind=kind, given=tuple(params.items()))

@@ -26,7 +26,8 @@ from interp.accuracy.methods import Method
 from interp.accuracy.prompts import format_prompt, instruction
 from interp.accuracy import forced
 from interp.model import chat
-from interp.decoding.generation import DEFAULT_BATCH_SIZE, by_interventions, decode_until_eos, generate_stream, prefix_length
+from interp.decoding import DEFAULT_BATCH_SIZE
+from interp.decoding.generation import by_interventions, decode_until_eos, generate_stream, prefix_length
 from interp.edits.intervention import describe
 from interp.edits.plan import EditPlan, plan_edits
 from interp.accuracy.identity import model_identity
@@ -45,6 +46,9 @@ class Settings:
     cot: bool = True
     chat: bool = False
     max_new_tokens: int = 2048
+    # Options moved this many places (Item.rotated), on the questions whose options can be reordered
+    # alone: a model that reads them answers as before, one that answers by position does not.
+    shift: int = 0
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -192,6 +196,8 @@ def run(
     appending results; returns them in item order. ``tokens`` (the prompts' ids) and ``identity``
     (the model's :func:`~interp.accuracy.identity.model_identity`): if already known."""
     out = Path(out)
+    if settings.shift:
+        items = [item.rotated(settings.shift) for item in items if item.permutable]
     mine = shard.take(items)
     path = results_path(out, variant, shard)
     _drop_partial_line(path)

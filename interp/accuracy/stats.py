@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, Sequence
 
 import numpy as np
@@ -42,7 +42,8 @@ def _subsets(records: Sequence[Answer]) -> dict[tuple[str, str], list[Answer]]:
     for r in records:
         groups[("overall", "all")].append(r)
         groups[("category", r.item.category)].append(r)
-        groups[("subject", r.item.subject)].append(r)
+        if r.item.subject != r.item.category:  # where subjects are the categories, once is enough
+            groups[("subject", r.item.subject)].append(r)
     return dict(sorted(groups.items(), key=lambda kv: (GROUP_ORDER[kv[0][0]], kv[0][1])))
 
 
@@ -135,3 +136,60 @@ def accuracy_by_length(records: Sequence[Answer], edges: Sequence[int] = (0, 32,
             rows.append({"bin": f"{low}-{high - 1}" if high < 10**9 else f">={low}", "n": len(members),
                          "accuracy": float(np.mean([r.correct(mode) for r in members]))})
     return rows
+
+
+NONE = "none"  # how an unanswered question is counted among the letters
+
+
+def letter_counts(records: Sequence[Answer], mode: str | None) -> dict[str, int]:
+    """How often each letter was answered in ``mode`` (unanswered as ``none``), or with ``mode``
+    None how often each letter is the right one; over the records not skipped."""
+    kept = [r for r in records if not r.skipped]
+    counts = Counter(r.item.answer if mode is None else (r.predictions.get(mode) or NONE) for r in kept)
+    letters = sorted({letter for r in kept for letter in map(chr, range(65, 65 + len(r.item.options)))})
+    return {letter: counts.get(letter, 0) for letter in letters} | ({NONE: counts[NONE]} if counts.get(NONE) else {})
+
+
+def majority_baseline(records: Sequence[Answer]) -> tuple[str, float]:
+    """The right answer's most frequent letter, and the accuracy of answering it every time: what a
+    model that ignores the questions and always picks one position would score at best."""
+    gold = letter_counts(records, None)
+    letter = max(gold, key=lambda k: (gold[k], -ord(k[0])))
+    return letter, gold[letter] / max(1, sum(gold.values()))
+
+
+def chance(records: Sequence[Answer]) -> float:
+    """The expected accuracy of a uniform guess among each question's options."""
+    kept = [r for r in records if not r.skipped]
+    return float(np.mean([1 / len(r.item.options) for r in kept])) if kept else math.nan
+
+
+def reading_gap(records: Sequence[Answer], mode: str, against: str = "final") -> dict[str, float]:
+    """Where reading ``mode`` and ``against`` part: the accuracy difference, the share of questions
+    where ``against`` found no answer but ``mode`` gave one (and how many of those were right), and
+    the share where both answered different letters."""
+    kept = [r for r in records if not r.skipped]
+    n = max(1, len(kept))
+    filled = [r for r in kept if r.answered(mode) and not r.answered(against)]
+    differ = [r for r in kept if r.answered(mode) and r.answered(against) and r.predictions[mode] != r.predictions[against]]
+    return {"difference": (sum(r.correct(mode) for r in kept) - sum(r.correct(against) for r in kept)) / n,
+            "filled": len(filled) / n, "filled_right": sum(r.correct(mode) for r in filled) / max(1, len(filled)),
+            "differ": len(differ) / n}
+
+
+def rotation_agreement(before: Sequence[Answer], after: Sequence[Answer], mode: str) -> dict[str, float]:
+    """Paired by id, a run against the same questions with their options rotated: accuracy before
+    and after, and the share of questions whose answer names the same option text (what reading
+    the options gives) or the same letter (what answering by position gives)."""
+    moved = {r.id: r for r in after if not r.skipped}
+    pairs = [(a, moved[a.id]) for a in before if a.id in moved and not a.skipped]
+    n = max(1, len(pairs))
+
+    def option(r: Answer) -> str | None:
+        letter = r.predictions.get(mode)
+        return None if letter is None else r.item.options[ord(letter) - 65]
+
+    return {"n": len(pairs), "accuracy_before": sum(a.correct(mode) for a, _ in pairs) / n,
+            "accuracy_after": sum(b.correct(mode) for _, b in pairs) / n,
+            "same_option": sum(option(a) is not None and option(a) == option(b) for a, b in pairs) / n,
+            "same_letter": sum(a.answered(mode) and a.predictions[mode] == b.predictions.get(mode) for a, b in pairs) / n}

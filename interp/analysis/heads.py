@@ -21,6 +21,7 @@ from transformer_lens.head_detector import (
 
 from interp.analysis.attention import attention_entropy, attention_patterns
 from interp.analysis.effects import dialogue_loss
+from interp.analysis.patching import gradients, site_names
 from interp.edits.interventions import HeadAblation
 
 if TYPE_CHECKING:
@@ -111,27 +112,15 @@ def attribution_effects(model: InterpModel, ids: Int[Tensor, "1 pos"], prompt_st
                         mode: Literal["zero", "mean"] = "zero") -> Float[Tensor, "layer head"]:
     """Attribution patching (Nanda 2023; Kramar et al. 2024, AtP): every head's ablation effect on
     the dialogue loss to first order, from one forward and one backward pass,
-    ``sum over positions of (z_ablated - z) . dloss/dz`` at each head's output ``hook_z``."""
-    names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
-    kept: dict[str, Tensor] = {}
+    ``sum over positions of (z_ablated - z) . dloss/dz`` at each head's output ``hook_z``. For
+    another metric or a corrupted input, :func:`interp.analysis.patching.attribution_patching`."""
 
-    def keep(z: Tensor, hook: Any) -> Tensor:
-        kept[hook.name] = z
-        return z
+    def loss(logits: Tensor) -> Tensor:
+        return F.cross_entropy(logits[0, prompt_stop - 1 : -1].float(), ids[0, prompt_stop:].to(logits.device))
 
-    def track(resid: Tensor, hook: Any) -> Tensor:
-        # Frozen weights (a merged adapter's) build no graph: the residual stream is made to.
-        return resid if resid.requires_grad else resid.detach().requires_grad_()
-
-    hooks = [("blocks.0.hook_resid_pre", track), *[(name, keep) for name in names]]
-    with torch.enable_grad(), model.hooks(fwd_hooks=hooks):
-        logits = model(ids)
-        loss = F.cross_entropy(logits[0, prompt_stop - 1 : -1].float(), ids[0, prompt_stop:].to(logits.device))
-        # Gradients of the head outputs only; no weight gradient is kept.
-        grads = torch.autograd.grad(loss, [kept[name] for name in names])
+    _, zs, grads = gradients(model, ids, loss, site_names(model, "heads"))
     effects = []
-    for name, grad in zip(names, grads):
-        z = kept[name].detach()  # batch pos head d_head
+    for z, grad in zip(zs, grads):  # batch pos head d_head
         target = torch.zeros_like(z) if mode == "zero" else z.mean(dim=(0, 1), keepdim=True).expand_as(z)
         effects.append(einops.einsum(target - z, grad, "batch pos head d, batch pos head d -> head"))
     return torch.stack(effects).float().cpu()

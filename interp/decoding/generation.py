@@ -23,7 +23,6 @@ from interp.edits.intervention import Intervention
 from interp.edits.plan import EditPlan, plan_edits
 
 Row = TypeVar("Row")
-DEFAULT_BATCH_SIZE = 8  # rows decoding together; results do not depend on it
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel

@@ -7,6 +7,9 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+# The dtypes weights load in, by name (interp.model.load maps them to torch's).
+DTYPE_NAMES = ("float32", "float16", "bfloat16")
+
 
 @dataclass(frozen=True)
 class Wheel:

@@ -31,7 +31,7 @@ from interp.edits.sites import measure_editable_layers
 from interp.model.devices import device_problem
 from interp.model.fast_path import plain_copy
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {name: getattr(torch, name) for name in catalog.DTYPE_NAMES}
 LLAMA2C_HEADER = struct.Struct("<7i")
 
 

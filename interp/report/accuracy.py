@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 
 from interp.accuracy import stats
+from interp.accuracy.harness import SHIFTED
 from interp.accuracy.record import Answer
 from interp.report.figures import caption
 from interp.report.page import Page, Section
@@ -113,6 +114,66 @@ def sweeps(summary: dict[str, Any], mode: str = "final") -> list[go.Figure]:
     return figures
 
 
+GAP = 0.10  # a reading this far from final's gets a line saying where the two part
+
+
+def gap_note(records: Sequence[Answer], mode: str) -> str:
+    """A sentence on why ``mode`` reads far from ``final`` on these records ('' when it does not)."""
+    if mode == "final":
+        return ""
+    gap = stats.reading_gap(records, mode)
+    if abs(gap["difference"]) < GAP:
+        return ""
+    return (f" Here it reads {100 * gap['difference']:+.0f} points from final extraction: on {_pct(gap['filled'])} of "
+            f"the questions the response commits to no option (final: unanswered) while {reading(mode)} gives a "
+            f"letter anyway ({_pct(gap['filled_right'])} of those right), and on {_pct(gap['differ'])} the two name "
+            "different letters. The review table below shows them.")
+
+
+def letters_section(runs: dict[str, Sequence[Answer]], modes: Sequence[str], baseline: str) -> Section:
+    """The letters each variant answers beside the right answers' letters, and the majority-letter
+    baseline: a model that answers by position shows here before it shows anywhere else."""
+    shown = [m for m in modes if m in ("forced", "final")] or list(modes[:1])
+    gold = stats.letter_counts(runs[baseline], None)
+    majority, share = stats.majority_baseline(runs[baseline])
+    columns = list(gold) + [stats.NONE]
+    fig = go.Figure()
+    total = max(1, sum(gold.values()))
+    fig.add_trace(go.Bar(x=columns, y=[100 * gold.get(c, 0) / total for c in columns], name="right answer",
+                         marker_color="#444444"))
+    rows = [["right answer", "", *(gold.get(c, 0) for c in columns), ""]]
+    tops = []
+    for variant, records in runs.items():
+        for mode in shown:
+            counts = stats.letter_counts(records, mode)
+            n = max(1, sum(counts.values()))
+            fig.add_trace(go.Bar(x=columns, y=[100 * counts.get(c, 0) / n for c in columns], name=f"{variant}, {mode}"))
+            top = max((c for c in counts if c != stats.NONE), key=lambda c: counts[c], default=None)
+            if top is not None:
+                tops.append(f"{variant} ({reading(mode)}) answers {top} on {_pct(counts[top] / n)}")
+            rows.append([variant, reading(mode), *(counts.get(c, 0) for c in columns),
+                         _pct(sum(r.correct(mode) for r in records if not r.skipped) / n)])
+    rows.append([f"always {majority} (majority-letter baseline)", "", *("" for _ in columns), _pct(share)])
+    rows.append(["a uniform guess (chance)", "", *("" for _ in columns), _pct(stats.chance(runs[baseline]))])
+    fig.update_layout(title="Which letter is answered: each variant's against the right answers'", barmode="group",
+                      xaxis=dict(title="letter (none: no answer)"), yaxis=dict(title="share of questions (%)"),
+                      height=400)
+    caption(fig, "Compare each variant's bars with the dark bars of the right answers: a variant that piles onto "
+                 "one letter answers by position, and its accuracy then tracks how often that letter is right.")
+    text = (f"The right answer is {majority} on {_pct(share)} of the questions, so always answering {majority} would "
+            f"score {_pct(share)} (a uniform guess: {_pct(stats.chance(runs[baseline]))}). " + "; ".join(tops) + ".")
+    if SHIFTED in runs and runs[SHIFTED]:
+        mode = shown[0]
+        moved = stats.rotation_agreement(runs[baseline], runs[SHIFTED], mode)
+        text += (f" With each question's options rotated one place ({SHIFTED}, the {moved['n']} questions whose options "
+                 f"do not refer to each other), {reading(mode)} scores {_pct(moved['accuracy_after'])} against "
+                 f"{_pct(moved['accuracy_before'])}; it names the same option as before on {_pct(moved['same_option'])} "
+                 f"of them and the same letter on {_pct(moved['same_letter'])}: a model that reads the options keeps "
+                 "its option (now under another letter); one that answers by position keeps the letter.")
+    return Section("Which letters are answered", text, figures=[fig],
+                   tables=[(["variant", "reading", *columns, "accuracy"], rows)])
+
+
 def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[Answer]],
                   name: str = "accuracy.html") -> Page:
     """``summary`` from :func:`interp.accuracy.harness.summarise`; ``runs`` maps each variant
@@ -131,14 +192,15 @@ def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[
             f"Accuracy and parse rate, {reading(mode)}",
             MODE_TEXT[mode] + ". Accuracy counts an unanswered question as wrong; the parse rate is the share of "
             "responses that gave an answer in this mode. Differences are paired on the same questions, with a "
-            "bootstrap interval and McNemar's exact test.",
+            "bootstrap interval and McNemar's exact test." + gap_note(runs[baseline], mode),
             figures=[category_bars(rows, f"CoT accuracy by category, {reading(mode)} (95% bootstrap intervals)")]
             if mode == modes[0] else [],
             tables=[_table(rows)],
         ))
+    sections.insert(1, letters_section(runs, modes, baseline))
     swept = sweeps(summary, modes[0])
     if swept:
-        sections.insert(1, Section("Sweeps", "Overall accuracy of one method at several values of one parameter; "
+        sections.insert(2, Section("Sweeps", "Overall accuracy of one method at several values of one parameter; "
                                    "the dashed line is the baseline.", figures=swept))
     review = [(variant, r) for variant, records in runs.items() for r in stats.disagreements(records, modes)]
     sections.append(Section(

@@ -5,7 +5,6 @@ rewritten from a finished (or half-finished) run without a model."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from pathlib import Path

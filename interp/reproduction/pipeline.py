@@ -141,7 +141,8 @@ def fine_tuned_pair(config: ReproduceConfig) -> dict[str, str]:
     elif config.model is None:
         pair = {"tuned": adapter(TUNED), "tuned-dropout": adapter(TUNED_DROPOUT)}
     else:
-        from interp.train.finetune import FinetuneConfig, pair as train_pair
+        from interp.train.config import FinetuneConfig
+        from interp.train.finetune import pair as train_pair
 
         folder = config.out / "tuned"
         pair = {label: folder / name for label, name in PAIR.items()}

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from interp.analysis.anchors import Anchors
 from interp.edits.interventions import AnchorAblation
 from interp.report.page import Page
-from interp.studies.base import Example, Study, check_layer, effect_page, middle_layer
+from interp.studies.base import Context, Example, check_layer, effect_page, middle_layer
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -34,8 +34,5 @@ def ablation_study(model: InterpModel, example: Example, anchors: Anchors, layer
                         check_layer(model, middle_layer(model) if layer is None else layer), max_new_tokens)
 
 
-STUDY = Study(
-    "ablation", "anchor-token ablation and keep-only counter-experiment (Figure 3)",
-    lambda c: ablation_study(c.model, c.example, c.anchors, max_new_tokens=c.config.max_new_tokens),
-    options=("ratio",),
-)
+def run(c: Context) -> Page:
+    return ablation_study(c.model, c.example, c.anchors, max_new_tokens=c.config.max_new_tokens)

@@ -9,11 +9,11 @@ from typing import Any, Sequence, TYPE_CHECKING
 
 from interp.accuracy.data import Item
 from interp.accuracy.methods import Method, parse_method
-from interp.accuracy.runner import DEFAULT_BATCH_SIZE
+from interp.decoding import DEFAULT_BATCH_SIZE
 from interp.config import HARD_PAIRS
 from interp.report.accuracy import accuracy_page
 from interp.report.page import Page
-from interp.studies.base import Context, Study
+from interp.studies.base import Context
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, results: Path, *,
                     methods: Sequence[Method], max_new_tokens: int | None, batch_size: int | str = DEFAULT_BATCH_SIZE,
                     direct: bool = False, chat: bool = False, skip_over_context: bool = False,
-                    source: dict[str, Any] | None = None) -> Page | None:
+                    source: dict[str, Any] | None = None, shifted: bool = False) -> Page | None:
     """Run the harness (baseline and ``methods``) into ``results`` and lay out its page;
     ``None`` on the ranks of a sharded run other than 0."""
     from interp.accuracy.harness import evaluate
@@ -30,28 +30,19 @@ def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, result
 
     evaluation = evaluate(model, items, results, methods=methods, max_new_tokens=max_new_tokens,
                           batch_size=batch_size, direct=direct, chat=chat, shard=Shard.from_torchrun(),
-                          skip_over_context=skip_over_context, source=source)
+                          skip_over_context=skip_over_context, source=source, shifted=shifted)
     if evaluation is None:
         return None
     return accuracy_page(f"CoT accuracy: {name}", evaluation.summary, evaluation.runs, f"accuracy-{name}.html")
 
 
-def _run(c: Context) -> Page:
+def run(c: Context) -> Page:
     from interp.accuracy.structured import held_out_items
 
     results = c.config.out / "results-tiny"
     shutil.rmtree(results, ignore_errors=True)  # the main job's own scratch results: always a fresh run
     items = held_out_items(c.config.questions, pairs=tuple(c.config.table_pairs or HARD_PAIRS))
     page = accuracy_report(c.model, items, "tiny", results, methods=[parse_method(s) for s in c.config.method],
-                           max_new_tokens=c.config.cot_tokens)
+                           max_new_tokens=c.config.cot_tokens, shifted=True)
     assert page is not None  # the main job is never sharded
     return page
-
-
-STUDY = Study(
-    "accuracy", "CoT accuracy on held-out structured questions (the tiny benchmark), baseline vs each method (shipped model only)",
-    _run,
-    options=("questions", "cot_tokens", "table_pairs", "method"),
-    in_run=lambda config: not config.model,
-    command=False,  # `interp accuracy` is the harness's own command
-)

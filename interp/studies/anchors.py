@@ -8,7 +8,7 @@ from interp.analysis.attention import attention_entropy, attention_patterns
 from interp.analysis.anchors import Anchors
 from interp.report import figures
 from interp.report.page import Page, Section
-from interp.studies.base import Example, Study
+from interp.studies.base import Context, Example
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -49,8 +49,5 @@ def anchor_study(model: InterpModel, example: Example, anchors: Anchors) -> tupl
     return Page("anchors.html", "Anchor tokens", summary, sections), anchors
 
 
-STUDY = Study(
-    "anchors", "anchor tokens: received attention, detected anchors, share, entropy",
-    lambda c: anchor_study(c.model, c.example, c.anchors)[0],
-    options=("ratio",),
-)
+def run(c: Context) -> Page:
+    return anchor_study(c.model, c.example, c.anchors)[0]

@@ -8,7 +8,7 @@ from interp.analysis.attention import attention_patterns
 from interp.analysis.anchors import detect_anchors
 from interp.report import figures
 from interp.report.page import Page, Section
-from interp.studies.base import Example, Study, check_layer, middle_layer
+from interp.studies.base import Context, Example, check_layer, middle_layer
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -39,8 +39,5 @@ def attention_study(model: InterpModel, example: Example, zoom_layers: Sequence[
                 f"anchors {list(anchors)}", sections)
 
 
-STUDY = Study(
-    "attention", "per-layer attention matrices (Figure 2)",
-    lambda c: attention_study(c.model, c.example, c.config.zoom_layers),
-    options=("zoom_layers",),
-)
+def run(c: Context) -> Page:
+    return attention_study(c.model, c.example, c.config.zoom_layers)

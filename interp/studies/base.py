@@ -1,9 +1,6 @@
-"""What every study shares: the ``Study`` record the registry holds, the ``Context`` a study
-runs in, the ``Example`` sequence it studies, and the helpers of the effect pages.
-
-A study is one module of :mod:`interp.studies` defining ``STUDY``: its name and help (the CLI
-subcommand), its own arguments, whether ``interp run`` includes it, and ``run(context) -> Page``,
-which computes its numbers with the library and lays them out with :mod:`interp.report`.
+"""What every study shares: the ``Context`` a study runs in, the ``Example`` sequence it studies,
+and the helpers of the effect pages. (The registry, :data:`interp.studies.STUDIES`, says which
+studies there are.)
 """
 
 from __future__ import annotations
@@ -44,16 +41,6 @@ class Context:
     def anchors(self) -> Anchors:
         return detect_anchors(self.model, self.example.ids, prompt_range=(0, self.example.prompt_stop),
                               ratio=self.config.ratio)
-
-
-@dataclass(frozen=True)
-class Study:
-    name: str
-    help: str
-    run: Callable[[Context], Page]
-    options: tuple[str, ...] = ()  # the StudyConfig fields it reads: its subcommand's own options
-    in_run: Callable[[StudyConfig], bool] = lambda config: True  # does `interp run` include it?
-    command: bool = True  # does it have a subcommand of its own?
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import torch
 from interp.analysis.attention import attention_entropy, attention_patterns
 from interp.report import figures
 from interp.report.page import Page, Section
-from interp.studies.base import Context, Example, Study
+from interp.studies.base import Context, Example
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -51,19 +51,10 @@ def dropout_study(model: InterpModel, other: InterpModel, example: Example, name
                 f"{names[1]} {sum(prompt_share[names[1]]) / n:.2f}", sections)
 
 
-def _run(c: Context) -> Page:
+def run(c: Context) -> Page:
     from interp.shipped import LABELS, TUNED, TUNED_DROPOUT, adapter
 
     path = c.config.compare_model or str(adapter(TUNED_DROPOUT))
     names = ("this model" if c.config.model else LABELS[TUNED],
              "compared" if c.config.compare_model else LABELS[TUNED_DROPOUT])
     return dropout_study(c.model, c.load(path, "--compare-model"), c.example, names)
-
-
-STUDY = Study(
-    "dropout", "attention of two models (without and with attention dropout) and their difference (Figure 5)",
-    _run,
-    options=("compare_model",),
-    # The main job's finetuning page compares the shipped pair already (its Figure 5 sections).
-    in_run=lambda config: bool(config.compare_model),
-)

@@ -12,7 +12,7 @@ from interp.edits.interventions import TopLayerEmulation
 from interp.edits.patterns import emulation_mask
 from interp.report import figures
 from interp.report.page import Page, Section
-from interp.studies.base import Example, Study, check_layer, continuation_note, effects_table
+from interp.studies.base import Context, Example, check_layer, continuation_note, effects_table
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -51,10 +51,7 @@ def emulation_study(model: InterpModel, example: Example, emulation: TopLayerEmu
                 f"alpha={emulation.alpha}, threshold={emulation.threshold}; KL {effects[1].kl:.3f}", sections)
 
 
-STUDY = Study(
-    "emulation", "depth-scaled top-layer emulation, inspected",
-    lambda c: emulation_study(c.model, c.example, TopLayerEmulation(c.config.alpha, c.config.threshold,
+def run(c: Context) -> Page:
+    return emulation_study(c.model, c.example, TopLayerEmulation(c.config.alpha, c.config.threshold,
                                                                      c.config.last_layer),
-                              max_new_tokens=c.config.max_new_tokens),
-    options=("alpha", "threshold", "last_layer"),
-)
+                              max_new_tokens=c.config.max_new_tokens)

@@ -9,7 +9,7 @@ from interp.analysis.attention import attention_entropy, attention_patterns
 from interp.analysis.anchors import detect_anchors, non_semantic_share
 from interp.report import figures
 from interp.report.page import Page, Section
-from interp.studies.base import Context, Example, Study
+from interp.studies.base import Context, Example
 from interp.studies.dropout import dropout_study
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def tuned_models(c: Context) -> dict[str, InterpModel]:
     return {"tuned": c.load(str(folder), "--tuned")}
 
 
-def _run(c: Context) -> Page:
+def run(c: Context) -> Page:
     from interp.shipped import BASE, TUNED_DROPOUT, adapter
 
     if c.config.tuned:
@@ -90,12 +90,3 @@ def _run(c: Context) -> Page:
     # The shipped pair (the main job's model is the one without dropout) against the wheel's base.
     tuned = {"tuned": c.model, "tuned with dropout": c.load(str(adapter(TUNED_DROPOUT)), "--tuned")}
     return finetuning_study(c.load(BASE, "--model"), tuned, c.example, c.config.ratio)
-
-
-STUDY = Study(
-    "finetuning", "what fine-tuning did to attention: a base model against its fine-tuned version(s) (--tuned; "
-                  "default: the shipped SmolLM2 pair against its base)",
-    _run,
-    options=("ratio", "tuned"),
-    in_run=lambda config: bool(config.tuned) or not config.model,
-)

@@ -10,7 +10,7 @@ from interp.analysis.anchors import Anchors
 from interp.report import figures
 from interp.report.page import Page, Section
 from interp import validation
-from interp.studies.base import Example, Study
+from interp.studies.base import Context, Example
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -63,8 +63,5 @@ def heads_study(model: InterpModel, example: Example, anchors: Anchors, mode: st
                 f"top {confirmed}", sections)
 
 
-STUDY = Study(
-    "heads", "head probing: sink, previous-token, induction, entropy, ablation effects",
-    lambda c: heads_study(c.model, c.example, c.anchors, c.config.ablation, c.config.show, c.config.confirm),
-    options=("ratio", "ablation", "show", "confirm"),
-)
+def run(c: Context) -> Page:
+    return heads_study(c.model, c.example, c.anchors, c.config.ablation, c.config.show, c.config.confirm)

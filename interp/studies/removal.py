@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from interp.edits.intervention import check_layers
 from interp.edits.interventions import PAPER_SPAN, PromptRangeRemoval, alternating_layers
 from interp.report.page import Page
-from interp.studies.base import Example, Study, effect_page
+from interp.studies.base import Context, Example, effect_page
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
@@ -45,8 +45,5 @@ def removal_study(model: InterpModel, example: Example, first: int | None = None
                         alternating[0], max_new_tokens)
 
 
-STUDY = Study(
-    "removal", "alternating-layer prompt removal (Figure 4)",
-    lambda c: removal_study(c.model, c.example, c.config.first, c.config.last, c.config.max_new_tokens),
-    options=("first", "last"),
-)
+def run(c: Context) -> Page:
+    return removal_study(c.model, c.example, c.config.first, c.config.last, c.config.max_new_tokens)
