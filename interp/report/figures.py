@@ -54,9 +54,21 @@ def colorscale(gamma: float, diverging: bool = False, stops: int = 24) -> list[l
     return [[0.5 + (0.5 if i > half else -0.5) * (abs(i - half) / half) ** (1 / gamma), names[i]] for i in range(stops + 1)]
 
 
-def scale_buttons(diverging: bool = False) -> list[dict[str, Any]]:
-    """Buttons that switch the figure's colour scale (see ``SCALES``)."""
-    return [dict(type="buttons", direction="right", x=0, y=1.09, xanchor="left", yanchor="bottom",
+MASKED = "#d9d9d9"  # the cells a query cannot see (keys after it): grey, apart from the scale's zero
+
+
+def causal_cells(matrices: np.ndarray) -> np.ndarray:
+    """Square (pooled) attention matrices as float32, the bins wholly after their query bin set to
+    NaN: drawn in the plot's background colour (``MASKED``), not as zero attention."""
+    shown = matrices.astype(np.float32)
+    n = shown.shape[-1]
+    shown[..., np.triu_indices(n, 1)[0], np.triu_indices(n, 1)[1]] = np.nan
+    return shown
+
+
+def scale_buttons(diverging: bool = False, y: float = 1.09) -> list[dict[str, Any]]:
+    """Buttons that switch the figure's colour scale (see ``SCALES``), at the right above the plot."""
+    return [dict(type="buttons", direction="right", x=1, y=y, xanchor="right", yanchor="bottom",
                  buttons=[dict(label=name, method="relayout", args=[{"coloraxis.colorscale": colorscale(g, diverging)}])
                           for name, g in SCALES.items()])]
 
@@ -75,8 +87,9 @@ def caption(fig: go.Figure, text: str) -> go.Figure:
 
 
 HEATMAP_CAPTION = ("Each row is a query token and each column a key it attends to; colour is the attention (a share "
-                   "of the row, on a power scale: the buttons switch it, hover for exact values); red dotted lines "
-                   "mark the prompt/dialogue boundary and red triangles the anchors.")
+                   "of the row, on a power scale: the buttons switch it, hover for exact values; grey: keys after "
+                   "the query, which it cannot see); red dotted lines mark the prompt/dialogue boundary and red "
+                   "triangles the anchors. Look for the bright columns: keys every later query attends to.")
 
 
 def _boundary(fig: go.Figure, at: float, row: int | None = None, col: int | None = None) -> None:
@@ -98,7 +111,7 @@ def layer_heatmaps(
     fig = go.Figure()
     for i, matrix in enumerate(data):
         fig.add_trace(go.Heatmap(
-            z=matrix.astype(np.float32), x=labels, y=labels, visible=i == 0, coloraxis="coloraxis",
+            z=causal_cells(matrix), x=labels, y=labels, visible=i == 0, coloraxis="coloraxis",
             hovertemplate="query %{y}<br>key %{x}<br>attention %{z:.4f}<extra></extra>",
         ))
     steps = [dict(method="update", label=name, args=[{"visible": [j == i for j in range(len(data))]},
@@ -108,7 +121,7 @@ def layer_heatmaps(
         title=dict(text=f"{title}: {names[0]}", y=0.98), height=860, margin=dict(t=110, b=190),
         sliders=[dict(steps=steps, currentvalue={"prefix": ""}, y=-0.22, yanchor="top")], updatemenus=scale_buttons(),
         yaxis=dict(autorange="reversed", title="query token (position, text)"),
-        xaxis=dict(title="key token (position, text)"),
+        xaxis=dict(title="key token (position, text)"), plot_bgcolor=MASKED,
         coloraxis=dict(colorscale=colorscale(SCALES["power 0.3 (default)"]), cmin=0, cmax=zmax or float(data.max() or 1),
                        colorbar=dict(title="attention")),
     )
@@ -116,7 +129,8 @@ def layer_heatmaps(
         _boundary(fig, boundary / width - 0.5)
     mark_keys(fig, labels, anchors, width, tokens)
     slider = "" if len(data) == 1 else " The slider changes the layer." if layer_names is None else \
-        f" The slider chooses the matrix: {', '.join(names)}."
+        f" The slider chooses the matrix: {', '.join(names)}." if len(names) <= 6 else \
+        f" The slider chooses one of {len(names)} matrices, from {names[0]} to {names[-1]}."
     return caption(fig, HEATMAP_CAPTION + slider)
 
 
@@ -131,14 +145,15 @@ def difference_heatmaps(
                                      cmax=bound, cmid=0, colorbar=dict(title="difference")),
                       updatemenus=scale_buttons(diverging=True))
     return caption(fig, "Each cell is the change in attention from a query token (row) to a key (column): blue where "
-                        "the second model attends more, red where it attends less, white where nothing changed. The "
-                        "slider changes the layer.")
+                        "the second model attends more, red where it attends less, white where nothing changed (grey: keys "
+                        "after the query). The slider changes the layer.")
 
 
 def head_grid(
     patterns: Float[Tensor, "head query key"], tokens: Sequence[str], title: str, boundary: int | None = None,
 ) -> go.Figure:
-    """Every head of one layer side by side."""
+    """Every head of one layer side by side, the title above the colour-scale buttons, the cells a
+    query cannot see in grey, each panel's tokens on hover."""
     data, labels, width = pool(patterns.numpy(), token_labels(tokens), tokens_within(GRID_CELLS, len(patterns), 256))
     heads = len(data)
     cols = min(4, heads)
@@ -147,17 +162,25 @@ def head_grid(
                         horizontal_spacing=0.03, vertical_spacing=0.06)
     for h, matrix in enumerate(data):
         r, c = h // cols + 1, h % cols + 1
-        fig.add_trace(go.Heatmap(z=matrix.astype(np.float32), x=labels, y=labels, coloraxis="coloraxis",
-                                 hovertemplate="query %{y}<br>key %{x}<br>%{z:.4f}<extra></extra>"), row=r, col=c)
+        fig.add_trace(go.Heatmap(z=causal_cells(matrix), x=labels, y=labels, coloraxis="coloraxis",
+                                 hovertemplate=f"head {h}<br>query %{{y}}<br>key %{{x}}<br>attention %{{z:.4f}}"
+                                               "<extra></extra>"), row=r, col=c)
         fig.update_yaxes(autorange="reversed", showticklabels=False, row=r, col=c)
         fig.update_xaxes(showticklabels=False, row=r, col=c)
         if boundary is not None:
             _boundary(fig, boundary / width - 0.5, r, c)
-    fig.update_layout(title=dict(text=title, y=0.99), height=300 * rows + 60, margin=dict(t=110),
+    height, top, bottom = 300 * rows + 60, 150, 40
+    # In pixels: the title in the top 40, the buttons 50-80 above the panels (their titles sit just above them).
+    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left", y=1 - 12 / height, yanchor="top",
+                                 yref="container"),
+                      height=height, margin=dict(t=top, b=bottom), plot_bgcolor=MASKED,
                       coloraxis=dict(colorscale=colorscale(SCALES["power 0.3 (default)"]), cmin=0,
-                                     colorbar=dict(title="attention")), updatemenus=scale_buttons())
+                                     colorbar=dict(title="attention")),
+                      updatemenus=scale_buttons(y=1 + 50 / (height - top - bottom)))
     return caption(fig, "One panel per head, on one colour scale: rows are query tokens, columns the keys they "
-                        "attend to; hover for the tokens and values.")
+                        "attend to (grey: keys after the query, which it cannot see); hover for the tokens and "
+                        "values. Look for heads whose attention piles onto one column (a sink or anchor) and for the "
+                        "diagonal stripe of previous-token heads.")
 
 
 def received_lines(received: Float[Tensor, "layer key"], tokens: Sequence[str], anchors: Sequence[Sequence[int]]) -> go.Figure:
