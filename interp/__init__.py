@@ -14,6 +14,7 @@ from typing import Any
 _HOMES = {
     # loading
     "load_model": "interp.model.load", "InterpModel": "interp.model.load", "ModelLoadError": "interp.model.load",
+    "load_default": "interp.shipped", "default_example": "interp.shipped",
     # a prompt and its ranges, from text
     "Example": "interp.studies.base", "prefix_length": "interp.decoding.generation",
     # interventions

@@ -130,7 +130,7 @@ class StudyConfig(LoadConfig):
     tuned: str | None = option(None, "the fine-tuned model directory written by `interp finetune`, or its --pair "
                                      "folder (then both, and the dropout comparison); --model is the base it was "
                                      "tuned from")
-    questions: int = option(10, "held-out questions per family for CoT accuracy (default 10)", type=validation.count)
+    questions: int = option(8, "held-out questions per family for CoT accuracy (default 8)", type=validation.count)
     cot_tokens: int = option(64, "new tokens per CoT answer (default 64)", type=validation.count)
     table_pairs: tuple[int, int] | None = _table_pairs()
     method: tuple[str, ...] = _method()

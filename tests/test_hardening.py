@@ -122,3 +122,20 @@ def test_load_model_on_a_missing_device_fails_first_with_the_fix(tiny_models):
     hf, _ = tiny_models(4)
     with pytest.raises(interp.ModelLoadError, match="this torch has no CUDA device .* install a CUDA build"):
         interp.load_model(hf, device="cuda")
+
+
+def test_a_hub_name_neither_cached_nor_reachable_fails_at_once_without_asking_the_hub(monkeypatch):
+    import huggingface_hub
+    import transformers
+
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    real = transformers.AutoConfig.from_pretrained
+
+    def local_only(name, *args, **kwargs):
+        assert kwargs.get("local_files_only"), "the hub was asked (its client retries for many seconds offline)"
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", local_only)
+    with pytest.raises(interp.ModelLoadError, match="not in the local Hugging Face cache.*cannot be reached.*"
+                                                    "huggingface-cli download someone/never-cached"):
+        interp.load_model("someone/never-cached")

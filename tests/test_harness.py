@@ -205,7 +205,12 @@ def test_letters_majority_baseline_and_rotation_against_a_hand_count():
     moved = stats.rotation_agreement(before, after, "final")
     assert moved == {"n": 4, "accuracy_before": 0.5, "accuracy_after": 0.25, "same_option": 0.25, "same_letter": 0.5}
     gap = stats.reading_gap([rec(0, four, "A", "A"), rec(1, four, "B", None)], "final", against="final")
-    assert gap == {"difference": 0.0, "filled": 0.0, "filled_right": 0.0, "differ": 0.0}
+    assert gap == {"difference": 0.0, "filled": 0.0, "filled_right": 0.0, "differ": 0.0, "differ_written": 0.0}
+    # Two readings that differ; the first response writes out the option "x" that paper read.
+    one = Answer(Item("a", "test", "s", "s", "?", four, "B"), 10, 5, "So x it is. Response: A", {"final": "A", "paper": "B"})
+    two = Answer(Item("b", "test", "s", "s", "?", four, "B"), 10, 5, "Response: A", {"final": "A", "paper": "B"})
+    gap = stats.reading_gap([one, two], "paper")
+    assert gap == {"difference": 1.0, "filled": 0.0, "filled_right": 0.0, "differ": 1.0, "differ_written": 0.5}
 
 
 def test_parse_rates_and_accuracy_against_a_hand_count():

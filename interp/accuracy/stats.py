@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from typing import Any, Sequence
 
@@ -166,15 +167,18 @@ def chance(records: Sequence[Answer]) -> float:
 
 def reading_gap(records: Sequence[Answer], mode: str, against: str = "final") -> dict[str, float]:
     """Where reading ``mode`` and ``against`` part: the accuracy difference, the share of questions
-    where ``against`` found no answer but ``mode`` gave one (and how many of those were right), and
-    the share where both answered different letters."""
+    where ``against`` found no answer but ``mode`` gave one (and how many of those were right), the
+    share where both answered different letters, and of those the share whose response writes out
+    the text of the option ``mode`` read (what a reading that maps option text to letters finds)."""
     kept = [r for r in records if not r.skipped]
     n = max(1, len(kept))
     filled = [r for r in kept if r.answered(mode) and not r.answered(against)]
     differ = [r for r in kept if r.answered(mode) and r.answered(against) and r.predictions[mode] != r.predictions[against]]
+    written = [r for r in differ if re.search(rf"(?<!\w){re.escape(r.item.options[ord(r.predictions[mode]) - 65])}(?!\w)",
+                                              r.response or "", re.I)]
     return {"difference": (sum(r.correct(mode) for r in kept) - sum(r.correct(against) for r in kept)) / n,
             "filled": len(filled) / n, "filled_right": sum(r.correct(mode) for r in filled) / max(1, len(filled)),
-            "differ": len(differ) / n}
+            "differ": len(differ) / n, "differ_written": len(written) / max(1, len(differ))}
 
 
 def rotation_agreement(before: Sequence[Answer], after: Sequence[Answer], mode: str) -> dict[str, float]:

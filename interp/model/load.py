@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
 import struct
 import tempfile
+import urllib.parse
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaTokenizer
@@ -342,8 +345,14 @@ def _named_source(source: str | Path, tokenizer: Any) -> tuple[str | None, PreTr
         raise ModelLoadError(f"{path} does not exist; check the path to the model directory or checkpoint")
     name = str(source)
     try:
-        config = AutoConfig.from_pretrained(name)
-        tok = _tokenizer_for(tokenizer, None, name) if tokenizer is not None else _finish_tokenizer(AutoTokenizer.from_pretrained(name))
+        try:  # the local cache first: a cached model loads offline, with no request made
+            config = AutoConfig.from_pretrained(name, local_files_only=True)
+            online = False
+        except OSError:
+            _check_hub_reachable(name)
+            config, online = AutoConfig.from_pretrained(name), True
+        tok = _tokenizer_for(tokenizer, None, name) if tokenizer is not None else \
+            _finish_tokenizer(AutoTokenizer.from_pretrained(name, local_files_only=not online))
     except OSError as err:
         raise ModelLoadError(
             f"could not load {name!r} from the Hugging Face hub or the local cache ({err.__class__.__name__}). "
@@ -352,6 +361,18 @@ def _named_source(source: str | Path, tokenizer: Any) -> tuple[str | None, PreTr
         ) from err
     _check_decoder(config, name)
     return name, tok
+
+
+def _check_hub_reachable(name: str, timeout: float = 3.0) -> None:
+    """Raise at once when the hub cannot be reached (rather than after the client's retries)."""
+    url = urllib.parse.urlparse(huggingface_hub.constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+    except OSError as err:
+        raise ModelLoadError(
+            f"{name!r} is not in the local Hugging Face cache, and the hub ({url.hostname}) cannot be reached "
+            f"({err.__class__.__name__}). Download it once while online (`huggingface-cli download {name}`; gated "
+            "models need `huggingface-cli login`) or pass the path of a local model directory") from None
 
 
 def _single_sp_model(folder: Path) -> Path | None:

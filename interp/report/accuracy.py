@@ -127,7 +127,9 @@ def gap_note(records: Sequence[Answer], mode: str) -> str:
     return (f" Here it reads {100 * gap['difference']:+.0f} points from final extraction: on {_pct(gap['filled'])} of "
             f"the questions the response commits to no option (final: unanswered) while {reading(mode)} gives a "
             f"letter anyway ({_pct(gap['filled_right'])} of those right), and on {_pct(gap['differ'])} the two name "
-            "different letters. The review table below shows them.")
+            f"different letters" + (f" (in {_pct(gap['differ_written'])} of these the response writes out the text of "
+                                    f"the option {reading(mode)} read, while the letter it commits to is another)"
+                                    if gap["differ"] else "") + ". The review table below shows them.")
 
 
 def letters_section(runs: dict[str, Sequence[Answer]], modes: Sequence[str], baseline: str) -> Section:
