@@ -62,7 +62,10 @@ def test_end_to_end_with_and_without_the_method(tiny, items, tmp_path):
         assert 1 <= record.generated_tokens <= 40
         assert record.predictions["paper"] in ("A", "B", "C", "D")  # the paper's cascade always guesses
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert evaluation.summary == summary  # what evaluate returns is what it wrote
+    # The summary's accuracy, against a count over the raw records' letters.
+    cot = lines(tmp_path / "cot.jsonl")
+    overall = next(r for r in summary["rows"] if (r["mode"], r["variant"], r["level"]) == ("final", "cot", "overall"))
+    assert overall["accuracy"] == pytest.approx(sum(line["pred_final"] == line["answer"] for line in cot) / len(cot))
     assert {row["name"] for row in summary["rows"] if row["level"] == "category"} == {"stem", "social"}
     assert {row["variant"] for row in summary["rows"]} == {"direct", "cot", "cot-shifted", "cot+emulation"}
     assert all(row["difference"] is not None for row in summary["rows"] if row["variant"] == "cot-shifted")
@@ -418,3 +421,12 @@ def test_a_package_registers_its_methods_by_entry_point(tmp_path, monkeypatch):
     method = parse_method("strong-emulation:alpha=0.5")
     assert method.kind == "strong-emulation" and method.fixed[0].alpha == 0.5
 
+
+
+def test_results_print_short():
+    from interp.accuracy.harness import Evaluation, summarise
+
+    records = [answer(i, "x", "A" if i < 3 else "B") for i in range(4)]
+    assert repr(records[3]) == "Answer(3: right A; final B; 5 tokens)"
+    runs = {"cot": records}
+    assert repr(Evaluation(runs, summarise(runs))) == "Evaluation(4 questions, accuracy by final: cot 75.0%)"

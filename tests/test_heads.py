@@ -103,3 +103,15 @@ def test_attribution_needs_no_weight_to_require_grad(stories):
     finally:
         for p, flag in zip(stories.parameters(), flags):
             p.requires_grad_(flag)
+
+
+def test_head_scores_print_short():
+    from interp.analysis.heads import HeadScores
+
+    table = torch.zeros(2, 3)
+    estimate = torch.tensor([[0.1, 0.5, 0.0], [0.2, 0.0, 0.3]])
+    exact = torch.full((2, 3), float("nan"))
+    exact[0, 1], exact[1, 2], exact[1, 0] = 0.4, 0.25, 0.1
+    scores = HeadScores(table, table, table, table, estimate, exact, "zero")
+    assert repr(scores) == ("HeadScores(2 layers x 3 heads, zero ablation, 3 confirmed, top 0.1 (estimate +0.500), "
+                            "Spearman 1.00)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 
 from interp.cli import main
 from tests.conftest import STORIES
@@ -75,7 +76,6 @@ def test_studies_run_on_stories260k(tmp_path):
 
 
 def test_continuations_start_where_the_reference_answer_does():
-    import interp
     from interp.analysis.effects import intervention_effects
     from interp.studies.base import Example
     from interp.shipped import default_example
@@ -87,7 +87,13 @@ def test_continuations_start_where_the_reference_answer_does():
     assert example.ids[0, : example.answer_start].tolist() == model.tokenizer(prompt + dialogue).input_ids
     original, = intervention_effects(model, example.ids, example.prompt_stop, {"original": []},
                                      max_new_tokens=40, generate_from=example.answer_start)
-    assert original.continuation == interp.generate(model, [prompt + dialogue], max_new_tokens=40)[0].strip()
+    # Against Hugging Face's own greedy generate on the plain model (no interp decoding).
+    start = example.ids[:, : example.answer_start]
+    expected = model.plain.generate(start, attention_mask=torch.ones_like(start), max_new_tokens=40, do_sample=False,
+                                    pad_token_id=model.tokenizer.pad_token_id)[0, start.shape[1]:]
+    eos = (expected == model.tokenizer.eos_token_id).nonzero()
+    expected = expected[: eos[0, 0]] if len(eos) else expected
+    assert original.continuation == model.tokenizer.decode(expected, skip_special_tokens=True).strip()
     assert Example.from_text(model, prompt, dialogue).answer_start is None
 
 

@@ -138,6 +138,31 @@ GROUP_JOIN = re.compile(r"^(?:[ \t]|,|/|&|\band\b|\bor\b|\bnor\b|\boptions?\b|\b
 SAME_OPTION_JOIN = re.compile(r"^[ \t,.:;()\[\]-]*\n?\Z")
 
 
+STOPWORDS = frozenset("a an the to of in on at for with and or but is are be it its this that by from as into your you "
+                      "their them they he she his her use using".split())
+ARTICLE_FOLLOWERS = re.compile(
+    r"\s+(?!(?:is|was|are|and|or|nor|would|could|should|seems|appears|looks|can|must|might|may|does|doesn't|isn't|"
+    r"makes|has|remains|because|since|as|which|states|says|vs|versus|to|through|only|alone)\b)[a-z0-9]")
+PRONOUN_FOLLOWERS = re.compile(r"\s+[a-z]+(?<!\bor)(?<!\band)(?<!\bis)(?<!\bnor)(?<!\bvs)(?<!\bversus)\b")
+WINDOW = 400
+REACH = 48  # how far back a cue that ends where a group starts can begin ("rather than the option (")
+REASON = re.compile(r"(?:because|since|as|it|this|that)\b", re.IGNORECASE)
+ANNOUNCE = re.compile(r"\b(?:answer|choice|option)\s+(?:is|would\s+be|will\s+be|must\s+be)\s*:?\s*$", re.IGNORECASE)
+LABEL_LINE = re.compile(LABEL.format(letters="[A-Z]"), re.IGNORECASE)
+RETRACTION = re.compile(r"\b(?:answer|correct|right|wrong|incorrect)\b", re.IGNORECASE)
+# The answer denied by reference: "This answer is not correct", "my answer is wrong" (not "this
+# option is incorrect", which in a walk is about the option of its line).
+DENIED = re.compile(r"\b(?:this|that|my|the\s+above)\s+answer\s+(?:is|would\s+be|seems)\s+"
+                    r"(?:not\b(?!\s+only)|incorrect\b|wrong\b)", re.IGNORECASE)
+# What licenses a change of answer: a revision or a conclusion between the two commitments.
+REVISION = re.compile(
+    r"\b(?:however|but|actually|wait|instead|on\s+(?:second\s+thought|reflection|closer\s+inspection)"
+    r"|re-?(?:consider|evaluat|examin|think)\w*|upon\s+(?:further\s+)?(?:reflection|review|inspection)|correction"
+    r"|in\s+conclusion|to\s+conclude|in\s+summary|overall|therefore|thus|hence|so|final(?:ly)?|ultimately|after\s+all)\b",
+    re.IGNORECASE)
+SENTENCE_END = re.compile(r"(?<![\s(\[][A-Za-z])[.!?]+(?=\s)|\n")
+
+
 @dataclass(frozen=True)
 class Mention:
     start: int
@@ -258,10 +283,6 @@ def text_mentions(text: str, options: Sequence[str], letters: str, fuzzy: bool,
     return found
 
 
-STOPWORDS = frozenset("a an the to of in on at for with and or but is are be it its this that by from as into your you "
-                      "their them they he she his her use using".split())
-
-
 def _content_words(text: str) -> list[str]:
     return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS and len(w) > 2]
 
@@ -336,17 +357,9 @@ def letter_mentions(text: str, letters: str, taken: "Spans | Sequence[tuple[int,
     return found
 
 
-ARTICLE_FOLLOWERS = re.compile(
-    r"\s+(?!(?:is|was|are|and|or|nor|would|could|should|seems|appears|looks|can|must|might|may|does|doesn't|isn't|"
-    r"makes|has|remains|because|since|as|which|states|says|vs|versus|to|through|only|alone)\b)[a-z0-9]")
-
-
 def _article(text: str, end: int) -> bool:
     """Whether the letter just before ``end`` is the article ("A decrease in demand", "the answer is a bit")."""
     return text[end - 1] in "Aa" and ARTICLE_FOLLOWERS.match(text, end) is not None
-
-
-PRONOUN_FOLLOWERS = re.compile(r"\s+[a-z]+(?<!\bor)(?<!\band)(?<!\bis)(?<!\bnor)(?<!\bvs)(?<!\bversus)\b")
 
 
 def _pronoun(text: str, end: int) -> bool:
@@ -422,10 +435,6 @@ def _clause(text: str, start: int, end: int) -> tuple[int, int]:
     j = bisect.bisect_left(starts, end)
     stop = starts[j] if j < len(starts) else len(text)
     return max(begin, start - WINDOW), min(stop, end + WINDOW)
-
-
-WINDOW = 400
-REACH = 48  # how far back a cue that ends where a group starts can begin ("rather than the option (")
 
 
 def _ends_with(cue: re.Pattern[str], text: str, begin: int, start: int, reach: int = REACH) -> bool:
@@ -506,9 +515,6 @@ def _enumerator(text: str, group: Group, letters: str) -> bool:
     return bool(rest) and not WALK_POSITIVE.search(rest) and not REASON.match(rest)
 
 
-REASON = re.compile(r"(?:because|since|as|it|this|that)\b", re.IGNORECASE)
-
-
 def unlist(text: str, groups: list[Group], letters: str) -> None:
     """A block of consecutive lines that each commit to something, with no word of revision
     between them, committing to three or more different options ("1. The answer is A. Akitu\n2.
@@ -531,10 +537,6 @@ def unlist(text: str, groups: list[Group], letters: str) -> None:
         if len({letter for _, group in block for letter in group.letters}) >= 3:
             for _, group in block:
                 group.committed = False
-
-
-ANNOUNCE = re.compile(r"\b(?:answer|choice|option)\s+(?:is|would\s+be|will\s+be|must\s+be)\s*:?\s*$", re.IGNORECASE)
-LABEL_LINE = re.compile(LABEL.format(letters="[A-Z]"), re.IGNORECASE)
 
 
 def _announced(text: str, group: Group) -> bool:
@@ -564,13 +566,6 @@ def refused(text: str, groups: list[Group], committed: list[Group]) -> bool:
     masked = "".join(pieces) + text[last:]
     refusal = REFUSAL.search(masked)
     return refusal is not None and not [g for g in committed if g.start > refusal.start()]
-
-
-RETRACTION = re.compile(r"\b(?:answer|correct|right|wrong|incorrect)\b", re.IGNORECASE)
-# The answer denied by reference: "This answer is not correct", "my answer is wrong" (not "this
-# option is incorrect", which in a walk is about the option of its line).
-DENIED = re.compile(r"\b(?:this|that|my|the\s+above)\s+answer\s+(?:is|would\s+be|seems)\s+"
-                    r"(?:not\b(?!\s+only)|incorrect\b|wrong\b)", re.IGNORECASE)
 
 
 def retracted(text: str, groups: list[Group], committed: list[Group], answer: str) -> bool:
@@ -623,14 +618,6 @@ def resolve(text: str, groups: list[Group], letters: str) -> str | None | _Nothi
     return eliminated(groups, letters) if groups else NOTHING
 
 
-# What licenses a change of answer: a revision or a conclusion between the two commitments.
-REVISION = re.compile(
-    r"\b(?:however|but|actually|wait|instead|on\s+(?:second\s+thought|reflection|closer\s+inspection)"
-    r"|re-?(?:consider|evaluat|examin|think)\w*|upon\s+(?:further\s+)?(?:reflection|review|inspection)|correction"
-    r"|in\s+conclusion|to\s+conclude|in\s+summary|overall|therefore|thus|hence|so|final(?:ly)?|ultimately|after\s+all)\b",
-    re.IGNORECASE)
-
-
 def settled(text: str, committed: list[Group]) -> str | None:
     """The answer the commitments settle on: the last one, when every commitment names the same
     option or each change of mind is marked as a revision or conclusion ("Wait, that is wrong.
@@ -654,9 +641,6 @@ def settled(text: str, committed: list[Group]) -> str | None:
         if not REVISION.search(text, _sentences_before(text, after[0].start, before[-1].end), after[0].start):
             return None
     return letters[-1]
-
-
-SENTENCE_END = re.compile(r"(?<![\s(\[][A-Za-z])[.!?]+(?=\s)|\n")
 
 
 def _sentences_before(text: str, start: int, floor: int) -> int:

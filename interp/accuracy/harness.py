@@ -89,6 +89,13 @@ class Evaluation:
     runs: dict[str, list[Answer]]
     summary: dict[str, Any]
 
+    def __repr__(self) -> str:  # the records would fill a notebook cell
+        mode = self.summary["modes"][0]
+        overall = [f"{r['variant']} {100 * r['accuracy']:.1f}%" for r in self.summary["rows"]
+                   if r["mode"] == mode and r["level"] == "overall"]
+        n = len(next(iter(self.runs.values()), []))
+        return f"Evaluation({n} questions, accuracy by {mode}: {', '.join(overall)})"
+
 
 def evaluate(
     model: InterpModel, items: Sequence[Item], out: str | Path, *, methods: Sequence[Method] = (parse_method("emulation"),),

@@ -36,6 +36,11 @@ class Answer:
     # computed; this is its probability among the option letters.
     forced_probability: float | None = None
 
+    def __repr__(self) -> str:  # the question and response would fill a notebook cell
+        read = ", ".join(f"{mode} {letter}" for mode, letter in self.predictions.items())
+        return (f"Answer({self.id}: right {self.item.answer}; {read}; "
+                f"{'skipped: ' + self.skipped if self.skipped else f'{self.generated_tokens} tokens'})")
+
     @classmethod
     def read(cls, item: Item, response: str, *, prompt_tokens: int, generated_tokens: int,
              interventions: tuple[dict[str, Any], ...] = ()) -> "Answer":

@@ -42,6 +42,13 @@ class HeadScores:
     exact: Float[Tensor, "layer head"]
     ablation_mode: str
 
+    def __repr__(self) -> str:  # the tables would fill a notebook cell
+        n_layers, n_heads = self.sink.shape
+        top = self.ranked()[0]
+        return (f"HeadScores({n_layers} layers x {n_heads} heads, {self.ablation_mode} ablation, "
+                f"{len(self.confirmed)} confirmed, top {top['head']} (estimate {top['estimate']:+.3f}), "
+                f"Spearman {self.agreement():.2f})")
+
     @property
     def confirmed(self) -> list[tuple[int, int]]:
         return [(int(l), int(h)) for l, h in (~self.exact.isnan()).nonzero().tolist()]
