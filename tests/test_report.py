@@ -12,7 +12,7 @@ from tests.test_report_scale import LIMIT_MB
 
 @pytest.mark.slow  # the whole main job on SmolLM2 (a minute)
 def test_main_job_writes_an_offline_report(tmp_path, capsys):
-    assert main(["run", "--out", str(tmp_path), "--max-new-tokens", "4", "--questions", "3", "--cot-tokens", "8"]) == 0
+    assert main(["run", "--out", str(tmp_path), "--max-new-tokens", "4", "--questions", "2", "--cot-tokens", "8"]) == 0
     assert "report:" in capsys.readouterr().out
     written = {p.name for p in tmp_path.glob("*.html")} - {"index.html"}
     # Written out here, not taken from the registry under test: the main job's eight pages (the
