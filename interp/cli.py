@@ -164,6 +164,11 @@ def _check_accuracy(config: AccuracyConfig) -> None:
         if config.model:
             validation.model_path("--model", config.model)
         return
+    if config.scoring != "generate":
+        wrong = validation.given(config, ("--direct", "--chat", "--max-new-tokens"))
+        if wrong:
+            raise UsageError(f"{', '.join(wrong)} apply to generated answers; --scoring {config.scoring} generates "
+                             "nothing (each option is scored by its log-likelihood): leave them out")
     if config.benchmark == "tiny":
         wrong = validation.given(config, ("--data", "--subjects"))
         if wrong:
@@ -220,7 +225,7 @@ def _load(config: LoadConfig, path: str | None, option: str = "--model") -> Inte
 
 def _rescore(config: AccuracyConfig, model: InterpModel | None) -> Page:
     from interp.accuracy.harness import rescore_folder
-    from interp.report.accuracy import accuracy_page
+    from interp.report.accuracy import accuracy_page, page_title
 
     folder = config.results_folder
     if not folder.is_dir():
@@ -232,8 +237,8 @@ def _rescore(config: AccuracyConfig, model: InterpModel | None) -> Page:
                          f"says so); give --benchmark {answered}")
     batch = config.batch_size if isinstance(config.batch_size, int) else DEFAULT_BATCH_SIZE
     evaluation = rescore_folder(folder, model, batch)  # rewrites the records and the summaries
-    return accuracy_page(f"CoT accuracy: {config.benchmark}", evaluation.summary, evaluation.runs,
-                         f"accuracy-{config.benchmark}.html")
+    return accuracy_page(page_title(evaluation.summary["baseline"], config.benchmark), evaluation.summary,
+                         evaluation.runs, f"accuracy-{config.benchmark}.html")
 
 
 def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel) -> Page | None:
@@ -253,7 +258,7 @@ def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel)
     return accuracy_report(model, items, config.benchmark, config.results_folder, methods=methods,
                            max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, direct=config.direct,
                            chat=config.chat, skip_over_context=config.skip_over_context, shifted=config.shifted,
-                           source={**source, "model": model_source(config)})
+                           source={**source, "model": model_source(config)}, scoring=config.scoring)
 
 
 def model_source(config: LoadConfig) -> str:

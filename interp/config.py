@@ -160,6 +160,11 @@ class AccuracyConfig(LoadConfig):
     chat: bool = option(False, "write prompts as the user turn of the model's own chat template (its tokenizer's; the "
                                 "instruction stays the prompt range, located inside the templated text)")
     method: tuple[str, ...] = _method()
+    scoring: str = option("generate", "generate: CoT answers generated, then read (default); letter or cloze: "
+                                      "nothing generated, each option scored by its log-likelihood as "
+                                      "lm-evaluation-harness does (letter: the lettered options listed, each "
+                                      "letter after 'Answer:'; cloze: each option's own text), read as acc and "
+                                      "acc_norm", choices=["generate", "letter", "cloze"])
     skip_over_context: bool = option(False, "record questions whose prompt plus --max-new-tokens exceeds the model's "
                                             "context as skipped (default: stop before generating, naming the "
                                             "longest prompt)")
@@ -169,7 +174,8 @@ class AccuracyConfig(LoadConfig):
 
     @property
     def results_folder(self) -> Path:
-        return self.results or Path("results") / self.benchmark
+        scored = "" if self.scoring == "generate" else f"-{self.scoring}"
+        return self.results or Path("results") / f"{self.benchmark}{scored}"
 
 
 _TRAIN = FinetuneConfig(model="")  # the trainer's own defaults, read below

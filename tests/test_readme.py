@@ -69,6 +69,13 @@ def shorter(argv: list[str]) -> list[str]:
         argv += ["--questions", "2", "--cot-tokens", "8", "--max-new-tokens", "4"]
     if argv[:3] == ["accuracy", "--benchmark", "tiny"] and "--limit" not in argv:
         argv += ["--limit", "1"]
+    if argv[:1] == ["accuracy"] and "--scoring" in argv:  # a full benchmark scored: two questions of it
+        if "--limit" in argv:
+            argv[argv.index("--limit") + 1] = "2"
+        else:
+            argv += ["--limit", "2"]
+        if "mmlu" in argv and "--subjects" not in argv:
+            argv += ["--subjects", "anatomy"]
     return argv
 
 

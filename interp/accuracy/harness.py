@@ -28,6 +28,25 @@ if TYPE_CHECKING:
 
 BASELINE = "cot"
 SHIFTED = "cot-shifted"  # the baseline with every question's options rotated one place
+# A folder scored by log-likelihood names its baseline after the form: "letter", "cloze".
+BASELINES = (BASELINE, "letter", "cloze")
+
+
+def baseline_name(scoring: str) -> str:
+    """The baseline variant of a scoring: ``cot`` for generated answers, else the form's name."""
+    return BASELINE if scoring == "generate" else scoring
+
+
+def shifted_name(baseline: str) -> str:
+    return f"{baseline}-shifted"
+
+
+def baseline_of(names: Sequence[str]) -> str:
+    """Which of a folder's variants is its baseline."""
+    found = [b for b in BASELINES if b in names]
+    if not found:
+        raise FileNotFoundError(f"no baseline ({', '.join(BASELINES)}) among the variants {sorted(names)}")
+    return found[0]
 DEFAULT_NEW_TOKENS = 2048
 
 
@@ -60,8 +79,8 @@ def benchmark_items(benchmark: str, data: str | None, subjects: Sequence[str] | 
     return items, source
 
 
-def variant_name(method: Method) -> str:
-    return f"{BASELINE}+{method.name}"
+def variant_name(method: Method, baseline: str = BASELINE) -> str:
+    return f"{baseline}+{method.name}"
 
 
 def new_tokens_allowed(model: InterpModel, tokens: dict[str, list[int]], max_new_tokens: int | None) -> int:
@@ -101,12 +120,14 @@ def evaluate(
     model: InterpModel, items: Sequence[Item], out: str | Path, *, methods: Sequence[Method] = (parse_method("emulation"),),
     max_new_tokens: int | None = None, batch_size: int | str = DEFAULT_BATCH_SIZE, direct: bool = False, chat: bool = False,
     shard: Shard = Shard(), skip_over_context: bool = False, progress: bool = True,
-    source: dict[str, Any] | None = None, shifted: bool = False,
+    source: dict[str, Any] | None = None, shifted: bool = False, scoring: str = "generate",
 ) -> Evaluation | None:
     """The CoT baseline, CoT under each method, and optionally the non-CoT baseline (for computed
     tokens). With ``shifted``, the baseline again (:data:`SHIFTED`) on the questions whose options
     can be reordered, each with its options rotated one place: its paired difference from the
-    baseline is what answering by position costs. Returns the answers (merged over shards on rank 0;
+    baseline is what answering by position costs. With ``scoring`` ``letter`` or ``cloze``,
+    nothing is generated: every variant scores each option by log-likelihood
+    (:mod:`interp.accuracy.loglik`), its baseline named after the form. Returns the answers (merged over shards on rank 0;
     ``None`` on other ranks) and the summary, written once.
 
     ``max_new_tokens`` defaults to 2048, or what the model's context leaves after the longest
@@ -116,9 +137,14 @@ def evaluate(
     out = Path(out)
     if not items:
         raise UsageError("no questions to run: the benchmark, --subjects and --limit leave none")
-    names = [variant_name(m) for m in methods]
+    baseline = baseline_name(scoring)
+    names = [variant_name(m, baseline) for m in methods]
     if len(set(names)) != len(names):
         raise UsageError(f"--method: methods {names} name the same variant twice; give each once")
+    if scoring != "generate":
+        return _evaluate_scored(model, items, out, methods, names, scoring, batch_size=batch_size, direct=direct,
+                                chat=chat, max_new_tokens=max_new_tokens, shard=shard, skip_over_context=skip_over_context,
+                                progress=progress, source=source, shifted=shifted)
     tokens = {item.id: prompt_tokens(model, item, Settings(chat=chat)) for item in items}
     max_new_tokens = new_tokens_allowed(model, tokens, max_new_tokens)
     cot = Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens)
@@ -141,24 +167,66 @@ def evaluate(
             runs[name] = run(model, items, out, variant=name, method=method, settings=settings, shard=shard,
                              batch_size=batch_size, skip_over_context=skip_over_context, progress=progress,
                              tokens=tokens if settings == cot else None, identity=identity)
-        if shard.world > 1:
-            synchronise(shard)
-            if shard.rank != 0:
-                return None
-            for name, (_, settings) in variants.items():
-                merged = read_results(merge_shards(out, name, shard.world))
-                runs[name] = [merged[item.id] for item in items if not settings.shift or item.permutable]
-        # the folder's summary covers every variant it holds: an earlier run's other --method stays in it
-        runs |= {name: list(read_results(out / f"{name}.jsonl").values()) for name in variants_in(out) if name not in runs}
-        return Evaluation(runs, write_tables(out, runs))
+        return _finish(out, items, runs, variants, shard)
+
+
+def _finish(out: Path, items: Sequence[Item], runs: dict[str, list[Answer]],
+            variants: dict[str, tuple[Method | None, Settings]], shard: Shard) -> Evaluation | None:
+    """Merge the shards (rank 0; ``None`` on the others), add the folder's other variants (an earlier
+    run's other --method stays in its summary), and write the summaries."""
+    if shard.world > 1:
+        synchronise(shard)
+        if shard.rank != 0:
+            return None
+        for name, (_, settings) in variants.items():
+            merged = read_results(merge_shards(out, name, shard.world))
+            runs[name] = [merged[item.id] for item in items if not settings.shift or item.permutable]
+    runs |= {name: list(read_results(out / f"{name}.jsonl").values()) for name in variants_in(out) if name not in runs}
+    return Evaluation(runs, write_tables(out, runs))
+
+
+def _evaluate_scored(model: InterpModel, items: Sequence[Item], out: Path, methods: Sequence[Method],
+                     names: Sequence[str], form: str, *, batch_size: int | str, direct: bool, chat: bool,
+                     max_new_tokens: int | None, shard: Shard, skip_over_context: bool, progress: bool,
+                     source: dict[str, Any] | None, shifted: bool) -> Evaluation | None:
+    """:func:`evaluate` by log-likelihood: the same folder, identity, resume and summaries."""
+    from interp.accuracy import loglik
+
+    given = [option for option, value in (("--direct", direct), ("--chat", chat),
+                                           ("--max-new-tokens", max_new_tokens is not None)) if value]
+    if given:
+        raise UsageError(f"{', '.join(given)} apply to generated answers; --scoring {form} generates nothing "
+                         "(each option is scored by its log-likelihood): leave them out, or use --scoring generate")
+    settings = Settings(cot=False, scoring=form)
+    variants: dict[str, tuple[Method | None, Settings]] = {form: (None, settings)}
+    if shifted:
+        variants[shifted_name(form)] = (None, dataclasses.replace(settings, shift=1))
+    variants |= {name: (method, settings) for name, method in zip(names, methods)}
+    first = loglik.encode(model, loglik.choices_for(items[0], form))
+    for method in methods:
+        try:
+            loglik.plan_for(model, method, first)
+        except ValueError as err:
+            raise UsageError(f"--method {method.name}: {err}") from err
+    with hold(out, name=rank_lock(shard.rank)):
+        identity = model_identity(model)
+        claim(out, run_record(identity, items, {"scoring": form}, source))
+        runs = {name: loglik.run(model, items, out, variant=name, method=method, settings=settings, shard=shard,
+                                 batch_size=batch_size, skip_over_context=skip_over_context, progress=progress,
+                                 identity=identity)
+                for name, (method, settings) in variants.items()}
+        return _finish(out, items, runs, variants, shard)
 
 
 def variants_in(out: Path) -> list[str]:
     """The variants of a results folder, baseline first, from their settings files."""
     names = sorted(p.name[: -len(".settings.json")] for p in out.glob("*.settings.json"))
-    if BASELINE not in names:
-        raise FileNotFoundError(f"{out} holds no {BASELINE}.settings.json: not a results folder of `interp accuracy`")
-    return [BASELINE] + [n for n in names if n != BASELINE]
+    try:
+        baseline = baseline_of(names)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{out} holds no {BASELINE}.settings.json (nor letter's or cloze's): not a results "
+                                "folder of `interp accuracy`") from None
+    return [baseline] + [n for n in names if n != baseline]
 
 
 def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -175,6 +243,10 @@ def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size
         check_same_model(out, model_identity(model))
     with hold(out):
         names = variants_in(out)
+        if model is not None and names[0] != BASELINE:
+            raise UsageError(f"{out} was scored by log-likelihood ({names[0]}): it holds no responses to read again "
+                             "and no forced answers to add; leave out --model to rewrite its summaries, or run the "
+                             "benchmark again into a new folder to score it afresh")
         recipes = {name: _recorded_method(out, name, (methods or {}).get(name)) for name in names} if model is not None else {}
         runs = {}
         for name in names:
@@ -212,11 +284,12 @@ def summarise(runs: dict[str, Sequence[Answer]], out: Path | None = None) -> dic
                 for name in runs if out is not None and (out / f"{name}.settings.json").is_file()}
     rows = []
     modes = stats.modes_of(runs)
+    baseline = baseline_of(list(runs))
     for mode in modes:
         for name, records in runs.items():
             agreed = {(r["level"], r["name"]): r["agreement"] for r in stats.agreement(records)} if mode == FORCED else {}
-            against = {(r["level"], r["name"]): r for r in stats.compare(runs[BASELINE], records, mode)} \
-                if name not in (BASELINE, "direct") and BASELINE in runs else {}
+            against = {(r["level"], r["name"]): r for r in stats.compare(runs[baseline], records, mode)} \
+                if name not in (baseline, "direct") else {}
             for row in stats.accuracy(records, mode):
                 paired = against.get((row["level"], row["name"]))
                 rows.append({"mode": mode, "variant": name, **row, **({
@@ -225,7 +298,7 @@ def summarise(runs: dict[str, Sequence[Answer]], out: Path | None = None) -> dic
                 } if paired else {"difference": None, "difference_ci": None, "mcnemar_p": None, "paired_n": None}),
                     **({"agreement_with_final": agreed.get((row["level"], row["name"]))} if agreed else {})})
     return {
-        "modes": modes, "baseline": BASELINE,
+        "modes": modes, "baseline": baseline,
         "variants": {name: (settings.get(name) or {}).get("method") for name in runs},
         "rows": rows,
         "review": {name: len(stats.disagreements(records, modes)) for name, records in runs.items()},
@@ -259,8 +332,15 @@ def write_tables(out: Path, runs: dict[str, Sequence[Answer]]) -> dict[str, Any]
         for name, records in runs.items():
             for r in stats.disagreements(records, modes):
                 writer.writerow([name, r.id, r.item.answer, *(r.predictions.get(m) for m in modes),
-                                 *map(as_cell, (r.item.question, " | ".join(r.item.options), r.response))])
+                                 *map(as_cell, (r.item.question, " | ".join(r.item.options), shown(r)))])
     return summary
+
+
+def shown(answer: Answer) -> str:
+    """What a reader reads of an answer: its response, or each option's log-likelihood."""
+    if answer.response is not None:
+        return answer.response
+    return " | ".join(f"{letter} {value:.3f}" for letter, value in zip(map(chr, range(65, 91)), answer.logprobs or ()))
 
 
 def as_cell(text: str) -> str:

@@ -12,13 +12,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from interp.accuracy.data import Item
 from interp.accuracy.extraction import MODES, extract_answer
 
 OVER_CONTEXT = "prompt plus max_new_tokens exceeds the model's context"
 FORCED = "forced"
+# The readings of options scored by log-likelihood: the highest, and the highest per character
+# (lm-evaluation-harness's acc and acc_norm).
+ACC, ACC_NORM = "acc", "acc_norm"
+SCORED = (ACC, ACC_NORM)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class Answer:
     # The model's forced answer (interp.accuracy.forced) is the reading predictions["forced"], when
     # computed; this is its probability among the option letters.
     forced_probability: float | None = None
+    # Scored by log-likelihood (interp.accuracy.loglik): each option's summed log-probability, in
+    # option order; nothing was generated (``response`` is None, ``generated_tokens`` 0).
+    logprobs: tuple[float, ...] | None = None
 
     def __repr__(self) -> str:  # the question and response would fill a notebook cell
         read = ", ".join(f"{mode} {letter}" for mode, letter in self.predictions.items())
@@ -50,8 +57,15 @@ class Answer:
         return cls(item, prompt_tokens, generated_tokens, response, _predictions(item, response), normal)
 
     @classmethod
-    def skip(cls, item: Item, prompt_tokens: int, why: str = OVER_CONTEXT) -> "Answer":
-        return cls(item, prompt_tokens, 0, None, {mode: None for mode in MODES}, (), why)
+    def scored(cls, item: Item, logprobs: Sequence[float], predictions: dict[str, str], *, prompt_tokens: int,
+               interventions: tuple[dict[str, Any], ...] = ()) -> "Answer":
+        """Options scored by log-likelihood, with the letters each reading of them picks."""
+        normal = tuple(json.loads(json.dumps(list(interventions))))
+        return cls(item, prompt_tokens, 0, None, dict(predictions), normal, logprobs=tuple(map(float, logprobs)))
+
+    @classmethod
+    def skip(cls, item: Item, prompt_tokens: int, why: str = OVER_CONTEXT, modes: Sequence[str] = MODES) -> "Answer":
+        return cls(item, prompt_tokens, 0, None, {mode: None for mode in modes}, (), why)
 
     @property
     def id(self) -> str:
@@ -92,6 +106,7 @@ class Answer:
             **{f"correct_{mode}": self.correct(mode) for mode in self.predictions},
             "interventions": list(self.interventions),
             **({"forced_probability": self.forced_probability} if self.has_forced else {}),
+            **({"logprobs": list(self.logprobs)} if self.logprobs is not None else {}),
         })
 
     @classmethod
@@ -104,7 +119,8 @@ class Answer:
         item = Item(**{**{k: record[k] for k in fields}, "options": tuple(record["options"])})
         predictions = {key[len("pred_"):]: value for key, value in record.items() if key.startswith("pred_")}
         return cls(item, record["prompt_tokens"], record["generated_tokens"], record["response"], predictions,
-                   tuple(record["interventions"]), record["skipped"], record.get("forced_probability"))
+                   tuple(record["interventions"]), record["skipped"], record.get("forced_probability"),
+                   tuple(record["logprobs"]) if record.get("logprobs") is not None else None)
 
 
 def _predictions(item: Item, response: str) -> dict[str, str | None]:

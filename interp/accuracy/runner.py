@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from interp.model.load import InterpModel
 
 
+SCORINGS = ("generate", "letter", "cloze")
+
+
 @dataclass(frozen=True)
 class Settings:
     """How prompts are written and answers generated; recorded beside the results, and a resumed
@@ -49,8 +52,13 @@ class Settings:
     # Options moved this many places (Item.rotated), on the questions whose options can be reordered
     # alone: a model that reads them answers as before, one that answers by position does not.
     shift: int = 0
+    # "generate": CoT (or direct) answers generated and read; "letter" or "cloze": each option's
+    # log-likelihood, nothing generated (interp.accuracy.loglik).
+    scoring: str = "generate"
 
     def __post_init__(self) -> None:
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"scoring={self.scoring!r}: choose from {', '.join(SCORINGS)}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={self.max_new_tokens}: give a whole number of at least 1")
 
@@ -148,7 +156,7 @@ def read_results(path: Path) -> dict[str, Answer]:
     return done
 
 
-def _drop_partial_line(path: Path) -> None:
+def drop_partial_line(path: Path) -> None:
     """Cut a last line left unfinished by a kill, so new records start on a line of their own."""
     if not path.is_file():
         return
@@ -200,14 +208,14 @@ def run(
         items = [item.rotated(settings.shift) for item in items if item.permutable]
     mine = shard.take(items)
     path = results_path(out, variant, shard)
-    _drop_partial_line(path)
+    drop_partial_line(path)
     done = read_results(path)
     todo = [item for item in mine if item.id not in done]
     tokens = {item.id: tokens[item.id] if tokens else prompt_tokens(model, item, settings)
               for item in todo}
     over = check_context(model, todo, tokens, settings.max_new_tokens, skip_over_context)
     out.mkdir(parents=True, exist_ok=True)
-    _write_settings(out, variant, identity or model_identity(model), method, settings)
+    write_settings(out, variant, identity or model_identity(model), method, settings)
     todo_now = [item for item in todo if item.id not in over]
     plans = {item.id: plan(model, method, item, settings, tokens[item.id])
              for item in tqdm(todo_now, disable=not progress or not method, desc=f"{variant}: set-up")}
@@ -296,12 +304,14 @@ def write_answers(path: Path, answers: Sequence[Answer]) -> Path:
     return path
 
 
-def _write_settings(out: Path, variant: str, identity: dict[str, Any], method: Method | None, settings: Settings) -> None:
+def write_settings(out: Path, variant: str, identity: dict[str, Any], method: Method | None, settings: Settings) -> None:
     # What the model is, not where it was loaded from or runs: a run may resume from another path or device.
     record = json.loads(json.dumps({"variant": variant, "model": identity, "settings": asdict(settings),
                                     "method": method.record() if method else None}))
     path = out / f"{variant}.settings.json"
     old = read_json(path) if path.is_file() else record
+    if isinstance(old.get("settings"), dict):  # written before a field existed: that field at its default
+        old["settings"] = asdict(Settings(**old["settings"]))
     changed = [key for key in record if old.get(key) != record[key]]
     if changed:
         raise UsageError(

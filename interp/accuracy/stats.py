@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from interp.accuracy.extraction import MODES
-from interp.accuracy.record import FORCED, Answer
+from interp.accuracy.record import FORCED, SCORED, Answer
 
 
 
@@ -88,8 +88,11 @@ def compare(baseline: Sequence[Answer], variant: Sequence[Answer], mode: str = "
 
 
 def modes_of(runs: dict[str, Sequence[Answer]]) -> list[str]:
-    """The readings to report: the forced answer first where the records have it, then the
-    extraction modes (``final`` first)."""
+    """The readings to report: for options scored by log-likelihood, ``acc`` and ``acc_norm``;
+    for responses, the forced answer first where the records have it, then the extraction modes
+    (``final`` first)."""
+    if any(r.logprobs is not None for records in runs.values() for r in records):
+        return list(SCORED)
     forced = any(r.has_forced for records in runs.values() for r in records)
     return [FORCED, *MODES] if forced else list(MODES)
 
@@ -108,9 +111,11 @@ def agreement(records: Sequence[Answer], a: str = FORCED, b: str = "final") -> l
 
 def disagreements(records: Sequence[Answer], modes: Sequence[str]) -> list[Answer]:
     """The responses a researcher should read: where the readings disagree, or ``final`` found no
-    answer; those where the forced answer and the stated (``final``) one differ come first."""
+    answer; those where the forced answer and the stated (``final``) one differ come first. (Of
+    options scored by log-likelihood: where length normalisation changes the answer.)"""
+    stated = "final" in modes
     flagged = [r for r in records if not r.skipped
-               and (not r.answered("final") or len({r.predictions.get(m) for m in modes}) > 1)]
+               and ((stated and not r.answered("final")) or len({r.predictions.get(m) for m in modes}) > 1)]
     return sorted(flagged, key=lambda r: not (r.has_forced and r.predictions[FORCED] != r.predictions.get("final")))
 
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 
 from interp.accuracy import stats
-from interp.accuracy.harness import SHIFTED
+from interp.accuracy.harness import BASELINE, shifted_name, shown as shown_answer
 from interp.accuracy.record import Answer
 from interp.report.figures import caption
 from interp.report.page import Page, Section
@@ -27,6 +27,10 @@ MODE_TEXT = {
     "paper": "paper: the released code's cascade (option text -> letter, 'answer is X', 'X is correct', leading letter, "
              "first standalone letter, then a fuzzy match that always picks a letter)",
     "strict": "strict: only the letter right after the last 'Response:'",
+    "acc": "acc: the option whose text, after the question, has the highest log-likelihood (nothing generated; "
+           "lm-evaluation-harness's acc)",
+    "acc_norm": "acc_norm: the same, each option's log-likelihood divided by its length in characters "
+                "(lm-evaluation-harness's acc_norm: long options are not penalised for their length)",
 }
 REVIEW_ROWS = 60
 
@@ -43,8 +47,16 @@ def _interval(low: float, high: float, signed: bool = False) -> str:
 
 
 def reading(mode: str) -> str:
-    """How a reading is named on the page: the model's forced answer, or an extraction mode."""
+    """How a reading is named on the page: the model's forced answer, a log-likelihood reading, or an
+    extraction mode."""
+    if mode in ("acc", "acc_norm"):
+        return f"log-likelihood ({mode})"
     return "the model's forced answer" if mode == "forced" else f"{mode} extraction"
+
+
+def page_title(baseline: str, benchmark: str) -> str:
+    """The page's title: CoT accuracy, or accuracy by log-likelihood in the baseline's form."""
+    return f"CoT accuracy: {benchmark}" if baseline == BASELINE else f"Log-likelihood accuracy ({baseline}): {benchmark}"
 
 
 def _rows(summary: dict[str, Any], mode: str) -> list[dict[str, Any]]:
@@ -119,7 +131,7 @@ GAP = 0.10  # a reading this far from final's gets a line saying where the two p
 
 def gap_note(records: Sequence[Answer], mode: str) -> str:
     """A sentence on why ``mode`` reads far from ``final`` on these records ('' when it does not)."""
-    if mode == "final":
+    if mode == "final" or all(r.response is None for r in records):  # scored by log-likelihood: no stated answer
         return ""
     gap = stats.reading_gap(records, mode)
     if abs(gap["difference"]) < GAP:
@@ -164,10 +176,11 @@ def letters_section(runs: dict[str, Sequence[Answer]], modes: Sequence[str], bas
                  "one letter answers by position, and its accuracy then tracks how often that letter is right.")
     text = (f"The right answer is {majority} on {_pct(share)} of the questions, so always answering {majority} would "
             f"score {_pct(share)} (a uniform guess: {_pct(stats.chance(runs[baseline]))}). " + "; ".join(tops) + ".")
-    if SHIFTED in runs and runs[SHIFTED]:
+    shifted = shifted_name(baseline)
+    if shifted in runs and runs[shifted]:
         mode = shown[0]
-        moved = stats.rotation_agreement(runs[baseline], runs[SHIFTED], mode)
-        text += (f" With each question's options rotated one place ({SHIFTED}, the {moved['n']} questions whose options "
+        moved = stats.rotation_agreement(runs[baseline], runs[shifted], mode)
+        text += (f" With each question's options rotated one place ({shifted}, the {moved['n']} questions whose options "
                  f"do not refer to each other), {reading(mode)} scores {_pct(moved['accuracy_after'])} against "
                  f"{_pct(moved['accuracy_before'])}; it names the same option as before on {_pct(moved['same_option'])} "
                  f"of them and the same letter on {_pct(moved['same_letter'])}: a model that reads the options keeps "
@@ -195,7 +208,7 @@ def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[
             MODE_TEXT[mode] + ". Accuracy counts an unanswered question as wrong; the parse rate is the share of "
             "responses that gave an answer in this mode. Differences are paired on the same questions, with a "
             "bootstrap interval and McNemar's exact test." + gap_note(runs[baseline], mode),
-            figures=[category_bars(rows, f"CoT accuracy by category, {reading(mode)} (95% bootstrap intervals)")]
+            figures=[category_bars(rows, f"Accuracy by category, {reading(mode)} (95% bootstrap intervals)")]
             if mode == modes[0] else [],
             tables=[_table(rows)],
         ))
@@ -205,16 +218,23 @@ def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[
         sections.insert(2, Section("Sweeps", "Overall accuracy of one method at several values of one parameter; "
                                    "the dashed line is the baseline.", figures=swept))
     review = [(variant, r) for variant, records in runs.items() for r in stats.disagreements(records, modes)]
+    scored = baseline != BASELINE
     sections.append(Section(
+        f"Questions where length normalisation changes the answer ({len(review)})" if scored else
         f"Responses to check by hand ({len(review)})",
-        "The responses where the readings disagree, or the final mode found no answer: read these, not all of them. "
-        "Those whose stated answer (final) differs from the model's forced answer come first. All are in review.csv "
-        f"beside the results; the first {REVIEW_ROWS} are shown.",
-        tables=[(["variant", "id", "answer", *modes, "question and options", "response"],
+        ("Where acc and acc_norm pick different options: the answer then rests on how long the options are. Each "
+         "option's log-likelihood is shown. " if scored else
+         "The responses where the readings disagree, or the final mode found no answer: read these, not all of them. "
+         "Those whose stated answer (final) differs from the model's forced answer come first. ")
+        + f"All are in review.csv beside the results; the first {REVIEW_ROWS} are shown.",
+        tables=[(["variant", "id", "answer", *modes, "question and options",
+                  "log-likelihood of each option" if scored else "response"],
                  [[variant, r.id, r.item.answer, *(r.predictions.get(m) for m in modes),
                    r.item.question[:300] + "\n" + "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(r.item.options)),
-                   (r.response or "")[-600:]] for variant, r in review[:REVIEW_ROWS]])],
+                   shown_answer(r)[-600:]] for variant, r in review[:REVIEW_ROWS]])],
     ))
+    if scored:  # nothing was generated: no computed tokens, no response lengths
+        return Page(name, title, "; ".join(parts), sections)
     tokens = summary["computed_tokens"]
     fig = go.Figure()
     for run_name in runs:

@@ -11,7 +11,7 @@ from interp.accuracy.data import Item
 from interp.accuracy.methods import Method, parse_method
 from interp.decoding import DEFAULT_BATCH_SIZE
 from interp.config import HARD_PAIRS
-from interp.report.accuracy import accuracy_page
+from interp.report.accuracy import accuracy_page, page_title
 from interp.report.page import Page
 from interp.studies.base import Context
 
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, results: Path, *,
                     methods: Sequence[Method], max_new_tokens: int | None, batch_size: int | str = DEFAULT_BATCH_SIZE,
                     direct: bool = False, chat: bool = False, skip_over_context: bool = False,
-                    source: dict[str, Any] | None = None, shifted: bool = False) -> Page | None:
+                    source: dict[str, Any] | None = None, shifted: bool = False,
+                    scoring: str = "generate") -> Page | None:
     """Run the harness (baseline and ``methods``) into ``results`` and lay out its page;
     ``None`` on the ranks of a sharded run other than 0."""
     from interp.accuracy.harness import evaluate
@@ -30,10 +31,11 @@ def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, result
 
     evaluation = evaluate(model, items, results, methods=methods, max_new_tokens=max_new_tokens,
                           batch_size=batch_size, direct=direct, chat=chat, shard=Shard.from_torchrun(),
-                          skip_over_context=skip_over_context, source=source, shifted=shifted)
+                          skip_over_context=skip_over_context, source=source, shifted=shifted, scoring=scoring)
     if evaluation is None:
         return None
-    return accuracy_page(f"CoT accuracy: {name}", evaluation.summary, evaluation.runs, f"accuracy-{name}.html")
+    return accuracy_page(page_title(evaluation.summary["baseline"], name), evaluation.summary, evaluation.runs,
+                         f"accuracy-{name}.html")
 
 
 def run(c: Context) -> Page:
