@@ -24,6 +24,9 @@ _HOMES = {
     "AnchorAblation": "interp.edits.interventions", "HeadAblation": "interp.edits.interventions",
     "PromptRangeRemoval": "interp.edits.interventions", "TopLayerEmulation": "interp.edits.interventions",
     "PerRow": "interp.edits.interventions", "alternating_layers": "interp.edits.interventions",
+    "AttentionTemperature": "interp.edits.interventions", "SinkScaling": "interp.edits.interventions",
+    "SinkWindow": "interp.edits.interventions", "SinkCalibration": "interp.edits.interventions",
+    "AttentionSteering": "interp.edits.interventions",
     "EditPlan": "interp.edits.plan", "intervene": "interp.edits.plan", "plan_edits": "interp.edits.plan",
     # generation
     "generate": "interp.decoding.generation",

@@ -28,6 +28,20 @@ def cases(n_layers: int):
         "anchors", prompt_range=(0, 9), anchors=(0, 4, 8))
     yield "anchor-keep-only", (interp.AnchorAblation((0, 9), anchors=(0, 4, 8), keep_only=True),), Edit(
         "anchors", prompt_range=(0, 9), anchors=(0, 4, 8), keep_only=True)
+    yield "temperature", (interp.AttentionTemperature(0.5),), Edit("temperature", temperature=0.5)
+    yield "sink-scaling", (interp.SinkScaling(2.5, heads=(1, 3)),), Edit("sink-scaling", gamma=2.5, heads=(1, 3))
+    yield "sink-window", (interp.SinkWindow(sinks=2, window=5),), Edit("sink-window", sinks=2, window=5)
+    act = {1: [0, 2], 3: [1]}
+    yield "act", (interp.SinkCalibration(act, beta=0.3, threshold=0.08),), Edit(
+        "act", beta=0.3, threshold=0.08, by_layer=act)
+    pasta = {0: [1], 2: [0, 3], 4: [2]}
+    yield "pasta", (interp.AttentionSteering((2, 7), pasta, alpha=0.05, input_length=12),), Edit(
+        "pasta", alpha=0.05, span=(2, 7), by_layer=pasta, input_length=12)
+    yield "pasta-include", (interp.AttentionSteering((2, 7), pasta, alpha=0.2, mode="include"),), Edit(
+        "pasta", alpha=0.2, span=(2, 7), by_layer=pasta, mode="include")
+
+
+N_CASES = len(list(cases(7)))
 
 
 def set_edit(edit: Edit, pad: list[int]) -> None:
@@ -52,7 +66,7 @@ def batch():
     return stack_left_padded(rows, 0)
 
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", range(N_CASES))
 def test_logits_match_reference(pair, case):
     model, ref, n_layers = pair
     name, interventions, edit = list(cases(n_layers))[case]
@@ -71,7 +85,7 @@ def test_logits_match_reference(pair, case):
         assert (plain - expected)[real].abs().max() > 1e-3, name
 
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", range(N_CASES))
 def test_greedy_tokens_match_reference_with_kv_cache(pair, case):
     model, ref, n_layers = pair
     name, interventions, edit = list(cases(n_layers))[case]
@@ -90,7 +104,7 @@ def test_emulation_uses_the_models_last_layer(tiny_models):
     assert interp.TopLayerEmulation().scale(3, 7) == pytest.approx(1.1)
 
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", range(N_CASES))
 def test_fast_path_equals_hook_path(pair, case):
     """Decoding runs the plain model with the edits inside its attention; the bridge's hook path
     must give the same logits and greedy tokens, batched with left padding. Layers without edits

@@ -171,3 +171,20 @@ def test_a_run_with_a_method_resumes_after_a_kill_and_equals_the_reference(tiny_
     assert page.title == "Log-likelihood accuracy (cloze): tiny"
     assert [s.title for s in page.sections][0] == "Accuracy and parse rate, log-likelihood (acc)"
     assert not any("Computed tokens" in s.title for s in page.sections)  # nothing was generated
+
+
+def test_every_peer_method_runs_in_the_harness_and_acts(tiny_models, tmp_path):
+    _, model = tiny_models(4)
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps({"1": [0, 2], "3": [1]}))
+    specs = ["temperature:temperature=0.5", "sink-scaling:gamma=3", "sink-window:sinks=2,window=4",
+             f"act:heads={heads},threshold=0.05", f"pasta:heads={heads},alpha=0.05"]
+    items = held_out_items(2)
+    done = evaluate(model, items, tmp_path / "out", methods=[parse_method(s) for s in specs], scoring="letter",
+                    progress=False)
+    base = {a.id: a.logprobs for a in done.runs["letter"]}
+    assert len(done.runs) == 1 + len(specs)
+    for name, answers in done.runs.items():
+        if name != "letter":  # each method changed the option log-likelihoods of some question
+            assert max(abs(x - y) for a in answers for x, y in zip(a.logprobs, base[a.id])) > 1e-3, name
+    assert "letter+act(heads=heads,threshold=0.05).settings.json" in {p.name for p in (tmp_path / "out").iterdir()}

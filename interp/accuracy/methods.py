@@ -8,6 +8,11 @@ A method is written on the command line as ``KIND`` or ``KIND:key=value,key=valu
   instruction removed in layers ``first..last`` every ``step`` (default 4, 6, 8).
 - ``anchor-ablation`` and ``keep-anchors`` (``ratio``, ``renormalise``): the anchors are detected
   per question inside its instruction (the prompt range), then removed, or kept alone.
+- Peers, the same for every question: ``temperature`` (``temperature``: the attention's),
+  ``sink-scaling`` (``gamma``: ZeroTuning's first-token column), ``sink-window`` (``sinks``,
+  ``window``: StreamingLLM's cache as a pattern edit), ``act`` (``heads=FILE``, ``beta``,
+  ``threshold``: ACT's sink calibration); and per question, ``pasta`` (``heads=FILE``, ``alpha``,
+  ``mode``: PASTA steering toward the prompt range).
 
 The prompt range of a question is its instruction, counted in tokens from its first token.
 A method of one's own is made a kind by :func:`register_method` (from Python), or by a package's
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from importlib.metadata import entry_points
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence, TYPE_CHECKING
@@ -29,7 +35,8 @@ from interp.validation import UsageError, checked, ratio
 from interp.analysis.anchors import detect_anchors
 from interp.edits.intervention import Intervention, describe
 from interp.edits.interventions import (
-    PAPER_SPAN, PAPER_STEP, AnchorAblation, PromptRangeRemoval, TopLayerEmulation, alternating_layers,
+    PAPER_SPAN, PAPER_STEP, AnchorAblation, AttentionSteering, AttentionTemperature, PromptRangeRemoval,
+    SinkCalibration, SinkScaling, SinkWindow, TopLayerEmulation, alternating_layers,
 )
 
 if TYPE_CHECKING:
@@ -49,7 +56,10 @@ class Method(Protocol):
 
 def _name(kind: str, params: dict[str, Any]) -> str:
     # File-name safe on every system (no ':' or '/'), and readable as the spec it came from.
-    return kind + ("(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")" if params else "")
+    # A file (heads=path/to/set.json) is named by its stem.
+    shown = {k: Path(v).stem if isinstance(v, str) and ("/" in v or "\\" in v or v.endswith(".json")) else v
+             for k, v in params.items()}
+    return kind + ("(" + ",".join(f"{k}={v}" for k, v in shown.items()) + ")" if params else "")
 
 
 def _fields_record(method: Any) -> dict[str, Any]:
@@ -128,6 +138,36 @@ class AnchorAblationMethod:
         return _fields_record(self)
 
 
+@dataclass(frozen=True)
+class SteeringMethod:
+    """PASTA on each question: its prompt range emphasised (the other input keys weighted by
+    ``alpha``) in the heads of a head-set file; keys generated after the prompt are not scaled."""
+
+    heads: str
+    alpha: float = 0.01
+    mode: str = "exclude"
+    name: str = "pasta"
+    kind: str = "pasta"
+    given: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        AttentionSteering((0, 1), self.heads, self.alpha, self.mode)  # the parameters checked once, here
+
+    def interventions(self, model: InterpModel, ids: Sequence[int],
+                      prompt_range: tuple[int, int]) -> tuple[Intervention, ...]:
+        return (AttentionSteering(prompt_range, self.heads, self.alpha, self.mode, input_length=len(ids)),)
+
+    def record(self) -> dict[str, Any]:
+        return _fields_record(self)
+
+
+def _checked(build: Callable[[], Any], kind: str) -> Any:
+    try:
+        return build()
+    except ValueError as err:
+        raise UsageError(f"method {kind}: {err}") from None
+
+
 # kind -> (builder from the parsed parameters, {parameter: type})
 KINDS: dict[str, tuple[Any, dict[str, type]]] = {
     "emulation": (lambda p: FixedMethod((TopLayerEmulation(**p),), "", "emulation"),
@@ -138,7 +178,22 @@ KINDS: dict[str, tuple[Any, dict[str, type]]] = {
                         {"ratio": float, "sink": bool, "renormalise": bool}),
     "keep-anchors": (lambda p: AnchorAblationMethod(True, **p, kind="keep-anchors"),
                      {"ratio": float, "sink": bool, "renormalise": bool}),
+    # peers of the paper's method: the same for every question
+    "temperature": (lambda p: FixedMethod((AttentionTemperature(**p),), "", "temperature"), {"temperature": float}),
+    "sink-scaling": (lambda p: FixedMethod((SinkScaling(**{"gamma": 1.0, **p}),), "", "sink-scaling"), {"gamma": float}),
+    "sink-window": (lambda p: FixedMethod((SinkWindow(**p),), "", "sink-window"), {"sinks": int, "window": int}),
+    "act": (lambda p: FixedMethod((_checked(lambda: SinkCalibration(**{"heads": _required(p)} | p), "act"),),
+                                  "", "act"), {"heads": str, "beta": float, "threshold": float}),
+    "pasta": (lambda p: _checked(lambda: SteeringMethod(**{"heads": _required(p)} | p), "pasta"),
+              {"heads": str, "alpha": float, "mode": str}),
 }
+
+
+def _required(params: dict[str, Any]) -> str:
+    if "heads" not in params:
+        raise UsageError("it needs heads=FILE: a JSON file of {layer: [head, ...]} (ACT and PASTA edit "
+                         "chosen heads only)")
+    return params["heads"]
 
 
 PLUGINS = "interp.methods"  # the entry-point group whose modules register kinds when loaded

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -265,3 +266,210 @@ class PerRow(PatternIntervention):
 
         layers = sorted({layer for mine in rows for layer in mine})
         return {layer: [make(layer)] for layer in layers}
+
+
+def _layers_or_all(layers: tuple[int, ...] | None, n_layers: int, what: str) -> tuple[int, ...]:
+    chosen = tuple(range(n_layers)) if layers is None else tuple(layers)
+    check_layers(chosen, n_layers, what)
+    return chosen
+
+
+@dataclass(frozen=True)
+class AttentionTemperature(PatternIntervention):
+    """Every row of the pattern raised to ``1 / temperature`` and renormalised, in ``layers`` (all:
+    ``None``): the scores divided by ``temperature`` before the softmax. Below 1 sharpens, above 1
+    flattens."""
+
+    temperature: float
+    layers: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0 or not math.isfinite(self.temperature):
+            raise ValueError(f"AttentionTemperature: temperature={self.temperature}; give a positive number (1: unchanged)")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(layer) for layer in self.layers))
+
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> LayerEdits:
+        layers = _layers_or_all(self.layers, n_layers, type(self).__name__)
+        return {layer: [lambda pattern, hook: patterns.with_temperature(pattern, self.temperature)] for layer in layers}
+
+
+@dataclass(frozen=True)
+class SinkScaling(PatternIntervention):
+    """ZeroTuning's edit (Han et al., 2025): the first token's column, or the keys of ``span``
+    (``(start, stop)`` counted from each row's first real token), multiplied by ``gamma`` in
+    ``layers`` and ``heads`` (all: ``None``), every row renormalised."""
+
+    gamma: float
+    layers: tuple[int, ...] | None = None
+    heads: tuple[int, ...] | None = None
+    span: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.gamma >= 0 or not math.isfinite(self.gamma):
+            raise ValueError(f"SinkScaling: gamma={self.gamma}; give a number of at least 0 (1: unchanged)")
+        for name in ("layers", "heads", "span"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(int(v) for v in value))
+
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> LayerEdits:
+        name = type(self).__name__
+        layers = _layers_or_all(self.layers, n_layers, name)
+        start, stop = self.span if self.span is not None else (0, 1)
+        _check_range((start, stop), name)
+
+        def scale(pattern: Tensor, hook: Any) -> Tensor:
+            row_pad = row_left_pad(left_pad, pattern)
+            keys = patterns.positions_in_range(row_pad, torch.arange(pattern.shape[-1], device=pattern.device),
+                                               start, stop)
+            heads = None
+            if self.heads is not None:
+                bad = [h for h in self.heads if not 0 <= h < pattern.shape[1]]
+                if bad:
+                    raise ValueError(f"{name}: heads {bad} do not exist (the model has {pattern.shape[1]} per layer)")
+                heads = torch.zeros(pattern.shape[1], dtype=torch.bool, device=pattern.device)
+                heads[list(self.heads)] = True
+            return patterns.scale_columns(pattern, keys, self.gamma, heads)
+
+        return {layer: [scale] for layer in layers}
+
+
+@dataclass(frozen=True)
+class SinkWindow(PatternIntervention):
+    """The StreamingLLM cache (Xiao et al., 2024) as a pattern edit: each query attends to its row's
+    first ``sinks`` tokens and its ``window`` most recent ones (its own included; ``None``: its own
+    alone), the rest get zero weight and rows are renormalised, in ``layers`` (all: ``None``).
+    Positions are not re-indexed as StreamingLLM's rolling cache does: the kept keys keep their
+    original rotary positions."""
+
+    sinks: int = 4
+    window: int | None = None
+    layers: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.sinks < 0 or (self.window is not None and self.window < 1):
+            raise ValueError(f"SinkWindow: sinks={self.sinks}, window={self.window}; give sinks >= 0 and window >= 1")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(layer) for layer in self.layers))
+
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> LayerEdits:
+        layers = _layers_or_all(self.layers, n_layers, type(self).__name__)
+
+        def keep(pattern: Tensor, hook: Any) -> Tensor:
+            row_pad = row_left_pad(left_pad, pattern)
+            kept = patterns.window_keys(row_pad, pattern.shape[-2], pattern.shape[-1], self.sinks, self.window or 1)
+            return patterns.renormalise(pattern * kept[:, None].to(pattern.dtype))
+
+        return {layer: [keep] for layer in layers}
+
+
+HeadSet = tuple[tuple[int, tuple[int, ...]], ...]  # ((layer, (head, ...)), ...): hashable, so plans compare
+
+
+def head_set(heads: Any, what: str) -> HeadSet:
+    """``{layer: [head, ...]}`` (or its items, or a JSON file of it, as :func:`interp.select_heads`
+    writes) as a sorted, hashable head set."""
+    if isinstance(heads, (str, Path)):
+        import json
+
+        try:
+            heads = json.loads(Path(heads).read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{what}: heads={str(heads)!r} is not a readable JSON file of {{layer: [head, ...]}} "
+                             f"({err})") from None
+        heads = heads.get("heads", heads) if isinstance(heads, dict) else heads
+    items = heads.items() if isinstance(heads, dict) else heads
+    try:
+        return tuple(sorted((int(layer), tuple(sorted(int(h) for h in chosen))) for layer, chosen in items))
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: heads must map each layer to a list of heads, e.g. {{2: [0, 5]}}; got {heads!r}") from None
+
+
+def _check_heads(heads: HeadSet, n_layers: int, what: str) -> None:
+    check_layers([layer for layer, _ in heads], n_layers, what)
+
+
+def _heads_mask(chosen: tuple[int, ...], pattern: Tensor, what: str, layer: int) -> Tensor:
+    bad = [h for h in chosen if not 0 <= h < pattern.shape[1]]
+    if bad:
+        raise ValueError(f"{what}: heads {bad} do not exist in layer {layer} ({pattern.shape[1]} heads)")
+    mask = torch.zeros(pattern.shape[1], dtype=torch.bool, device=pattern.device)
+    mask[list(chosen)] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class SinkCalibration(PatternIntervention):
+    """ACT (Yu et al., ICML 2024, "Unveiling and Harnessing Hidden Attention Sinks"), its released
+    ``atten_process_eval``: in the chosen heads (``{layer: [head, ...]}`` or a head-set file), the
+    sinks other than the first are scaled by ``beta`` and their mass given to the row's other keys
+    (:func:`interp.edits.patterns.calibrate_sinks`). Per row over its real tokens, at prefill and at
+    every decoding step."""
+
+    heads: Any
+    beta: float = 0.4
+    threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", head_set(self.heads, type(self).__name__))
+        if not 0 <= self.beta <= 1:
+            raise ValueError(f"SinkCalibration: beta={self.beta}; give a share in [0, 1] (ACT: 0.4)")
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"SinkCalibration: threshold={self.threshold}; give a number in (0, 1) (ACT: 0.1)")
+
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> LayerEdits:
+        name = type(self).__name__
+        _check_heads(self.heads, n_layers, name)
+
+        def make(layer: int, chosen: tuple[int, ...]) -> HookFn:
+            def calibrate(pattern: Tensor, hook: Any) -> Tensor:
+                return patterns.calibrate_sinks(pattern, row_left_pad(left_pad, pattern),
+                                                _heads_mask(chosen, pattern, name, layer), self.beta, self.threshold)
+
+            return calibrate
+
+        return {layer: [make(layer, chosen)] for layer, chosen in self.heads if chosen}
+
+
+@dataclass(frozen=True)
+class AttentionSteering(PatternIntervention):
+    """PASTA (Zhang et al., ICLR 2024, "Tell Your Model Where to Attend"), its released
+    ``pastalib/pasta.py``: in the chosen heads, the input keys outside ``span`` (``mode="exclude"``)
+    weighted by ``alpha`` and the rows renormalised (:func:`interp.edits.patterns.steer`).
+    ``span = (start, stop)`` counts from each row's first real token, like a prompt range;
+    ``input_length`` is where the input ends (keys from there on, generated, are not scaled; ``None``:
+    every key is input). At prefill and at every decoding step."""
+
+    span: tuple[int, int]
+    heads: Any
+    alpha: float = 0.01
+    mode: Literal["exclude", "include"] = "exclude"
+    input_length: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", head_set(self.heads, type(self).__name__))
+        object.__setattr__(self, "span", tuple(int(v) for v in self.span))
+        if not self.alpha > 0:
+            raise ValueError(f"AttentionSteering: alpha={self.alpha}; give a positive weight (PASTA: 0.01)")
+        if self.mode not in ("exclude", "include"):
+            raise ValueError(f"AttentionSteering: mode={self.mode!r}; choose 'exclude' or 'include'")
+
+    def edits(self, n_layers: int, left_pad: Tensor | None = None) -> LayerEdits:
+        name = type(self).__name__
+        _check_range(self.span, name)
+        _check_heads(self.heads, n_layers, name)
+        start, stop = self.span
+
+        def make(layer: int, chosen: tuple[int, ...]) -> HookFn:
+            def steer(pattern: Tensor, hook: Any) -> Tensor:
+                row_pad = row_left_pad(left_pad, pattern)
+                keys = torch.arange(pattern.shape[-1], device=pattern.device)
+                inside = patterns.positions_in_range(row_pad, keys, start, stop)
+                inputs = patterns.positions_in_range(row_pad, keys, 0, self.input_length or pattern.shape[-1])
+                return patterns.steer(pattern, inside, inputs, _heads_mask(chosen, pattern, name, layer), self.alpha,
+                                      self.mode)
+
+            return steer
+
+        return {layer: [make(layer, chosen)] for layer, chosen in self.heads if chosen}

@@ -117,3 +117,71 @@ def remove_keys(
     # Only edited rows are renormalised; the others already sum to one.
     touched = cut.any(dim=-1, keepdim=True)
     return torch.where(touched, renormalise(edited), edited)
+
+
+def with_temperature(pattern: Pattern, temperature: float) -> Pattern:
+    """Each row raised to ``1 / temperature`` and renormalised: the softmax of the scores divided by
+    ``temperature`` (below 1 sharper, above 1 flatter); zero entries (masked keys) stay zero."""
+    return renormalise(pattern.clamp_min(0) ** (1.0 / temperature))
+
+
+def scale_columns(pattern: Pattern, keys: Bool[Tensor, "batch key"], factor: float,
+                  heads: Bool[Tensor, " head"] | None = None) -> Pattern:
+    """The selected keys' entries multiplied by ``factor`` in the selected heads (all: ``None``),
+    those rows renormalised (ZeroTuning's edit of the first token's column)."""
+    chosen = keys[:, None, None, :]
+    if heads is not None:
+        chosen = chosen & heads.to(pattern.device)[None, :, None, None]
+    return renormalise(torch.where(chosen, pattern * factor, pattern))
+
+
+def window_keys(left_pad: Int[Tensor, " batch"], n_query: int, n_key: int, sinks: int,
+                window: int) -> Bool[Tensor, "batch query key"]:
+    """True for the keys a StreamingLLM cache keeps for each query: its row's first ``sinks``
+    tokens and its ``window`` most recent (its own included)."""
+    device = left_pad.device
+    keys = torch.arange(n_key, device=device)[None, None, :] - left_pad[:, None, None]
+    queries = query_positions(n_query, n_key, device)[None, :, None] - left_pad[:, None, None]
+    return (keys < sinks) | (keys > queries - window)
+
+
+def calibrate_sinks(pattern: Pattern, left_pad: Int[Tensor, " batch"], heads: Bool[Tensor, " head"],
+                    beta: float, threshold: float) -> Pattern:
+    """ACT's calibration (Yu et al., 2024) in the selected heads. A key's score is its attention
+    summed over the row's real queries that see it, divided by their number; the sinks are the keys
+    scoring above ``threshold``, less the first of them. Their entries are multiplied by ``beta``
+    and the mass removed from each query's row goes to its other keys in proportion to their
+    weights. Over a whole prompt this is the released code's column statistic; at a KV-cached
+    decoding step (one query) it is its per-step test, each entry against the threshold."""
+    n_query, n_key = pattern.shape[-2:]
+    device = pattern.device
+    query_own = query_positions(n_query, n_key, device)[None, :] - left_pad[:, None]  # [batch, query]
+    key_own = torch.arange(n_key, device=device)[None, :] - left_pad[:, None]  # [batch, key]
+    real = query_own >= 0
+    sees = real[:, :, None] & (key_own[:, None, :] >= 0) & (key_own[:, None, :] <= query_own[:, :, None])
+    counts = sees.sum(dim=1)  # [batch, key]
+    score = (pattern * real[:, None, :, None]).sum(dim=2) / counts[:, None, :].clamp_min(1)
+    sinks = (score > threshold) & (counts[:, None, :] > 0)  # [batch, head, key]
+    first = sinks.to(torch.uint8).argmax(dim=-1, keepdim=True)  # the lowest sink (0 where none: no sink there)
+    sinks = sinks & (torch.arange(n_key, device=device) != first) & heads.to(device)[None, :, None]
+    chosen = sinks[:, :, None, :]
+    moved = (1.0 - beta) * (pattern * chosen).sum(dim=-1, keepdim=True)
+    rest = (pattern * ~chosen).sum(dim=-1, keepdim=True)
+    edited = torch.where(chosen, pattern * beta, pattern + moved * pattern / rest.clamp_min(torch.finfo(pattern.dtype).tiny))
+    return torch.where(rest > 0, edited, pattern)  # a row with no other key keeps its sinks as they were
+
+
+def steer(pattern: Pattern, inside: Bool[Tensor, "batch key"], inputs: Bool[Tensor, "batch key"],
+          heads: Bool[Tensor, " head"], alpha: float, mode: str) -> Pattern:
+    """PASTA's steering (Zhang et al., 2024) in the selected heads, as its released code adds
+    ``log(alpha)`` to the scores: ``exclude`` scales the input keys outside the emphasised span by
+    ``alpha``; ``include`` scales those inside it by ``alpha`` and then every input key by
+    ``1/alpha`` (what its multi-section hook does). Keys after the input (generated) are not
+    scaled; every edited row renormalised (a softmax of the shifted scores)."""
+    if mode == "exclude":
+        factor = torch.where(inputs & ~inside, alpha, 1.0)
+    else:
+        factor = torch.where(inputs & inside, alpha, 1.0) * torch.where(inputs, 1.0 / alpha, 1.0)
+    factor = factor.to(pattern.dtype)[:, None, None, :]
+    chosen = heads.to(pattern.device)[None, :, None, None]
+    return torch.where(chosen, renormalise(pattern * factor), pattern)
