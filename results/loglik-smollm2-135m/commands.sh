@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The log-likelihood runs on SmolLM2-135M-Instruct (the wheel's GGUF), one torch thread, in the
+# order they were run; each command resumes its folder where a kill left it. From the repository root.
+set -euo pipefail
+R=results/loglik-smollm2-135m
+run() { .venv/bin/python -m interp accuracy --model smollm2-135m-instruct --threads 1 --out "$R/pages" "$@"; }
+run --benchmark piqa --data ../shared/data/piqa --scoring cloze --results $R/piqa-cloze --method emulation
+run --benchmark siqa --data ../shared/data/siqa --scoring cloze --results $R/siqa-cloze --method emulation
+run --benchmark mmlu --data ../shared/data/mmlu --scoring letter --limit 53 --results $R/mmlu-letter --method emulation
+run --benchmark piqa --data ../shared/data/piqa --scoring cloze --results $R/piqa-cloze --method emulation prompt-removal anchor-ablation keep-anchors
+run --benchmark piqa --data ../shared/data/piqa --scoring cloze --results $R/piqa-cloze --method emulation:alpha=0.1 emulation:alpha=0.5 emulation:alpha=1.0 emulation:alpha=2.0
+run --benchmark siqa --data ../shared/data/siqa --scoring cloze --results $R/siqa-cloze --method emulation prompt-removal anchor-ablation keep-anchors
+run --benchmark mmlu --data ../shared/data/mmlu --scoring letter --limit 53 --results $R/mmlu-letter --method emulation prompt-removal anchor-ablation keep-anchors
+run --benchmark piqa --data ../shared/data/piqa --scoring cloze --results $R/piqa-cloze --method temperature:temperature=0.8 sink-scaling:gamma=0.5 sink-window:sinks=4,window=16
