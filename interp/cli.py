@@ -164,11 +164,10 @@ def _check_accuracy(config: AccuracyConfig) -> None:
         if config.model:
             validation.model_path("--model", config.model)
         return
-    if config.scoring != "generate":
-        wrong = validation.given(config, ("--direct", "--chat", "--max-new-tokens"))
-        if wrong:
-            raise UsageError(f"{', '.join(wrong)} apply to generated answers; --scoring {config.scoring} generates "
-                             "nothing (each option is scored by its log-likelihood): leave them out")
+    from interp.accuracy.harness import refuse_generation_options
+
+    refuse_generation_options(config.scoring, direct=config.direct, chat=config.chat,
+                              max_new_tokens=config.max_new_tokens is not None)
     if config.benchmark == "tiny":
         wrong = validation.given(config, ("--data", "--subjects"))
         if wrong:

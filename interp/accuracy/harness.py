@@ -12,6 +12,7 @@ from typing import Any, Sequence, TYPE_CHECKING
 
 from interp.accuracy import stats
 from interp.accuracy.data import Item
+from interp.accuracy.prompts import letters
 from interp.accuracy.record import FORCED, Answer
 from interp.files import hold, json_text, rank_lock, read_json, write_atomic
 from interp.accuracy.identity import check_same_model, claim, model_identity, run_record
@@ -185,6 +186,15 @@ def _finish(out: Path, items: Sequence[Item], runs: dict[str, list[Answer]],
     return Evaluation(runs, write_tables(out, runs))
 
 
+def refuse_generation_options(scoring: str, *, direct: bool, chat: bool, max_new_tokens: bool) -> None:
+    """Raise naming the options that apply to generated answers only, when ``scoring`` generates nothing."""
+    given = [option for option, value in (("--direct", direct), ("--chat", chat), ("--max-new-tokens", max_new_tokens))
+             if value]
+    if scoring != "generate" and given:
+        raise UsageError(f"{', '.join(given)} apply to generated answers; --scoring {scoring} generates nothing "
+                         "(each option is scored by its log-likelihood): leave them out, or use --scoring generate")
+
+
 def _evaluate_scored(model: InterpModel, items: Sequence[Item], out: Path, methods: Sequence[Method],
                      names: Sequence[str], form: str, *, batch_size: int | str, direct: bool, chat: bool,
                      max_new_tokens: int | None, shard: Shard, skip_over_context: bool, progress: bool,
@@ -192,11 +202,7 @@ def _evaluate_scored(model: InterpModel, items: Sequence[Item], out: Path, metho
     """:func:`evaluate` by log-likelihood: the same folder, identity, resume and summaries."""
     from interp.accuracy import loglik
 
-    given = [option for option, value in (("--direct", direct), ("--chat", chat),
-                                           ("--max-new-tokens", max_new_tokens is not None)) if value]
-    if given:
-        raise UsageError(f"{', '.join(given)} apply to generated answers; --scoring {form} generates nothing "
-                         "(each option is scored by its log-likelihood): leave them out, or use --scoring generate")
+    refuse_generation_options(form, direct=direct, chat=chat, max_new_tokens=max_new_tokens is not None)
     settings = Settings(cot=False, scoring=form)
     variants: dict[str, tuple[Method | None, Settings]] = {form: (None, settings)}
     if shifted:
@@ -340,7 +346,8 @@ def shown(answer: Answer) -> str:
     """What a reader reads of an answer: its response, or each option's log-likelihood."""
     if answer.response is not None:
         return answer.response
-    return " | ".join(f"{letter} {value:.3f}" for letter, value in zip(map(chr, range(65, 91)), answer.logprobs or ()))
+    values = answer.logprobs or ()
+    return " | ".join(f"{letter} {value:.3f}" for letter, value in zip(letters(len(values)), values)) if values else ""
 
 
 def as_cell(text: str) -> str:

@@ -34,7 +34,7 @@ from interp.accuracy.data import Item
 from interp.accuracy.prompts import letters
 from interp.accuracy.identity import model_identity
 from interp.accuracy.record import ACC, ACC_NORM, SCORED, Answer
-from interp.accuracy.runner import Settings, Shard, drop_partial_line, read_results, results_path, write_settings
+from interp.accuracy.runner import Settings, Shard, pending, write_settings
 from interp.decoding import DEFAULT_BATCH_SIZE
 from interp.decoding.generation import by_interventions, decoder, padded_batch, prefix_length
 from interp.edits.intervention import describe
@@ -171,13 +171,7 @@ def run(model: InterpModel, items: Sequence[Item], out: str | Path, *, variant: 
     skips the ids already there (a kill loses at most one chunk). Returns the records in item order."""
     out = Path(out)
     form = settings.scoring
-    if settings.shift:
-        items = [item.rotated(settings.shift) for item in items if item.permutable]
-    mine = shard.take(items)
-    path = results_path(out, variant, shard)
-    drop_partial_line(path)
-    done = read_results(path)
-    todo = [item for item in mine if item.id not in done]
+    mine, path, done, todo = pending(items, out, variant, settings, shard)
     requests = {item.id: choices_for(item, form) for item in todo}
     encoded = {item.id: encode(model, requests[item.id]) for item in todo}
     context = int(model.cfg.n_ctx)

@@ -185,6 +185,20 @@ class BatchSize:
         print(f"out of memory: batch size halved to {self.size}; the questions in flight are retried", flush=True)
 
 
+def pending(items: Sequence[Item], out: Path, variant: str, settings: Settings,
+            shard: Shard) -> tuple[list[Item], Path, dict[str, Answer], list[Item]]:
+    """Where a variant's run stands: this shard's items (options rotated where ``settings.shift``
+    asks), its results file (a line cut off by a kill dropped), the records already there by id,
+    and the items still to do."""
+    if settings.shift:
+        items = [item.rotated(settings.shift) for item in items if item.permutable]
+    mine = shard.take(items)
+    path = results_path(out, variant, shard)
+    drop_partial_line(path)
+    done = read_results(path)
+    return mine, path, done, [item for item in mine if item.id not in done]
+
+
 def run(
     model: InterpModel,
     items: Sequence[Item],
@@ -204,13 +218,7 @@ def run(
     appending results; returns them in item order. ``tokens`` (the prompts' ids) and ``identity``
     (the model's :func:`~interp.accuracy.identity.model_identity`): if already known."""
     out = Path(out)
-    if settings.shift:
-        items = [item.rotated(settings.shift) for item in items if item.permutable]
-    mine = shard.take(items)
-    path = results_path(out, variant, shard)
-    drop_partial_line(path)
-    done = read_results(path)
-    todo = [item for item in mine if item.id not in done]
+    mine, path, done, todo = pending(items, out, variant, settings, shard)
     tokens = {item.id: tokens[item.id] if tokens else prompt_tokens(model, item, settings)
               for item in todo}
     over = check_context(model, todo, tokens, settings.max_new_tokens, skip_over_context)

@@ -319,20 +319,17 @@ class SinkScaling(PatternIntervention):
         start, stop = self.span if self.span is not None else (0, 1)
         _check_range((start, stop), name)
 
-        def scale(pattern: Tensor, hook: Any) -> Tensor:
-            row_pad = row_left_pad(left_pad, pattern)
-            keys = patterns.positions_in_range(row_pad, torch.arange(pattern.shape[-1], device=pattern.device),
-                                               start, stop)
-            heads = None
-            if self.heads is not None:
-                bad = [h for h in self.heads if not 0 <= h < pattern.shape[1]]
-                if bad:
-                    raise ValueError(f"{name}: heads {bad} do not exist (the model has {pattern.shape[1]} per layer)")
-                heads = torch.zeros(pattern.shape[1], dtype=torch.bool, device=pattern.device)
-                heads[list(self.heads)] = True
-            return patterns.scale_columns(pattern, keys, self.gamma, heads)
+        def make(layer: int) -> HookFn:
+            def scale(pattern: Tensor, hook: Any) -> Tensor:
+                row_pad = row_left_pad(left_pad, pattern)
+                keys = patterns.positions_in_range(row_pad, torch.arange(pattern.shape[-1], device=pattern.device),
+                                                   start, stop)
+                heads = None if self.heads is None else _heads_mask(self.heads, pattern, name, layer)
+                return patterns.scale_columns(pattern, keys, self.gamma, heads)
 
-        return {layer: [scale] for layer in layers}
+            return scale
+
+        return {layer: [make(layer)] for layer in layers}
 
 
 @dataclass(frozen=True)

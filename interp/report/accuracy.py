@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from interp.accuracy import stats
 from interp.accuracy.harness import BASELINE, shifted_name, shown as shown_answer
-from interp.accuracy.record import Answer
+from interp.accuracy.record import SCORED, Answer
 from interp.report.figures import caption
 from interp.report.page import Page, Section
 
@@ -49,7 +49,7 @@ def _interval(low: float, high: float, signed: bool = False) -> str:
 def reading(mode: str) -> str:
     """How a reading is named on the page: the model's forced answer, a log-likelihood reading, or an
     extraction mode."""
-    if mode in ("acc", "acc_norm"):
+    if mode in SCORED:
         return f"log-likelihood ({mode})"
     return "the model's forced answer" if mode == "forced" else f"{mode} extraction"
 
@@ -131,7 +131,7 @@ GAP = 0.10  # a reading this far from final's gets a line saying where the two p
 
 def gap_note(records: Sequence[Answer], mode: str) -> str:
     """A sentence on why ``mode`` reads far from ``final`` on these records ('' when it does not)."""
-    if mode == "final" or all(r.response is None for r in records):  # scored by log-likelihood: no stated answer
+    if mode == "final" or mode in SCORED:  # scored by log-likelihood: no stated answer to part from
         return ""
     gap = stats.reading_gap(records, mode)
     if abs(gap["difference"]) < GAP:
