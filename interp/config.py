@@ -222,6 +222,7 @@ class FinetuneRun:
 
 MODEL_LABELS = ("base", "tuned", "tuned-dropout")  # the paper's three models: before and after fine-tuning
 BENCHMARKS = ("mmlu", "piqa", "siqa")
+REPRODUCE_SCORINGS = ("generate", "letter", "cloze")
 
 
 @dataclass(frozen=True)
@@ -255,13 +256,22 @@ class ReproduceConfig(LoadConfig):
     batch_size: int | str = option(DEFAULT_BATCH_SIZE, f"questions per batch, or 'auto' (default {DEFAULT_BATCH_SIZE})",
                                    type=validation.batch_size)
     method: tuple[str, ...] = _method()
+    scoring: tuple[str, ...] = option(REPRODUCE_SCORINGS, "how accuracy is measured (default all three): generate: "
+                                      "step 3, CoT answers generated; letter and cloze: step 4, each option scored by "
+                                      "its log-likelihood in lm-evaluation-harness's forms (letter: MMLU only, "
+                                      "lm-evaluation-harness's mmlu; cloze: mmlu_continuation, piqa, social_iqa)",
+                                      nargs="+", choices=list(REPRODUCE_SCORINGS))
+    scored_limit: int = option(20, "MMLU questions per subject scored by log-likelihood (default 20: 1,140 questions)",
+                               type=validation.count)
+    scored_questions: int | None = option(None, "PIQA and SIQA questions scored by log-likelihood, the first of each "
+                                                "file (default: all, 1,838 and 1,954)", type=validation.count)
     examples: int = option(24, "held-out structured examples the attention analyses are measured on (default 24)",
                            type=validation.count)
     ratio: float = option(3.0, "anchor threshold: times the mean received attention (default 3)", type=validation.ratio)
     steps: int = option(_TRAIN.steps, f"fine-tuning steps, when the pair is trained (default {_TRAIN.steps})",
                         type=validation.count)
     quick: bool = option(False, "a pipeline check in minutes: 1 MMLU question in each of 2 subjects per category, "
-                                "4 PIQA and 4 SIQA, 16 new tokens, 4 examples, 2 training steps (sizes you give "
+                                "4 PIQA and 4 SIQA (generated and scored), 16 new tokens, 4 examples, 2 training steps (sizes you give "
                                 "explicitly are kept)")
 
     def sized(self) -> "ReproduceConfig":
@@ -270,7 +280,8 @@ class ReproduceConfig(LoadConfig):
             return self
         from interp.accuracy.data import MMLU_CATEGORIES
 
-        quick = {"limit": 1, "questions": 4, "max_new_tokens": 16, "examples": 4, "steps": 2,
+        quick = {"limit": 1, "questions": 4, "max_new_tokens": 16, "examples": 4, "steps": 2, "scored_limit": 1,
+                 "scored_questions": 4,
                  "subjects": tuple(s for subjects in MMLU_CATEGORIES.values() for s in subjects[:2])}
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         return dataclasses.replace(self, **{k: v for k, v in quick.items() if getattr(self, k) == defaults[k]})

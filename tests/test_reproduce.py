@@ -65,6 +65,11 @@ def test_quick_pipeline_writes_every_step_and_a_page_with_every_claim(whole):
             # quick: 1 question in each of 2 subjects per MMLU category, 4 PIQA, 4 SIQA
             assert len(ids) == {"mmlu": 8, "piqa": 4, "siqa": 4}[benchmark]
             assert (whole / f"accuracy-paper-{model}-{benchmark}.html").is_file()
+        # step 4: MMLU by letter and by cloze, PIQA and SIQA by cloze, at the quick sizes
+        for form, benchmark, n in (("letter", "mmlu", 8), ("cloze", "mmlu", 8), ("cloze", "piqa", 4), ("cloze", "siqa", 4)):
+            records = (whole / "accuracy" / form / model / benchmark / f"{form}.jsonl").read_text().splitlines()
+            assert len(records) == n and all(json.loads(line)["logprobs"] for line in records)
+        assert not (whole / "accuracy" / "letter" / model / "piqa").exists()
     for page in ("attention", "anchors", "ablation", "removal", "finetuning"):
         assert (whole / f"{page}.html").is_file()
     text = (whole / "reproduction.html").read_text()
@@ -72,10 +77,13 @@ def test_quick_pipeline_writes_every_step_and_a_page_with_every_claim(whole):
         assert claim in text, claim
     rows = re.findall(r"<tr>(.*?)</tr>", text)
     verdicts = [r for r in rows if re.search(r"<td>(agrees|disagrees|inconclusive|not tested)</td>", r)]
-    # 2 anchor rows, 1 dropout, 2 x 2 effect rows, per model: 3 non-STEM gains + 1 STEM contrast, 1 untested
-    assert len(verdicts) == 2 + 1 + 4 + len(MODELS) * 4 + 1
+    # 2 anchor rows, 1 dropout, 2 x 2 effect rows, per model: 3 non-STEM gains + 1 STEM contrast generated
+    # and 4 + 2 scored (MMLU twice), 1 untested
+    assert len(verdicts) == 2 + 1 + 4 + len(MODELS) * (4 + 6) + 1
+    assert "Accuracy by method" in text and text.count("accuracy difference from the baseline") == 3  # a plot each
     assert [list(run["seconds"]) for run in json.loads((whole / STEPS).read_text())] == [
-        ["1 fine-tuned pair", "2 attention analyses", "3 CoT accuracy", "4 reproduction page"]]
+        ["1 fine-tuned pair", "2 attention analyses", "3 CoT accuracy", "4 log-likelihood accuracy",
+         "5 reproduction page"]]
     index = (whole / "index.html").read_text()
     assert "reproduction.html" in index and "Unfinished report" not in index
 
@@ -92,10 +100,10 @@ def test_a_kill_in_step_3_then_a_rerun_gives_the_uninterrupted_summaries(base, w
     assert "Unfinished report" in (out / "index.html").read_text()
     assert not list(out.glob("accuracy/*/*/*/summary.json"))  # killed in the first folder's first variant
     assert reproduce(base, out) == 0
-    assert summaries(out) == summaries(whole) and len(summaries(out)) == len(MODELS) * len(BENCHMARKS)
+    assert summaries(out) == summaries(whole) and len(summaries(out)) == len(MODELS) * (len(BENCHMARKS) + 4)
     assert json.loads((out / MEASURES).read_text()) == json.loads((whole / MEASURES).read_text())
     runs = json.loads((out / STEPS).read_text())
-    assert "4 reproduction page" not in runs[0]["seconds"] and "4 reproduction page" in runs[1]["seconds"]
+    assert "5 reproduction page" not in runs[0]["seconds"] and "5 reproduction page" in runs[1]["seconds"]
 
 
 def test_step_3_under_torchrun_killed_and_rerun_gives_the_uninterrupted_summaries(base, whole, tmp_path):
@@ -108,7 +116,7 @@ def test_step_3_under_torchrun_killed_and_rerun_gives_the_uninterrupted_summarie
     # One model and benchmark (of the 9 folders): what sharding does is the same in each, and each
     # launch costs every rank its start-up.
     command = torchrun("reproduce", "--quick", "--data", str(SHARED), "--model", str(base), "--out", str(out),
-                       "--threads", "2", "--models", "tuned", "--benchmarks", "mmlu")
+                       "--threads", "2", "--models", "tuned", "--benchmarks", "mmlu", "--scoring", "generate")
     folder = "accuracy/paper/tuned/mmlu/summary.json"
     killed = kill_rank_when(command, 1, lambda: any(out.glob("accuracy/*/*/*/*.rank1-of-2.jsonl")))
     assert killed.returncode != 0

@@ -62,8 +62,10 @@ def correctness(answers: Sequence[Answer], mode: str) -> dict[str, bool]:
     return {a.id: a.correct(mode) for a in answers if not a.skipped}
 
 
-def method_gain(claim: str, where: str, baseline: Sequence[Answer], method: Sequence[Answer], mode: str) -> Claim:
-    """Accuracy under the method minus the baseline's, on the questions both answered (McNemar p)."""
+def method_gain(claim: str, where: str, baseline: Sequence[Answer], method: Sequence[Answer], mode: str,
+                direction: int = 1) -> Claim:
+    """Accuracy under the method minus the baseline's, on the questions both answered (McNemar p);
+    ``direction`` -1 where the paper says the method lowers it."""
     a, b = correctness(baseline, mode), correctness(method, mode)
     ids = [i for i in a if i in b]
     x = np.array([a[i] for i in ids], dtype=float)
@@ -71,7 +73,7 @@ def method_gain(claim: str, where: str, baseline: Sequence[Answer], method: Sequ
     if not ids:
         return Claim(claim, where, "no questions answered under both")
     return Claim(claim, where, f"accuracy ({mode}): {x.mean():.1%} -> {y.mean():.1%}", float((y - x).mean()),
-                 bootstrap_ci(y - x), mcnemar_exact(x.astype(bool).tolist(), y.astype(bool).tolist()), "McNemar", 1,
+                 bootstrap_ci(y - x), mcnemar_exact(x.astype(bool).tolist(), y.astype(bool).tolist()), "McNemar", direction,
                  len(ids))
 
 

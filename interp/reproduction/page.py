@@ -11,26 +11,33 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import plotly.graph_objects as go
 
 from interp.files import read_json
 from interp.accuracy import stats
-from interp.accuracy.harness import BASELINE, variants_in
-from interp.accuracy.record import FORCED, Answer
+from interp.accuracy.harness import BASELINE, baseline_of, variants_in
+from interp.accuracy.record import ACC_NORM, FORCED, Answer
 from interp.accuracy.runner import read_results
 from interp.accuracy.stats import bootstrap_ci
 from interp.analysis.survey import ALTERNATING, ANCHORS_REMOVED, ONLY_ANCHORS, ORIGINAL
-from interp.report.accuracy import accuracy_page
+from interp.report.accuracy import accuracy_page, page_title, reading
+from interp.report.figures import caption
 from interp.report.page import Page, Section
 from interp.reproduction.claims import (
     NOT_TESTED, STEM, Claim, gain_beyond_stem, method_gain, paired,
 )
-from interp.reproduction.pipeline import MEASURES, STEPS
+from interp.reproduction.pipeline import MEASURES, SCORED_FORMS, STEPS
 
 ANCHOR_MEASURE = "share of the later tokens' attention on the prompt's anchors (first token apart), mean over layers"
 LOSS_MEASURE = "reference answer's loss (nats per token)"
 
 
-Folder = tuple[str, str, str, Path, dict[str, list[Answer]]]  # prompt, model, benchmark, folder, its answers
+# prompt (paper, chat) or log-likelihood form (letter, cloze), model, benchmark, folder, its answers
+Folder = tuple[str, str, str, Path, dict[str, list[Answer]]]
+ANCHORS_HURT = "Removing the anchor tokens from the prompt range hurts the answer (Figure 3)"
+REMOVAL_HURTS = "Removing attention to the prompt in alternating middle layers hurts the answer (Figure 4)"
+IMPROVES = "The method improves CoT accuracy outside STEM"
+BEYOND_STEM = "The method helps non-STEM subjects more than STEM ones (MMLU)"
 
 
 def folders(out: Path) -> list[Folder]:
@@ -45,17 +52,37 @@ def runs_of(folder: Path) -> dict[str, list[Answer]]:
             for name in variants_in(folder)}
 
 
+def scored(prompt: str) -> bool:
+    """Whether a folder's first level names a log-likelihood form (else a CoT prompt)."""
+    return prompt in SCORED_FORMS
+
+
 def primary_reading(runs: dict[str, Sequence[Answer]]) -> str:
-    """The model's forced answer where every answered record has it, else the stated one (final)."""
+    """Options scored by log-likelihood: acc_norm (lm-evaluation-harness's length-normalised
+    reading; the same as acc for single letters). Generated answers: the model's forced answer
+    where every answered record has it, else the stated one (final)."""
     answered = [a for records in runs.values() for a in records if not a.skipped]
+    if answered and all(a.logprobs is not None for a in answered):
+        return ACC_NORM
     return FORCED if answered and all(a.has_forced for a in answered) else "final"
 
 
+def _place(prompt: str, model: str, benchmark: str) -> str:
+    how = f"scored by {prompt}" if scored(prompt) else f"{prompt} prompt"
+    return f"{model}, {benchmark.upper()}, {how}"
+
+
 def accuracy_pages(found: list[Folder]) -> list[Page]:
-    return [accuracy_page(f"CoT accuracy: {benchmark.upper()}, {model} model, {prompt} prompt",
-                          read_json(folder / "summary.json"), runs,
-                          f"accuracy-{prompt}-{model}-{benchmark}.html")
+    return [accuracy_page(f"{page_title(baseline_of(list(runs)), benchmark.upper())}, {model} model"
+                          + ("" if scored(prompt) else f", {prompt} prompt"),
+                          read_json(folder / "summary.json"), runs, f"accuracy-{prompt}-{model}-{benchmark}.html")
             for prompt, model, benchmark, folder, runs in found]
+
+
+def kinds(runs: dict[str, Sequence[Answer]]) -> dict[str, str]:
+    """Each method variant's kind (emulation, anchor-ablation, ...): its method's name up to the
+    parameters (``cot+emulation(alpha=0.1)``: emulation)."""
+    return {name: name.split("+", 1)[1].split("(", 1)[0] for name in runs if "+" in name}
 
 
 def _measures(out: Path) -> dict[str, Any] | None:
@@ -74,32 +101,78 @@ def attention_claims(measured: dict[str, Any]) -> list[Claim]:
                          ANCHOR_MEASURE, m["tuned"]["anchor_share"], m["tuned-dropout"]["anchor_share"], direction=0))
     for tuned in ("tuned", "tuned-dropout"):
         loss = m[tuned]["loss"]
-        claims.append(paired("Removing the anchor tokens from the prompt range hurts the answer (Figure 3)", tuned,
-                             f"{LOSS_MEASURE}, anchors removed vs original", loss[ORIGINAL], loss[ANCHORS_REMOVED]))
-        claims.append(paired("Removing attention to the prompt in alternating middle layers hurts the answer "
-                             "(Figure 4)", tuned, f"{LOSS_MEASURE}, prompt removed in layers "
+        claims.append(paired(ANCHORS_HURT, tuned, f"{LOSS_MEASURE}, anchors removed vs original", loss[ORIGINAL],
+                             loss[ANCHORS_REMOVED]))
+        claims.append(paired(REMOVAL_HURTS, tuned, f"{LOSS_MEASURE}, prompt removed in layers "
                              f"{measured['span'][0]}-{measured['span'][1]} (alternating) vs original",
                              loss[ORIGINAL], loss[ALTERNATING]))
     return claims
 
 
 def accuracy_claims(found: list[Folder]) -> list[Claim]:
+    """The claims each folder's variants bear on, by the method's kind: the emulation's gain (outside
+    STEM, and beyond STEM on MMLU); anchor ablation's and alternating prompt removal's loss. Other
+    kinds (keep-anchors, the peer methods) have no claim of the paper: the forest plot shows them."""
     claims = []
     for prompt, model, benchmark, _, runs in found:
-        mode = primary_reading(runs)
-        for variant in (v for v in runs if v != BASELINE):
-            method = variant.split("+", 1)[1]
-            where = f"{model}, {benchmark.upper()}, {prompt} prompt, {method}"
-            if benchmark == "mmlu":
-                outside = [a for a in runs[BASELINE] if a.item.category != STEM]
-                claims.append(method_gain("The method improves CoT accuracy outside STEM", where + " (non-STEM)",
-                                          outside, runs[variant], mode))
-                claims.append(gain_beyond_stem("The method helps non-STEM subjects more than STEM ones (MMLU)", where,
-                                               runs[BASELINE], runs[variant], mode))
-            else:
-                claims.append(method_gain("The method improves CoT accuracy outside STEM", where, runs[BASELINE],
-                                          runs[variant], mode))
+        mode, baseline = primary_reading(runs), runs[baseline_of(list(runs))]
+        for variant, kind in kinds(runs).items():
+            where = f"{_place(prompt, model, benchmark)}, {variant.split('+', 1)[1]}"
+            if kind in ("anchor-ablation", "prompt-removal"):
+                claims.append(method_gain(ANCHORS_HURT if kind == "anchor-ablation" else REMOVAL_HURTS, where,
+                                          baseline, runs[variant], mode, direction=-1))
+            elif kind == "emulation" and benchmark == "mmlu":
+                outside = [a for a in baseline if a.item.category != STEM]
+                claims.append(method_gain(IMPROVES, where + " (non-STEM)", outside, runs[variant], mode))
+                claims.append(gain_beyond_stem(BEYOND_STEM, where, baseline, runs[variant], mode))
+            elif kind == "emulation":
+                claims.append(method_gain(IMPROVES, where, baseline, runs[variant], mode))
     return claims
+
+
+def method_rows(found: list[Folder]) -> list[dict[str, Any]]:
+    """Every method variant's accuracy difference from its folder's baseline, by the folder's
+    primary reading: overall, and per category on MMLU."""
+    rows = []
+    for prompt, model, benchmark, _, runs in found:
+        mode, name = primary_reading(runs), baseline_of(list(runs))
+        for variant in (v for v in runs if "+" in v):
+            for r in stats.compare(runs[name], runs[variant], mode):
+                if r["level"] == "overall" or (r["level"] == "category" and benchmark == "mmlu"):
+                    rows.append({**r, "benchmark": benchmark, "place": _place(prompt, model, benchmark),
+                                 "label": f"{model}, {'scored by ' + prompt if scored(prompt) else prompt + ' prompt'}",
+                                 "variant": variant.split("+", 1)[1], "reading": mode})
+    return rows
+
+
+def forest(rows: Sequence[dict[str, Any]], benchmark: str) -> go.Figure:
+    """One benchmark's overall differences, a point and its 95% interval per (model, form, method)."""
+    chosen = [r for r in rows if r["benchmark"] == benchmark and r["level"] == "overall"]
+    labels = [f"{r['label']}: {r['variant']}" for r in chosen]
+    diff = [100 * r["difference"] for r in chosen]
+    fig = go.Figure(go.Scatter(
+        x=diff, y=labels, mode="markers", marker=dict(size=9),
+        error_x=dict(type="data", symmetric=False, array=[100 * r["difference_ci"][1] - d for r, d in zip(chosen, diff)],
+                     arrayminus=[d - 100 * r["difference_ci"][0] for r, d in zip(chosen, diff)]),
+        customdata=[[r["n"], 100 * r["baseline"], 100 * r["method"], r["mcnemar_p"]] for r in chosen],
+        hovertemplate="%{y}: %{x:+.1f} points (n=%{customdata[0]}, %{customdata[1]:.1f}% -> %{customdata[2]:.1f}%, "
+                      "McNemar p=%{customdata[3]:.3g})<extra></extra>"))
+    fig.add_vline(x=0, line_dash="dash")
+    fig.update_layout(title=f"{benchmark.upper()}: accuracy difference from the baseline", height=160 + 28 * len(chosen),
+                      xaxis=dict(title="method minus baseline (points)", zeroline=False),
+                      yaxis=dict(autorange="reversed"), margin=dict(l=340))
+    return caption(fig, "Each point: a method's accuracy minus the baseline's on the same questions (the model and how "
+                        "accuracy was read before the colon), with its paired 95% bootstrap interval; an interval "
+                        "that crosses the dashed line does not tell the method from the baseline.")
+
+
+def methods_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    header = ["benchmark", "where", "method", "group", "n", "reading", "baseline [95% CI]", "method",
+              "difference (points) [95% CI]", "McNemar p"]
+    return header, [[r["benchmark"].upper(), r["place"], r["variant"], r["name"], r["n"], reading(r["reading"]),
+                     f"{100 * r['baseline']:.1f}% [{100 * r['baseline_ci'][0]:.1f}, {100 * r['baseline_ci'][1]:.1f}]",
+                     f"{100 * r['method']:.1f}%", f"{100 * r['difference']:+.1f} [{100 * r['difference_ci'][0]:+.1f}, "
+                     f"{100 * r['difference_ci'][1]:+.1f}]", f"{r['mcnemar_p']:.3g}"] for r in rows]
 
 
 def paper_claims(out: Path, found: list[Folder]) -> list[Claim]:
@@ -140,6 +213,8 @@ def accuracy_table(found: list[Folder]) -> tuple[list[str], list[list[Any]]]:
               "stated = forced (baseline)"]
     rows = []
     for prompt, model, benchmark, _, runs in found:
+        if scored(prompt):  # no stated answer: the accuracy-by-method section holds these
+            continue
         forced = primary_reading(runs) == FORCED
         agreed = {(r["level"], r["name"]): r["agreement"] for r in stats.agreement(runs[BASELINE])} if forced else {}
         parsed = {(r["level"], r["name"]): r["parse_rate"] for r in stats.accuracy(runs[BASELINE], "final")}
@@ -184,6 +259,7 @@ def steps_table(out: Path) -> tuple[list[str], list[list[Any]]]:
 def reproduction_page(out: Path, found: list[Folder] | None = None) -> Page:
     found = folders(out) if found is None else found
     claims = paper_claims(out, found)
+    by_method = method_rows(found)
     verdicts = Counter(c.verdict for c in claims)
     summary = ", ".join(f"{verdicts[v]} {v}" for v in ("agrees", "disagrees", "inconclusive", NOT_TESTED) if verdicts[v])
     measured = _measures(out)
@@ -194,7 +270,17 @@ def reproduction_page(out: Path, found: list[Folder] | None = None) -> Page:
                 "excludes zero on the other, and is inconclusive when it holds zero. Attention claims are measured "
                 "per held-out structured example (paired over examples, Wilcoxon signed-rank p); accuracy claims per "
                 "question (paired over questions, McNemar p), read from the model's forced answer where the records "
-                "have it (the tables below give the stated answer too).", tables=[claims_table(claims)]),
+                "have it (the tables below give the stated answer too).",
+                tables=[claims_table(claims)]),
+        Section("Accuracy by method",
+                "Every method's accuracy minus the baseline's, paired over the same questions (95% bootstrap "
+                "interval, McNemar p), one plot per benchmark and a table with MMLU's categories. Scored by "
+                "log-likelihood (letter, cloze: lm-evaluation-harness's forms), nothing is generated and every "
+                "method acts in the whole forward; the reading is acc_norm (the option's log-likelihood per "
+                "character; acc for single letters). Generated answers are read from the model's forced answer "
+                "where the records have it.",
+                figures=[forest(by_method, b) for b in dict.fromkeys(r["benchmark"] for r in by_method)],
+                tables=[methods_table(by_method)]),
         Section("CoT accuracy by category, baseline vs the method",
                 "forced: the model's own committed answer after the cue (the letter its next-token distribution "
                 "prefers among the options); stated: the letter the response commits to (final extraction; "

@@ -7,9 +7,15 @@
    (``<out>/analyses/measures.json``);
 3. CoT accuracy, the baseline against each method, on MMLU (the first ``--limit`` questions of every
    subject), PIQA and SIQA, for each model, in ``<out>/accuracy/<prompt>/<model>/<benchmark>/``
-   (the harness's results folders);
-4. the reproduction page (:mod:`interp.reproduction.page`): the paper's claims beside what was
-   measured, and the accuracy tables by category.
+   (the harness's results folders; ``<prompt>``: paper or chat);
+4. log-likelihood accuracy, the same comparison with nothing generated (each option scored in
+   lm-evaluation-harness's forms, :mod:`interp.accuracy.loglik`): MMLU (``--scored-limit`` per
+   subject) by letter and by cloze, PIQA and SIQA (``--scored-questions``, default all) by cloze, in
+   ``<out>/accuracy/<form>/<model>/<benchmark>/`` (``<form>``: letter or cloze);
+5. the reproduction page (:mod:`interp.reproduction.page`): the paper's claims beside what was
+   measured, every method's accuracy difference from the baseline, and the accuracy tables.
+
+``--scoring`` chooses steps 3 (generate) and 4 (letter, cloze).
 
 Each step is skipped when its output exists: the pair's ``training.json`` files, ``measures.json``,
 and the harness's own resume, question by question. ``<out>/reproduce.json`` records the settings
@@ -27,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, TYPE_CHECKING
+from typing import Callable, Iterator, Sequence, TYPE_CHECKING
 
 from interp.accuracy.runner import Shard
 from interp.config import ReproduceConfig
@@ -43,6 +49,9 @@ SETTINGS = "reproduce.json"
 STEPS = "steps.json"
 MEASURES = Path("analyses") / "measures.json"
 PAIR = {"tuned": "without-dropout", "tuned-dropout": "with-dropout"}  # `interp finetune --pair`'s folders
+# Step 4's forms and the benchmarks scored in each (lm-evaluation-harness's tasks: mmlu;
+# mmlu_continuation, piqa, social_iqa).
+SCORED_FORMS = {"letter": ("mmlu",), "cloze": ("mmlu", "piqa", "siqa")}
 STUDY_LABELS = {"base": "base", "tuned": "tuned", "tuned-dropout": "tuned with dropout"}
 
 
@@ -118,11 +127,16 @@ def _reproduce(config: ReproduceConfig, load: Loader, report: Report | None, com
     with steps.step("2 attention analyses"):
         if report is not None:
             analyses(config, sources, load, report)
-    with steps.step("3 CoT accuracy"):
-        accuracy(config, sources, load, shard)
+    if "generate" in config.scoring:
+        with steps.step("3 CoT accuracy"):
+            accuracy(config, sources, load, shard)
+    forms = [form for form in SCORED_FORMS if form in config.scoring]
+    if forms:
+        with steps.step("4 log-likelihood accuracy"):
+            scored_accuracy(config, sources, load, forms, shard)
     if report is None:
         return
-    with steps.step("4 reproduction page"):
+    with steps.step("5 reproduction page"):
         for page in pages_of(out):
             report.add(page)
 
@@ -197,17 +211,24 @@ def analyses(config: ReproduceConfig, sources: dict[str, str], load: Loader, rep
                                    "models": sources, "measures": measures}, indent=2))
 
 
+def _chosen(config: ReproduceConfig, benchmarks: Sequence[str], limit: int | None,
+            questions: int | None) -> dict[str, tuple[list, dict]]:
+    """Each benchmark's questions: MMLU's first ``limit`` per subject, the others' first ``questions``."""
+    from interp.accuracy.harness import benchmark_items
+
+    return {benchmark: benchmark_items(benchmark, str(Path(config.data) / benchmark),
+                                       config.subjects if benchmark == "mmlu" else None,
+                                       limit if benchmark == "mmlu" else questions)
+            for benchmark in benchmarks}
+
+
 def accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, shard: Shard = Shard()) -> None:
     """Step 3: every model's CoT accuracy on every benchmark, baseline against each method."""
-    from interp.accuracy.harness import benchmark_items, evaluate
+    from interp.accuracy.harness import evaluate
     from interp.accuracy.methods import parse_method
 
     methods = [parse_method(spec) for spec in config.method]
-    chosen = {}
-    for benchmark in config.benchmarks:
-        mmlu = benchmark == "mmlu"
-        chosen[benchmark] = benchmark_items(benchmark, str(Path(config.data) / benchmark),
-                                            config.subjects if mmlu else None, config.limit if mmlu else config.questions)
+    chosen = _chosen(config, config.benchmarks, config.limit, config.questions)
     for label in config.models:
         model = load(sources[label], "--model" if label == "base" else "--tuned")
         for benchmark, (items, source) in chosen.items():
@@ -215,6 +236,28 @@ def accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, sha
             evaluate(model, items, accuracy_folder(config.out, config.prompt, label, benchmark), methods=methods,
                      max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, chat=config.prompt == "chat",
                      shard=shard, source={**source, "model": sources[label]})
+        del model
+
+
+def scored_accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, forms: Sequence[str],
+                    shard: Shard = Shard()) -> None:
+    """Step 4: every model's accuracy by log-likelihood, baseline against each method, in each form
+    a benchmark has in lm-evaluation-harness (the letter form: MMLU alone)."""
+    from interp.accuracy.harness import evaluate
+    from interp.accuracy.methods import parse_method
+
+    methods = [parse_method(spec) for spec in config.method]
+    chosen = _chosen(config, config.benchmarks, config.scored_limit, config.scored_questions)
+    for label in config.models:
+        model = load(sources[label], "--model" if label == "base" else "--tuned")
+        for form in forms:
+            for benchmark, (items, source) in chosen.items():
+                if benchmark not in SCORED_FORMS[form]:
+                    continue
+                print(f"  {label} on {benchmark} ({len(items)} questions, scored by {form})", flush=True)
+                evaluate(model, items, accuracy_folder(config.out, form, label, benchmark), methods=methods,
+                         batch_size=config.batch_size, shard=shard, source={**source, "model": sources[label]},
+                         scoring=form)
         del model
 
 
