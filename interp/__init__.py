@@ -40,6 +40,8 @@ _HOMES = {
     "attribution_effects": "interp.analysis.heads", "ablation_effects": "interp.analysis.heads",
     "activation_patching": "interp.analysis.patching", "attribution_patching": "interp.analysis.patching",
     "logit_difference": "interp.analysis.patching",
+    "select_heads": "interp.analysis.selection", "HeadSelection": "interp.analysis.selection",
+    "Reference": "interp.analysis.selection", "references": "interp.accuracy.loglik",
     # accuracy
     "evaluate": "interp.accuracy.harness", "rescore_folder": "interp.accuracy.harness",
     "parse_method": "interp.accuracy.methods", "register_method": "interp.accuracy.methods",

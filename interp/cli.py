@@ -122,6 +122,17 @@ def check_options(command: str, config: StudyConfig | AccuracyConfig | FinetuneR
         return
     for option in validation.given(config, ("--tuned", "--compare-model")):
         validation.model_path(option, getattr(config, option[2:].replace("-", "_")))
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    selecting = [f"--{name.replace('_', '-')}" for name in ("select", "select_from", "select_data", "select_examples")
+                 if getattr(config, name) != defaults[name]]
+    if selecting and not config.for_method:
+        raise UsageError(f"{', '.join(selecting)} choose how --for selects heads; add --for act or --for pasta "
+                         "(interp heads), or leave them out")
+    if config.select_data:
+        validation.existing("--select-data", config.select_data, f"the {config.select_from} files (see ../shared/data)")
+        if config.select_from == "tiny":
+            raise UsageError("--select-data names a benchmark's files: add --select-from mmlu, piqa or siqa (tiny's "
+                             "questions are generated)")
     if command == "finetuning" and config.model and not config.tuned:
         raise UsageError("interp finetuning with --model needs --tuned DIR: the model directory `interp finetune` "
                          "wrote (or its --pair folder); --model is the base it was tuned from")
@@ -205,6 +216,9 @@ def check_against_model(config: StudyConfig, model: InterpModel) -> None:
         raise UsageError(f"{option}: {err}") from None
     for layer, head in config.show:
         validation.check_head("--show", layer, head, n, heads)
+    if config.for_method and not config.select <= n * heads:
+        raise UsageError(f"--select {config.select}: select_heads: k={config.select}; give 1 to {n * heads} (the "
+                         "model's heads)")
 
 
 def _load(config: LoadConfig, path: str | None, option: str = "--model") -> InterpModel:

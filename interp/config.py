@@ -125,6 +125,17 @@ class StudyConfig(LoadConfig):
                               "then ablated one by one to measure their effect (default 10)", type=validation.count)
     show: tuple[tuple[int, int], ...] = option((), "heads whose pattern to show, e.g. 0.3 5.1",
                                                type=validation.head, nargs="+")
+    for_method: str | None = option(None, "head probing: also select the heads of ACT or PASTA (act, pasta, or "
+                                          "KIND:key=value,...) by attribution patching on held-out questions "
+                                          "(--select-from), confirm the top --select exactly, and write "
+                                          "<out>/heads-KIND.json for act:heads=FILE / pasta:heads=FILE",
+                                    flag="--for", type=validation.selection, metavar="SPEC")
+    select: int = option(8, "heads confirmed by exact evaluation for --for (default 8)", type=validation.count)
+    select_from: str = option("tiny", "the held-out questions for --for: tiny (structured questions of another seed "
+                                      "than the runs'; default), or mmlu, piqa, siqa (the last ones of each file: "
+                                      "runs take the first) with --select-data", choices=["tiny", "mmlu", "piqa", "siqa"])
+    select_data: str | None = option(None, "the --select-from benchmark's files (as --data of interp accuracy)")
+    select_examples: int = option(64, "held-out questions for --for (default 64)", type=validation.count)
     compare_model: str | None = option(None, "the second model (default: the shipped SmolLM2 fine-tuned with "
                                              "attention dropout)")
     tuned: str | None = option(None, "the fine-tuned model directory written by `interp finetune`, or its --pair "

@@ -203,6 +203,17 @@ def check_fits_context(what: str, tokens: int, context: int, fix: str) -> None:
         raise UsageError(f"{what} needs {tokens} tokens, more than the model's context of {context} tokens; {fix}")
 
 
+def selection(text: str) -> str:
+    """A head-selection spec: act, pasta, or KIND:key=value,... (checked, returned as given)."""
+    from interp.analysis.selection import parse_selection
+
+    try:
+        parse_selection(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def checked(option: str, check: Callable[[Any], Any], value: Any) -> Any:
     """``check(value)`` with an argparse type's error turned into a :class:`UsageError` naming ``option``
     (for values that come from somewhere other than the command line, e.g. a method spec)."""

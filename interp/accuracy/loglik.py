@@ -35,6 +35,7 @@ from interp.accuracy.prompts import letters
 from interp.accuracy.identity import model_identity
 from interp.accuracy.record import ACC, ACC_NORM, SCORED, Answer
 from interp.accuracy.runner import Settings, Shard, pending, write_settings
+from interp.analysis.selection import Reference
 from interp.decoding import DEFAULT_BATCH_SIZE
 from interp.decoding.generation import by_interventions, decoder, padded_batch, prefix_length
 from interp.edits.intervention import describe
@@ -147,6 +148,37 @@ def option_logprobs(model: InterpModel, questions: Sequence[Encoded], plans: Seq
                     read = logprobs[b, -len(option):].gather(-1, option[:, None])
                     out[q][k] = float(read.sum())
     return out
+
+
+def references(model: InterpModel, items: Sequence[Item], form: str = "cloze") -> list[Reference]:
+    """Each item as this scoring writes it, its right option the reference answer: held-out
+    examples for :func:`interp.analysis.selection.select_heads`."""
+    out = []
+    for item in items:
+        encoded = encode(model, choices_for(item, form))
+        right = encoded.options[letters(len(item.options)).index(item.answer)]
+        out.append(Reference(tuple(encoded.context + right), len(encoded.context), encoded.prompt_range, item.id))
+    return out
+
+
+SELECTION_SEED = 1  # structured questions for head selection: another seed than the runs' (0)
+
+
+def selection_items(benchmark: str, data: str | Path | None, n: int) -> list[Item]:
+    """``n`` questions for head selection that runs do not start from: the last ones of each
+    subject's file, interleaved (runs take the first ``--limit``), or structured questions of
+    another seed than the runs'."""
+    from interp.accuracy.data import load_benchmark
+    from interp.accuracy.structured import held_out_items
+
+    if benchmark == "tiny":
+        return held_out_items(-(-n // 2), seed=SELECTION_SEED)[:n]
+    by_subject: dict[str, list[Item]] = {}
+    for item in load_benchmark(benchmark, data):
+        by_subject.setdefault(item.subject, []).append(item)
+    tails = [list(reversed(items)) for items in by_subject.values()]
+    interleaved = [items[i] for i in range(max(map(len, tails))) for items in tails if i < len(items)]
+    return interleaved[:n]
 
 
 def readings(logprobs: Sequence[float], choices: Sequence[str]) -> dict[str, str]:

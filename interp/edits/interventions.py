@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from interp.edits import patterns
+from interp.edits.presets import HEAD_PRESETS
 from interp.edits.intervention import (
     Hook, HookFn, Intervention, LayerEdits, PatternIntervention, check_layers, queries_from, row_left_pad,
 )
@@ -365,16 +366,19 @@ HeadSet = tuple[tuple[int, tuple[int, ...]], ...]  # ((layer, (head, ...)), ...)
 
 
 def head_set(heads: Any, what: str) -> HeadSet:
-    """``{layer: [head, ...]}`` (or its items, or a JSON file of it, as :func:`interp.select_heads`
-    writes) as a sorted, hashable head set."""
-    if isinstance(heads, (str, Path)):
+    """``{layer: [head, ...]}`` (or its items, a JSON file of it as :func:`interp.select_heads`
+    writes, or a published set's name in :data:`interp.edits.presets.HEAD_PRESETS`) as a sorted,
+    hashable head set."""
+    if isinstance(heads, str) and heads in HEAD_PRESETS:
+        heads = HEAD_PRESETS[heads]
+    elif isinstance(heads, (str, Path)):
         import json
 
         try:
             heads = json.loads(Path(heads).read_text())
         except (OSError, ValueError) as err:
-            raise ValueError(f"{what}: heads={str(heads)!r} is not a readable JSON file of {{layer: [head, ...]}} "
-                             f"({err})") from None
+            raise ValueError(f"{what}: heads={str(heads)!r} is neither a readable JSON file of {{layer: [head, ...]}} "
+                             f"({err}) nor a published set ({', '.join(HEAD_PRESETS)})") from None
         heads = heads.get("heads", heads) if isinstance(heads, dict) else heads
     items = heads.items() if isinstance(heads, dict) else heads
     try:

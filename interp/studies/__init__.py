@@ -39,7 +39,8 @@ STUDIES: dict[str, Study] = {study.name: study for study in (
     Study("removal", "alternating-layer prompt removal (Figure 4)", ("first", "last")),
     Study("emulation", "depth-scaled top-layer emulation, inspected", ("alpha", "threshold", "last_layer")),
     Study("heads", "head probing: sink, previous-token, induction, entropy, ablation effects",
-          ("ratio", "ablation", "show", "confirm")),
+          ("ratio", "ablation", "show", "confirm", "for_method", "select", "select_from", "select_data",
+           "select_examples")),
     # The main job's finetuning page compares the shipped pair already (its Figure 5 sections).
     Study("dropout", "attention of two models (without and with attention dropout) and their difference (Figure 5)",
           ("compare_model",), in_run=lambda config: bool(config.compare_model)),
