@@ -15,10 +15,10 @@ def test_main_job_writes_an_offline_report(tmp_path, capsys):
     assert main(["run", "--out", str(tmp_path), "--max-new-tokens", "4", "--questions", "2", "--cot-tokens", "8"]) == 0
     assert "report:" in capsys.readouterr().out
     written = {p.name for p in tmp_path.glob("*.html")} - {"index.html"}
-    # Written out here, not taken from the registry under test: the main job's eight pages (the
+    # Written out here, not taken from the registry under test: the main job's nine pages (the
     # finetuning page, base against the shipped pair, carries the dropout comparison).
     assert written == {"attention.html", "anchors.html", "ablation.html", "removal.html", "emulation.html",
-                       "heads.html", "finetuning.html", "accuracy-tiny.html"}
+                       "methods.html", "heads.html", "finetuning.html", "accuracy-tiny.html"}
     library = tmp_path / "plotly.min.js"
     assert library.stat().st_size > 3_000_000 and "plotly.js" in library.read_text()[:2000]
     for page in tmp_path.glob("*.html"):
@@ -35,6 +35,24 @@ def test_main_job_writes_an_offline_report(tmp_path, capsys):
     assert sum(p.stat().st_size for p in tmp_path.iterdir() if p.is_file()) < 16_000_000
     index = (tmp_path / "index.html").read_text()
     assert all(name in index for name in written)
+
+
+def test_methods_page_sets_every_method_beside_the_emulation(tmp_path):
+    import html
+    import json
+
+    from interp.tiny.default import shipped
+
+    assert main(["methods", "--model", str(shipped()), "--out", str(tmp_path), "--max-new-tokens", "4"]) == 0
+    text = html.unescape((tmp_path / "methods.html").read_text())
+    names = ["original", "top-layer emulation (the paper)", "ACT sink calibration", "PASTA steering to the prompt",
+             "ZeroTuning sink scaling, gamma 0.6", "attention temperature 1.2", "StreamingLLM window (4 sinks, 64 recent)"]
+    assert all(name in text for name in names)
+    # the head shown is one the page's ACT edits, chosen by select_heads on held-out questions
+    shown = re.search(r"Head (\d+)\.(\d+) under each method", text)
+    record = re.search(r"ACT sink calibration: \[\{'intervention': 'SinkCalibration', 'heads': (.*?), 'beta'", text)
+    assert shown and record and f"({shown[1]}, ({shown[2]}" in record[1].replace(",)", ")")
+    assert "methods.html" in json.loads((tmp_path / "pages.json").read_text())
 
 
 def test_self_contained_pages_carry_plotly_inline(tmp_path):

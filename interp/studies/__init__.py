@@ -38,6 +38,7 @@ STUDIES: dict[str, Study] = {study.name: study for study in (
     Study("ablation", "anchor-token ablation and keep-only counter-experiment (Figure 3)", ("ratio",)),
     Study("removal", "alternating-layer prompt removal (Figure 4)", ("first", "last")),
     Study("emulation", "depth-scaled top-layer emulation, inspected", ("alpha", "threshold", "last_layer")),
+    Study("methods", "the paper's emulation beside ACT, PASTA, ZeroTuning, attention temperature and a sink window"),
     Study("heads", "head probing: sink, previous-token, induction, entropy, ablation effects",
           ("ratio", "ablation", "show", "confirm", "for_method", "select", "select_from", "select_data",
            "select_examples")),
