@@ -104,6 +104,7 @@ CASES = [
     (["heads", "--model", "{tiny_model}", "--show", "1.9"], "head 9 does not exist"),
     (["heads", "--show", "one"], "argument --show: heads are written LAYER.HEAD"),
     (["heads", "--ablation", "half"], "argument --ablation: invalid choice"),
+    (["methods", "--max-new-tokens", "0"], "argument --max-new-tokens: 0 is not at least 1"),
     (["heads", "--for", "zerotuning"], "argument --for: 'zerotuning': heads are selected for act or pasta"),
     (["heads", "--for", "act:gamma=2"], "'gamma=2' is not a parameter of act; it takes beta=..., threshold=..."),
     (["heads", "--for", "act:beta=2"], "SinkCalibration: beta=2.0; give a share in [0, 1]"),

@@ -32,7 +32,7 @@ def test_main_job_writes_an_offline_report(tmp_path, capsys):
             assert "Plotly.newPlot" in text and sources == ["plotly.min.js"] and len(text) < LIMIT_MB * 2**20
             # every figure says under it how to read it
             assert text.count("Plotly.newPlot") == text.count('<p class="caption">'), page.name
-    assert sum(p.stat().st_size for p in tmp_path.iterdir() if p.is_file()) < 16_000_000
+    assert sum(p.stat().st_size for p in tmp_path.iterdir() if p.is_file()) < 17_000_000  # nine pages, one plotly.js
     index = (tmp_path / "index.html").read_text()
     assert all(name in index for name in written)
 

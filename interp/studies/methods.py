@@ -76,7 +76,8 @@ def methods_study(model: InterpModel, example: Example, max_new_tokens: int = 32
                 "prompt's keys their weight and shrinks the others'; ZeroTuning scales the first token's column; "
                 "a temperature above 1 flattens every row; the window keeps the first 4 keys and the last 64.",
                 figures=[figures.layer_heatmaps(patterns, example.tokens, f"Head {layer}.{head}", example.prompt_stop,
-                                                layer_names=list(chosen))]),
+                                                layer_names=list(chosen),
+                                                cells=figures.SLIDER_CELLS // 4)]),  # small: the main job's folder
     ])
 
 
