@@ -29,7 +29,10 @@ def test_the_readme_intervention_is_right_under_padding_and_the_kv_cache(tiny_mo
     assert isinstance(drop, interp.PatternIntervention)
     rows = [[5, 17, 33, 9, 41, 8, 12], [7, 3, 19]]
     ids, left_pad, mask, positions = padded_batch(rows, 0)
-    reference.EDIT = reference.Edit(kind="remove", prompt_range=(0, 1), layers=(1, 3), left_pad=left_pad.tolist())
+    # Set in place: other modules hold this same object (rebinding it would leave them a stale one).
+    for name, value in vars(reference.Edit(kind="remove", prompt_range=(0, 1), layers=(1, 3),
+                                           left_pad=left_pad.tolist())).items():
+        setattr(reference.EDIT, name, value)
     with torch.no_grad():
         expected = ref(ids, attention_mask=mask, position_ids=positions).logits
         with interp.intervene(model, drop, left_pad=left_pad):

@@ -12,9 +12,18 @@ from scipy.stats import spearmanr
 
 import interp
 from interp.analysis.selection import Reference, select_heads
-from tests.reference import EDIT, Edit
+from interp.tiny import random_decoder
+from tests.reference import EDIT, Edit, reference_copy
 
 K = 6
+
+
+@pytest.fixture(scope="module")
+def pair(sp_model):
+    """A 7-layer tiny LLaMA and its reference copy, this module's own: no other test's use of a
+    shared pair (its attention implementation switched, say) reaches the reference here."""
+    hf = random_decoder("llama", n_layers=7, d_model=64, n_heads=4, n_kv_heads=2, vocab_size=400, init_std=0.2, seed=7)
+    return reference_copy(hf), interp.load_model(hf, tokenizer=sp_model)
 
 
 def examples() -> list[Reference]:
@@ -51,8 +60,8 @@ CASES = {
 
 
 @pytest.mark.parametrize("method", CASES)
-def test_selection_agrees_with_exact_per_head_evaluation(tiny_models, method, tmp_path):
-    ref_model, model = tiny_models(7)
+def test_selection_agrees_with_exact_per_head_evaluation(pair, method, tmp_path):
+    ref_model, model = pair
     parameters, edit, min_spearman, min_overlap = CASES[method]
     refs = examples()
     selection = select_heads(model, method, refs, k=K, parameters=parameters, batch_size=5, progress=False)
@@ -78,8 +87,8 @@ def test_selection_agrees_with_exact_per_head_evaluation(tiny_models, method, tm
     assert interp.SinkCalibration(heads=str(path)).heads == tuple((l, tuple(h)) for l, h in sorted(selection.heads.items()))
 
 
-def test_selection_refuses_bad_input(tiny_models):
-    _, model = tiny_models(7)
+def test_selection_refuses_bad_input(pair):
+    _, model = pair
     with pytest.raises(ValueError, match="choose from act, pasta"):
         select_heads(model, "nope", examples())
     with pytest.raises(ValueError, match="k=99"):
@@ -92,13 +101,13 @@ def test_selection_refuses_bad_input(tiny_models):
         Reference((1, 2, 3), 3, (0, 2))
 
 
-def test_act_preset_is_the_released_llama_2_7b_chat_list(tiny_models):
+def test_act_preset_is_the_released_llama_2_7b_chat_list(pair):
     # GATECH-EIC/ACT models/augment_index.py, aug_indices_comb_classification[layer - 2]: 29 lists
     # for layers 2-30, the one for layer 28 empty; counted by hand from the file: 184 heads.
     heads = dict(interp.SinkCalibration("act-llama-2-7b-chat").heads)
     assert sorted(heads) == [layer for layer in range(2, 31) if layer != 28]
     assert heads[2] == (2, 8, 12, 13, 16, 17, 20, 25) and heads[30] == (2,) and heads[16] == (0, 29)
     assert sum(map(len, heads.values())) == 184
-    _, model = tiny_models(7)  # a 7-layer model has no layer 30: refused, naming the layers
+    _, model = pair  # a 7-layer model has no layer 30: refused, naming the layers
     with pytest.raises(ValueError, match=r"layers \[7, 8"):
         interp.plan_edits(model, interp.SinkCalibration("act-llama-2-7b-chat"))
