@@ -51,17 +51,12 @@ class HeadScores:
 
     @property
     def confirmed(self) -> list[tuple[int, int]]:
-        return [(int(l), int(h)) for l, h in (~self.exact.isnan()).nonzero().tolist()]
+        return measured(self.exact)
 
     def agreement(self) -> float:
         """Spearman rank correlation of estimate and exact effect over the confirmed heads (NaN
         with fewer than three)."""
-        heads = self.confirmed
-        if len(heads) < 3:
-            return float("nan")
-        estimate = [float(self.estimate[h]) for h in heads]
-        exact = [float(self.exact[h]) for h in heads]
-        return float(spearmanr(estimate, exact).statistic)
+        return agreement(self.estimate, self.exact)
 
     def ranked(self) -> list[dict[str, Any]]:
         """Every head, most important first: by the exact effect where measured (the confirmed heads
@@ -75,6 +70,20 @@ class HeadScores:
         return sorted(rows, key=lambda row: (row["exact"] is not None,
                                              row["exact"] if row["exact"] is not None else row["estimate"]),
                       reverse=True)
+
+
+def measured(exact: Float[Tensor, "layer head"]) -> list[tuple[int, int]]:
+    """The heads whose exact effect was measured (not NaN)."""
+    return [(int(l), int(h)) for l, h in (~exact.isnan()).nonzero().tolist()]
+
+
+def agreement(estimate: Float[Tensor, "layer head"], exact: Float[Tensor, "layer head"]) -> float:
+    """Spearman rank correlation of estimate and exact effect over the measured heads (NaN with
+    fewer than three)."""
+    heads = measured(exact)
+    if len(heads) < 3:
+        return float("nan")
+    return float(spearmanr([float(estimate[h]) for h in heads], [float(exact[h]) for h in heads]).statistic)
 
 
 def detector_scores(patterns: Float[Tensor, "layer head query key"], detection: Tensor) -> Float[Tensor, "layer head"]:

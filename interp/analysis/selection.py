@@ -22,10 +22,10 @@ from typing import Any, Callable, Sequence, TYPE_CHECKING
 import einops
 import torch
 from jaxtyping import Float
-from scipy.stats import spearmanr
 from torch import Tensor
 from tqdm import tqdm
 
+from interp.analysis.heads import agreement, measured
 from interp.decoding import DEFAULT_BATCH_SIZE
 from interp.decoding.generation import decoder, padded_batch
 from interp.edits.intervention import LayerEdits, PatternIntervention
@@ -113,7 +113,7 @@ class HeadSelection:
 
     @property
     def confirmed(self) -> list[tuple[int, int]]:
-        return [(int(l), int(h)) for l, h in (~self.exact.isnan()).nonzero().tolist()]
+        return measured(self.exact)
 
     @property
     def chosen(self) -> list[tuple[int, int]]:
@@ -132,10 +132,7 @@ class HeadSelection:
     def agreement(self) -> float:
         """Spearman rank correlation of estimate and exact change over the confirmed heads (NaN
         with fewer than three)."""
-        heads = self.confirmed
-        if len(heads) < 3:
-            return float("nan")
-        return float(spearmanr([float(self.estimate[h]) for h in heads], [float(self.exact[h]) for h in heads]).statistic)
+        return agreement(self.estimate, self.exact)
 
     def save(self, path: str | Path) -> Path:
         """The head set as JSON (``heads`` is what ``act:heads=FILE`` and ``pasta:heads=FILE``

@@ -9,7 +9,7 @@ import torch
 from interp.accuracy.loglik import references, selection_items
 from interp.analysis.attention import attention_patterns
 from interp.analysis.effects import intervention_effects
-from interp.analysis.selection import select_heads
+from interp.analysis.selection import Reference, select_heads
 from interp.edits.intervention import PatternIntervention
 from interp.edits.interventions import (
     AttentionSteering, AttentionTemperature, SinkCalibration, SinkScaling, SinkWindow, TopLayerEmulation,
@@ -25,10 +25,9 @@ SELECTION_EXAMPLES = 6  # held-out structured questions the page selects ACT's a
 SELECTED = 2  # heads confirmed exactly for each
 
 
-def _heads(model: InterpModel, kind: str) -> tuple[dict[int, list[int]], str]:
-    """The heads a method edits on this page, chosen by :func:`select_heads` on a few held-out
+def _heads(model: InterpModel, kind: str, refs: list[Reference]) -> tuple[dict[int, list[int]], str]:
+    """The heads a method edits on this page, chosen by :func:`select_heads` on held-out
     questions (the best confirmed head when none is confirmed to help), and how they were chosen."""
-    refs = references(model, selection_items("tiny", None, SELECTION_EXAMPLES))
     selection = select_heads(model, kind, refs, SELECTED, progress=False)
     heads = selection.heads
     if not heads:  # none confirmed to help: the best confirmed one, to show what the edit does
@@ -40,8 +39,9 @@ def _heads(model: InterpModel, kind: str) -> tuple[dict[int, list[int]], str]:
 
 def variants(model: InterpModel, example: Example) -> tuple[dict[str, list[PatternIntervention]], list[str]]:
     """Each method at its paper's defaults, and how the head-choosing ones chose their heads."""
-    act_heads, act_note = _heads(model, "act")
-    pasta_heads, pasta_note = _heads(model, "pasta")
+    refs = references(model, selection_items("tiny", None, SELECTION_EXAMPLES))
+    act_heads, act_note = _heads(model, "act", refs)
+    pasta_heads, pasta_note = _heads(model, "pasta", refs)
     stop = example.answer_start or example.ids.shape[1]
     return {
         "original": [],
