@@ -256,9 +256,11 @@ def _rescore(config: AccuracyConfig, model: InterpModel | None) -> Page:
 
 def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel) -> Page | None:
     from interp.accuracy.harness import benchmark_items
+    from interp.accuracy.selected import held_out_questions
     from interp.accuracy.structured import held_out_items
     from interp.studies.accuracy import accuracy_report
 
+    pairs = None
     if config.benchmark == "tiny":
         pairs = tuple(config.table_pairs or HARD_PAIRS)
         try:
@@ -271,7 +273,8 @@ def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel)
     return accuracy_report(model, items, config.benchmark, config.results_folder, methods=methods,
                            max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, direct=config.direct,
                            chat=config.chat, skip_over_context=config.skip_over_context, shifted=config.shifted,
-                           source={**source, "model": model_source(config)}, scoring=config.scoring)
+                           source={**source, "model": model_source(config)}, scoring=config.scoring,
+                           held_out=held_out_questions(config.benchmark, config.data, items, pairs))
 
 
 def model_source(config: LoadConfig) -> str:

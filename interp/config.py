@@ -98,7 +98,10 @@ def _method() -> Any:
 METHOD_HELP = ("variants compared with the CoT baseline, each KIND or KIND:key=value,...: emulation (alpha, "
                "threshold, last_layer), prompt-removal (first, last, step), anchor-ablation and keep-anchors (ratio, sink: "
                "count the first token among the anchors, default true; "
-               "anchors found per question in its instruction); e.g. --method emulation:alpha=0.1 emulation:alpha=0.3 "
+               "anchors found per question in its instruction); the peers temperature (temperature), sink-scaling "
+               "(gamma), sink-window (sinks, window), act (heads, beta, threshold) and pasta (heads, alpha, mode), "
+               "heads=FILE, a published set or auto (chosen on held-out questions before the run; select: how "
+               "many are confirmed, default 8); e.g. --method emulation:alpha=0.1 act:heads=auto "
                "(default: emulation)")
 
 

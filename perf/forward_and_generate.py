@@ -4,13 +4,17 @@ Variants, at batch 1 and --batch: HF ``generate`` with its default SDPA attentio
 and with eager attention; ``interp.generate`` without interventions and with TopLayerEmulation (the
 fast path: the plain model, edits inside its attention, fused attention in layers without edits);
 and the same two through the TransformerLens bridge's hook points (the path analysis uses;
---no-hook-path leaves them out). Measured interleaved in one run; prints tokens/s and the median
-over rounds of the per-round ratio to HF SDPA. Never asserts. Targets: >= 1.0x HF SDPA without
-interventions, >= 0.90x with the emulation, at batch 1 and 8.
+--no-hook-path leaves them out); with --methods, ``interp.generate`` under each peer method too
+(ACT and PASTA on three heads of every layer from 2 on, PASTA steering toward the prompt's first
+half; ZeroTuning's sink scaling, attention temperature, a StreamingLLM window). Measured
+interleaved in one run; prints tokens/s and the median over rounds of the per-round ratio to HF
+SDPA. Never asserts. Targets: >= 1.0x HF SDPA without interventions, >= 0.90x with the
+emulation, at batch 1 and 8.
 
     python perf/forward_and_generate.py                # ~58M-parameter random LLaMA, 200-token prompt, 128 new tokens
     python perf/forward_and_generate.py --model smollm2-135m-instruct --threads 2   # the real model (GQA, 30 layers)
     python perf/forward_and_generate.py --new-tokens 32 --rounds 3
+    python perf/forward_and_generate.py --model smollm2-135m-instruct --threads 1 --methods --no-hook-path
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def main() -> None:
     parser.add_argument("--model", help="a model load_model takes (default: a random 58M-parameter LLaMA)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-hook-path", action="store_true", help="leave out the bridge's hook path")
+    parser.add_argument("--methods", action="store_true", help="also every peer method on the fast path")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,6 +84,14 @@ def main() -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.prompt_tokens}-token prompts, "
           f"{args.new_tokens} new tokens, {args.rounds} interleaved rounds")
     emulation = [interp.TopLayerEmulation()]
+    heads = {layer: [0, 1, 2] for layer in range(2, model.cfg.n_layers)}  # about ACT's share of Llama-2-7B's heads
+    peers = {
+        "act": [interp.SinkCalibration(heads)],
+        "pasta": [interp.AttentionSteering((0, args.prompt_tokens // 2), heads, input_length=args.prompt_tokens)],
+        "sink scaling (gamma 0.6)": [interp.SinkScaling(0.6)],
+        "temperature 1.2": [interp.AttentionTemperature(1.2)],
+        "sink window (4 + 64)": [interp.SinkWindow(4, 64)],
+    } if args.methods else {}
 
     def ours(ids, interventions, hooks=False):
         def run():
@@ -88,7 +101,7 @@ def main() -> None:
             return generate_ids(model, ids, max_new_tokens=args.new_tokens, interventions=interventions, eos_token_id=-1)
         return run
 
-    print(f"{'batch':>5} {'variant':<34} {'tok/s':>8} {'x HF SDPA (median of rounds)':>29}")
+    print(f"{'batch':>5} {'variant':<44} {'tok/s':>8} {'x HF SDPA (median of rounds)':>29}")
     with torch.no_grad():
         for batch in (1, args.batch):
             ids = torch.randint(3, vocab, (batch, args.prompt_tokens), device=args.device)
@@ -102,13 +115,14 @@ def main() -> None:
                 "HF generate (eager)": hf("eager"),
                 "interp.generate": ours(ids, []),
                 "interp.generate + emulation": ours(ids, emulation),
+                **{f"interp.generate + {name}": ours(ids, interventions) for name, interventions in peers.items()},
             }
             if not args.no_hook_path:
                 runs |= {"hook path": ours(ids, [], hooks=True), "hook path + emulation": ours(ids, emulation, hooks=True)}
             times = interleaved(runs, args.rounds, args.device)
             for name in runs:
                 tok_s = batch * args.new_tokens / statistics.median(times[name])
-                print(f"{batch:>5} {name:<34} {tok_s:>8.1f} {median_ratio(times, name, 'HF generate (SDPA)'):>29.3f}",
+                print(f"{batch:>5} {name:<44} {tok_s:>8.1f} {median_ratio(times, name, 'HF generate (SDPA)'):>29.3f}",
                       flush=True)
 
 

@@ -113,6 +113,12 @@ CASES = [
     (["heads", "--for", "act", "--select-data", "{missing}"], "--select-data {missing} does not exist"),
     (["heads", "--for", "act", "--select-data", "{empty_dir}"], "--select-data names a benchmark's files: add --select-from"),
     (["heads", "--for", "act", "--select", "999", "--model", "{tiny_model}"], "--select 999: select_heads: k=999; give 1 to 40"),
+    (["accuracy", "--benchmark", "tiny", "--method", "act:heads=act-llama-2-7b-chat,select=4"],
+     "select=4 counts the heads heads=auto confirms"),
+    (["accuracy", "--benchmark", "tiny", "--method", "pasta:heads=auto,select=0"], "select=0; give at least 1 head"),
+    (["accuracy", "--benchmark", "tiny", "--method", "pasta"], "or heads=auto (chosen on held-out questions"),
+    (["accuracy", "--benchmark", "piqa", "--data", "{piqa_one}", "--method", "act:heads=auto", "--model", "{tiny_model}"],
+     "no held-out questions are left to choose heads on"),
     (["accuracy", "--benchmark", "tiny", "--method", "act:heads=act-llama-2-7b-chat", "--model", "{tiny_model}"],
      "SinkCalibration: layers [10, 11"),
     # options that need another one, or cannot apply in the chosen mode
@@ -190,6 +196,10 @@ def places(tmp_path_factory) -> dict[str, str]:
     piqa.mkdir()
     (piqa / "valid.jsonl").write_text('{"goal": "Open a jar", "sol1": "Twist the lid", "sol2": null}\n')
     (piqa / "valid-labels.lst").write_text("0\n")
+    piqa_one = root / "piqa_one"
+    piqa_one.mkdir()
+    (piqa_one / "valid.jsonl").write_text('{"goal": "Open a jar", "sol1": "Twist the lid", "sol2": "Shout"}\n')
+    (piqa_one / "valid-labels.lst").write_text("0\n")
     mmlu = root / "mmlu"
     mmlu.mkdir()
     (mmlu / "anatomy_test.csv").write_text("What is it?,a,b,c,d,A\n")
@@ -198,7 +208,7 @@ def places(tmp_path_factory) -> dict[str, str]:
             **{name: str(root / name) for name in ("adapter_self", "adapter_empty", "adapter_bad", "pickled")}, "shapes": str(root / "shapes"), "bert": str(bert),
             "missing": str(root / "missing"), "a_file": str(root / "a_file"),
             "under_a_file": str(root / "a_file" / "reports"), "tiny_model": str(good), "fresh": str(root / "fresh"),
-            "empty_dir": str(root / "empty"), "tiny_results": str(root / "tiny_results"), "bad_rows": str(root / "rows.jsonl"), "piqa_null": str(piqa),
+            "empty_dir": str(root / "empty"), "tiny_results": str(root / "tiny_results"), "bad_rows": str(root / "rows.jsonl"), "piqa_null": str(piqa), "piqa_one": str(piqa_one),
             "mmlu_dir": str(mmlu), "stories_bin": str(STORIES)}
 
 

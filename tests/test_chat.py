@@ -59,6 +59,11 @@ def test_the_prompt_range_is_the_instruction_inside_the_templated_prompt(load):
     plain = prompt_tokens(model, ITEM, Settings())
     assert prompt_range(model, ITEM, Settings(), plain)[0] == 0
     assert instruction_tokens(tokenizer, plain, prompt_range(model, ITEM, Settings(), plain)) == instruction(3).strip()
+    # The question and its options (what pasta:span=question emphasises): from the instruction's end to the cue.
+    block = "Where would you keep milk cold?\n\nA. An oven\nB. A fridge\nC. A drawer"
+    for settings, tokens in ((Settings(chat=True), ids), (Settings(), plain)):
+        found = prompt_range(model, ITEM, settings, tokens)
+        assert found.question[0] == found[1] and tokenizer.decode(tokens[slice(*found.question)]).strip() == block
 
 
 def test_smollm2_template_has_its_system_turn_and_opens_the_assistant_turn():

@@ -252,6 +252,23 @@ def test_a_prompt_past_the_context_stops_the_run_before_it_generates(tiny, items
     assert overall["skipped"] == len(items) and overall["n"] == 0
 
 
+def test_pasta_emphasises_the_instruction_or_the_question_as_span_says(tiny, items, tmp_path):
+    tokenizer = tiny.tokenizer
+    heads = tmp_path / "heads.json"
+    heads.write_text('{"1": [0, 2]}')
+    for item in items[:2]:
+        ids = runner.prompt_tokens(tiny, item, Settings())
+        steered = {span: runner.plan(tiny, parse_method(f"pasta:heads={heads},span={span}"), item,
+                                     Settings(), ids).interventions[0].span for span in ("instruction", "question")}
+        assert tokenizer.decode(ids[slice(*steered["instruction"])], skip_special_tokens=True).strip() == \
+            instruction(len(item.options)).strip()  # the range starts at the BOS, as it does everywhere
+        question = tokenizer.decode(ids[slice(*steered["question"])])
+        assert steered["question"][0] == steered["instruction"][1] and question.strip().startswith(item.question[:20])
+        assert question.rstrip().endswith(item.options[-1]) and "Analysis" not in question
+    with pytest.raises(UsageError, match="span='answer'; choose instruction or question"):
+        parse_method("pasta:heads=auto,span=answer")
+
+
 @pytest.mark.parametrize("spec, message", [
     ("emulation:threshold=1.5", "threshold=1.5 is outside (0, 1)"),
     ("emulation:alpha=-3", "alpha=-3.0 makes the factor"),

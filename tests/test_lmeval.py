@@ -146,6 +146,9 @@ def test_prompt_range_methods_are_refused_with_the_reason():
     assert len(interventions_from_args("emulation", {"alpha": 0.3})) == 1
     with pytest.raises(ValueError, match="prompt range, which lm-evaluation-harness"):
         interventions_from_args("prompt-removal", {})
+    with pytest.raises(ValueError, match="heads=auto chooses heads on held-out questions"):
+        interventions_from_args("act", {"heads": "auto"})
+    assert len(interventions_from_args("act", {"heads": "act-llama-2-7b-chat"})) == 1
     with pytest.raises(ValueError, match="'gamma=1' is not a parameter"):
         interventions_from_args("emulation", {"gamma": 1})
 

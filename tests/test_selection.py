@@ -111,3 +111,81 @@ def test_act_preset_is_the_released_llama_2_7b_chat_list(pair):
     _, model = pair  # a 7-layer model has no layer 30: refused, naming the layers
     with pytest.raises(ValueError, match=r"layers \[7, 8"):
         interp.plan_edits(model, interp.SinkCalibration("act-llama-2-7b-chat"))
+
+
+def test_heads_auto_chosen_on_held_out_questions_recorded_and_reused(tiny_models, tmp_path, monkeypatch):
+    """A harness run with heads=auto answers exactly as a run with the heads it chose given as a
+    file; its held-out questions are none of the run's; a resume and a rescore reuse the recorded
+    heads (selecting again would fail here)."""
+    from interp.accuracy import selected
+    from interp.accuracy.harness import evaluate, rescore_folder
+    from interp.accuracy.methods import parse_method
+    from interp.accuracy.structured import held_out_items
+    from interp.analysis import selection
+
+    _, model = tiny_models(4)
+    items = held_out_items(3)
+    held = selected.held_out_questions("tiny", None, items)
+    asked = {(item.question, item.options) for item in items}
+    assert not asked & {(item.question, item.options) for item in held.take(64)}
+    spec = "act:heads=auto,select=4,threshold=0.05"
+    auto = evaluate(model, items, tmp_path / "auto", methods=[parse_method(spec)], max_new_tokens=6, progress=False,
+                    held_out=held)
+    name = "cot+act(heads=auto,select=4,threshold=0.05)"
+    settings = json.loads((tmp_path / "auto" / f"{name}.settings.json").read_text())["method"]
+    chosen = settings["selection"]["heads"]
+    assert chosen and settings["selection"]["held_out"].startswith("structured questions of seed")
+    assert len(settings["selection"]["confirmed"]) == 4
+    heads_file = tmp_path / "auto" / "cot+act(heads=auto_select=4_threshold=0.05).heads.json"
+    given = evaluate(model, items, tmp_path / "file", methods=[parse_method(f"act:heads={heads_file},threshold=0.05")],
+                     max_new_tokens=6, progress=False)
+    by_file = {a.id: a for a in given.runs[f"cot+act(heads={heads_file.stem},threshold=0.05)"]}
+    base = {a.id: a.forced_probability for a in auto.runs["cot"]}
+    assert max(abs(a.forced_probability - base[a.id]) for a in auto.runs[name]) > 1e-4  # the heads' edit acts
+    for answer in auto.runs[name]:
+        assert answer.response == by_file[answer.id].response
+        assert answer.forced_probability == pytest.approx(by_file[answer.id].forced_probability, abs=1e-6)
+
+    def no_selection(*args, **kwargs):
+        raise AssertionError("heads selected again")
+
+    monkeypatch.setattr(selection, "select_heads", no_selection)
+    again = evaluate(model, items, tmp_path / "auto", methods=[parse_method(spec)], max_new_tokens=6, progress=False,
+                     held_out=held)
+    assert [a.response for a in again.runs[name]] == [a.response for a in auto.runs[name]]
+    rescored = rescore_folder(tmp_path / "auto", model)
+    assert [a.forced_probability for a in rescored.runs[name]] == pytest.approx(
+        [a.forced_probability for a in auto.runs[name]], abs=1e-6)
+
+
+def test_heads_auto_refusals(tiny_models, tmp_path):
+    from interp.accuracy.harness import evaluate
+    from interp.accuracy.methods import parse_method
+    from interp.accuracy.selected import held_out_questions
+    from interp.accuracy.structured import held_out_items
+    from interp.validation import UsageError
+
+    _, model = tiny_models(4)
+    items = held_out_items(1)
+    auto = [parse_method("pasta:heads=auto")]
+    with pytest.raises(UsageError, match="heads=auto are chosen on held-out questions of the benchmark, and none"):
+        evaluate(model, items, tmp_path / "a", methods=auto, scoring="cloze", progress=False)
+    piqa = tmp_path / "piqa"  # a benchmark the run asks whole leaves nothing to choose on
+    piqa.mkdir()
+    rows = [{"goal": f"Goal {i}?", "sol1": "one way", "sol2": "another way"} for i in range(3)]
+    (piqa / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (piqa / "valid-labels.lst").write_text("0\n1\n0\n")
+    from interp.accuracy.data import load_benchmark
+
+    whole = load_benchmark("piqa", str(piqa))
+    with pytest.raises(UsageError, match="no held-out questions are left"):
+        evaluate(model, whole, tmp_path / "b", methods=auto, scoring="cloze", progress=False,
+                 held_out=held_out_questions("piqa", str(piqa), whole))
+    assert not (tmp_path / "b").exists() or not list((tmp_path / "b").iterdir())
+    assert len(held_out_questions("piqa", str(piqa), whole[:1]).take(64)) == 2
+    with pytest.raises(UsageError, match="select=3 counts the heads heads=auto confirms"):
+        parse_method("act:heads=act-llama-2-7b-chat,select=3")
+    with pytest.raises(UsageError, match="select=0; give at least 1"):
+        parse_method("act:heads=auto,select=0")
+    with pytest.raises(UsageError, match="or heads=auto"):
+        parse_method("pasta")

@@ -8,7 +8,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, TYPE_CHECKING
+from typing import Any, Callable, Sequence, TYPE_CHECKING
 
 from interp.accuracy import stats
 from interp.accuracy.data import Item
@@ -16,7 +16,8 @@ from interp.accuracy.prompts import letters
 from interp.accuracy.record import FORCED, Answer
 from interp.files import hold, json_text, rank_lock, read_json, write_atomic
 from interp.accuracy.identity import check_same_model, claim, model_identity, run_record
-from interp.accuracy.methods import Method, method_from_record, parse_method
+from interp.accuracy.methods import HeadsToSelect, Method, method_from_record, parse_method
+from interp.accuracy.selected import HeldOut, check_held_out, prepare
 from interp.decoding import DEFAULT_BATCH_SIZE
 from interp.accuracy.runner import (
     Settings, Shard, add_forced, check_context, merge_shards, plan, prompt_tokens, read_results,
@@ -122,6 +123,7 @@ def evaluate(
     max_new_tokens: int | None = None, batch_size: int | str = DEFAULT_BATCH_SIZE, direct: bool = False, chat: bool = False,
     shard: Shard = Shard(), skip_over_context: bool = False, progress: bool = True,
     source: dict[str, Any] | None = None, shifted: bool = False, scoring: str = "generate",
+    held_out: HeldOut | None = None,
 ) -> Evaluation | None:
     """The CoT baseline, CoT under each method, and optionally the non-CoT baseline (for computed
     tokens). With ``shifted``, the baseline again (:data:`SHIFTED`) on the questions whose options
@@ -134,7 +136,10 @@ def evaluate(
     ``max_new_tokens`` defaults to 2048, or what the model's context leaves after the longest
     prompt. Everything is checked (methods, context) before ``out`` is claimed for this run
     (:mod:`interp.accuracy.identity`; ``source`` says how the questions and the model were
-    chosen, to name what differs when a resume is refused) and before anything generates."""
+    chosen, to name what differs when a resume is refused) and before anything generates. A
+    method with ``heads=auto`` has its heads chosen once the folder is claimed, on ``held_out``
+    questions (:mod:`interp.accuracy.selected`; :func:`~interp.accuracy.selected.held_out_questions`
+    makes them)."""
     out = Path(out)
     if not items:
         raise UsageError("no questions to run: the benchmark, --subjects and --limit leave none")
@@ -145,7 +150,7 @@ def evaluate(
     if scoring != "generate":
         return _evaluate_scored(model, items, out, methods, names, scoring, batch_size=batch_size, direct=direct,
                                 chat=chat, max_new_tokens=max_new_tokens, shard=shard, skip_over_context=skip_over_context,
-                                progress=progress, source=source, shifted=shifted)
+                                progress=progress, source=source, shifted=shifted, held_out=held_out)
     tokens = {item.id: prompt_tokens(model, item, Settings(chat=chat)) for item in items}
     max_new_tokens = new_tokens_allowed(model, tokens, max_new_tokens)
     cot = Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens)
@@ -155,14 +160,13 @@ def evaluate(
         variants = {BASELINE: variants.pop(BASELINE), SHIFTED: (None, dataclasses.replace(cot, shift=1)), **variants}
     if direct:
         variants = {"direct": (None, Settings(cot=False, chat=chat, max_new_tokens=max_new_tokens)), **variants}
-    for method in methods:  # every method's parameters are checked on the model before any variant generates
-        try:
-            plan(model, method, items[0], cot, tokens[items[0].id])
-        except ValueError as err:
-            raise UsageError(f"--method {method.name}: {err}") from err
+    check = lambda method: plan(model, method, items[0], cot, tokens[items[0].id])
+    _check_methods(methods, check, held_out)  # every method's parameters are checked on the model before any variant generates
     with hold(out, name=rank_lock(shard.rank)):  # until the last record and summary are written
         identity = model_identity(model)  # one pass over the weights, for run.json and every variant's settings
         claim(out, run_record(identity, items, {"chat": chat, "max_new_tokens": max_new_tokens}, source))
+        variants |= {name: (method, cot) for name, method in
+                     _prepared(model, methods, names, out, held_out, "cloze", progress, check).items()}
         runs = {}
         for name, (method, settings) in variants.items():
             runs[name] = run(model, items, out, variant=name, method=method, settings=settings, shard=shard,
@@ -186,6 +190,31 @@ def _finish(out: Path, items: Sequence[Item], runs: dict[str, list[Answer]],
     return Evaluation(runs, write_tables(out, runs))
 
 
+def _check_methods(methods: Sequence[Method], check: Callable[[Method], Any], held_out: HeldOut | None = None) -> None:
+    """Plan each method on the first question (heads still to select: once chosen, their
+    held-out questions now)."""
+    check_held_out(methods, held_out)
+    for method in methods:
+        if isinstance(method, HeadsToSelect):
+            continue
+        try:
+            check(method)
+        except ValueError as err:
+            raise UsageError(f"--method {method.name}: {err}") from err
+
+
+def _prepared(model: InterpModel, methods: Sequence[Method], names: Sequence[str], out: Path,
+              held_out: HeldOut | None, form: str, progress: bool, check: Callable[[Method], Any]
+              ) -> dict[str, Method]:
+    """The variants whose heads were chosen now, under their names, checked on the model."""
+    if not any(isinstance(method, HeadsToSelect) for method in methods):
+        return {}
+    chosen = {name: method for name, method, was in zip(names, prepare(model, methods, names, out, held_out, form,
+                                                                      progress), methods) if method is not was}
+    _check_methods(list(chosen.values()), check)
+    return chosen
+
+
 def refuse_generation_options(scoring: str, *, direct: bool, chat: bool, max_new_tokens: bool) -> None:
     """Raise naming the options that apply to generated answers only, when ``scoring`` generates nothing."""
     given = [option for option, value in (("--direct", direct), ("--chat", chat), ("--max-new-tokens", max_new_tokens))
@@ -198,7 +227,7 @@ def refuse_generation_options(scoring: str, *, direct: bool, chat: bool, max_new
 def _evaluate_scored(model: InterpModel, items: Sequence[Item], out: Path, methods: Sequence[Method],
                      names: Sequence[str], form: str, *, batch_size: int | str, direct: bool, chat: bool,
                      max_new_tokens: int | None, shard: Shard, skip_over_context: bool, progress: bool,
-                     source: dict[str, Any] | None, shifted: bool) -> Evaluation | None:
+                     source: dict[str, Any] | None, shifted: bool, held_out: HeldOut | None) -> Evaluation | None:
     """:func:`evaluate` by log-likelihood: the same folder, identity, resume and summaries."""
     from interp.accuracy import loglik
 
@@ -209,14 +238,13 @@ def _evaluate_scored(model: InterpModel, items: Sequence[Item], out: Path, metho
         variants[shifted_name(form)] = (None, dataclasses.replace(settings, shift=1))
     variants |= {name: (method, settings) for name, method in zip(names, methods)}
     first = loglik.encode(model, loglik.choices_for(items[0], form))
-    for method in methods:
-        try:
-            loglik.plan_for(model, method, first)
-        except ValueError as err:
-            raise UsageError(f"--method {method.name}: {err}") from err
+    check = lambda method: loglik.plan_for(model, method, first)
+    _check_methods(methods, check, held_out)
     with hold(out, name=rank_lock(shard.rank)):
         identity = model_identity(model)
         claim(out, run_record(identity, items, {"scoring": form}, source))
+        chosen = _prepared(model, methods, names, out, held_out, form, progress, check)
+        variants |= {name: (method, settings) for name, method in chosen.items()}
         runs = {name: loglik.run(model, items, out, variant=name, method=method, settings=settings, shard=shard,
                                  batch_size=batch_size, skip_over_context=skip_over_context, progress=progress,
                                  identity=identity)

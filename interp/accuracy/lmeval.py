@@ -25,7 +25,7 @@ import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from interp.accuracy.methods import KINDS, FixedMethod, parse_method
+from interp.accuracy.methods import KINDS, FixedMethod, HeadsToSelect, parse_method
 from interp.decoding.generation import decoder, new_cache
 from interp.edits.intervention import Intervention
 from interp.edits.plan import plan_edits
@@ -42,6 +42,10 @@ def interventions_from_args(intervention: str | None, params: dict[str, Any]) ->
         raise ValueError(f"unknown intervention={intervention!r}; choose from none, {', '.join(KINDS)}")
     spec = intervention + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
     method = parse_method(spec)
+    if isinstance(method, HeadsToSelect):
+        raise ValueError(f"intervention={intervention} with heads=auto chooses heads on held-out questions, which "
+                         f"lm-evaluation-harness does not give a model; choose them with `interp heads --for "
+                         f"{intervention}` and give heads=FILE")
     if not isinstance(method, FixedMethod):
         raise ValueError(
             f"intervention={intervention} acts on each question's prompt range, which lm-evaluation-harness's "

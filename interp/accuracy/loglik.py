@@ -24,14 +24,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, TYPE_CHECKING
+from typing import Any, Collection, Sequence, TYPE_CHECKING
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from interp.accuracy.data import Item
-from interp.accuracy.prompts import letters
+from interp.accuracy.prompts import PromptRange, letters
 from interp.accuracy.identity import model_identity
 from interp.accuracy.record import ACC, ACC_NORM, SCORED, Answer
 from interp.accuracy.runner import Settings, Shard, pending, write_settings
@@ -101,7 +101,7 @@ class Encoded:
 
     context: list[int]
     options: list[list[int]]
-    prompt_range: tuple[int, int]
+    prompt_range: PromptRange  # the question as the context writes it
 
     @property
     def longest(self) -> int:
@@ -114,7 +114,7 @@ def encode(model: InterpModel, choices: Choices) -> Encoded:
     start, stop = choices.question
     span = (prefix_length(model, context, choices.context[:start]) if start else 0,
             prefix_length(model, context, choices.context[:stop]))
-    return Encoded(context, [option for _, option in pairs], span)
+    return Encoded(context, [option for _, option in pairs], PromptRange(*span))
 
 
 @torch.no_grad()
@@ -164,20 +164,24 @@ def references(model: InterpModel, items: Sequence[Item], form: str = "cloze") -
 SELECTION_SEED = 1  # structured questions for head selection: another seed than the runs' (0)
 
 
-def selection_items(benchmark: str, data: str | Path | None, n: int) -> list[Item]:
+def selection_items(benchmark: str, data: str | Path | None, n: int, *, exclude: Collection[tuple[str, tuple[str, ...]]] = (),
+                    pairs: tuple[int, int] | None = None) -> list[Item]:
     """``n`` questions for head selection that runs do not start from: the last ones of each
     subject's file, interleaved (runs take the first ``--limit``), or structured questions of
-    another seed than the runs'."""
+    another seed than the runs' (on tables of ``pairs`` pairs, the training tables' by default);
+    none whose (question, options) is in ``exclude``."""
     from interp.accuracy.data import load_benchmark
-    from interp.accuracy.structured import held_out_items
+    from interp.accuracy.structured import TRAINING_PAIRS, held_out_items
 
     if benchmark == "tiny":
-        return held_out_items(-(-n // 2), seed=SELECTION_SEED)[:n]
+        drawn = held_out_items(-(-n // 2), seed=SELECTION_SEED, pairs=pairs or TRAINING_PAIRS)
+        return [item for item in drawn if (item.question, item.options) not in exclude][:n]
     by_subject: dict[str, list[Item]] = {}
     for item in load_benchmark(benchmark, data):
-        by_subject.setdefault(item.subject, []).append(item)
+        if (item.question, item.options) not in exclude:
+            by_subject.setdefault(item.subject, []).append(item)
     tails = [list(reversed(items)) for items in by_subject.values()]
-    interleaved = [items[i] for i in range(max(map(len, tails))) for items in tails if i < len(items)]
+    interleaved = [items[i] for i in range(max(map(len, tails), default=0)) for items in tails if i < len(items)]
     return interleaved[:n]
 
 

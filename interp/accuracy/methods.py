@@ -10,9 +10,11 @@ A method is written on the command line as ``KIND`` or ``KIND:key=value,key=valu
   per question inside its instruction (the prompt range), then removed, or kept alone.
 - Peers, the same for every question: ``temperature`` (``temperature``: the attention's),
   ``sink-scaling`` (``gamma``: ZeroTuning's first-token column), ``sink-window`` (``sinks``,
-  ``window``: StreamingLLM's cache as a pattern edit), ``act`` (``heads=FILE``, ``beta``,
-  ``threshold``: ACT's sink calibration); and per question, ``pasta`` (``heads=FILE``, ``alpha``,
-  ``mode``: PASTA steering toward the prompt range).
+  ``window``: StreamingLLM's cache as a pattern edit), ``act`` (``heads``, ``beta``,
+  ``threshold``: ACT's sink calibration); and per question, ``pasta`` (``heads``, ``alpha``,
+  ``mode``: PASTA steering toward the prompt range). Their ``heads`` is a head-set file, a
+  published set's name, or ``auto``: chosen before the run on held-out questions
+  (:mod:`interp.accuracy.selected`; ``select``: how many heads are confirmed, default 8).
 
 The prompt range of a question is its instruction, counted in tokens from its first token.
 A method of one's own is made a kind by :func:`register_method` (from Python), or by a package's
@@ -32,12 +34,14 @@ import torch
 
 from interp.validation import UsageError, checked, ratio
 
+from interp.accuracy.prompts import PromptRange
 from interp.analysis.anchors import detect_anchors
 from interp.edits.intervention import Intervention, describe
 from interp.edits.interventions import (
     PAPER_SPAN, PAPER_STEP, AnchorAblation, AttentionSteering, AttentionTemperature, PromptRangeRemoval,
-    SinkCalibration, SinkScaling, SinkWindow, TopLayerEmulation, alternating_layers,
+    SinkCalibration, SinkScaling, SinkWindow, TopLayerEmulation, alternating_layers, head_set,
 )
+from interp.edits.presets import HEAD_PRESETS
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
@@ -140,25 +144,85 @@ class AnchorAblationMethod:
 
 @dataclass(frozen=True)
 class SteeringMethod:
-    """PASTA on each question: its prompt range emphasised (the other input keys weighted by
-    ``alpha``) in the heads of a head-set file; keys generated after the prompt are not scaled."""
+    """PASTA on each question: a span of its prompt emphasised (the other input keys weighted by
+    ``alpha``) in the heads of a head set; keys generated after the prompt are not scaled.
+    ``span``: ``instruction`` (the prompt range) or ``question`` (the question and its options; in
+    log-likelihood scoring, which writes no instruction, both are the question)."""
 
-    heads: str
+    heads: Any
     alpha: float = 0.01
     mode: str = "exclude"
+    span: str = "instruction"
     name: str = "pasta"
     kind: str = "pasta"
     given: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        if self.span not in SPANS:
+            raise ValueError(f"span={self.span!r}; choose {' or '.join(SPANS)}")
         AttentionSteering((0, 1), self.heads, self.alpha, self.mode)  # the parameters checked once, here
 
     def interventions(self, model: InterpModel, ids: Sequence[int],
-                      prompt_range: tuple[int, int]) -> tuple[Intervention, ...]:
-        return (AttentionSteering(prompt_range, self.heads, self.alpha, self.mode, input_length=len(ids)),)
+                      prompt_range: PromptRange) -> tuple[Intervention, ...]:
+        whole = prompt_range if isinstance(prompt_range, PromptRange) else PromptRange(*prompt_range)
+        span = whole.question if self.span == "question" else tuple(whole)
+        return (AttentionSteering(span, self.heads, self.alpha, self.mode, input_length=len(ids)),)
 
     def record(self) -> dict[str, Any]:
         return _fields_record(self)
+
+
+SPANS = ("instruction", "question")  # what PASTA can emphasise
+
+
+AUTO = "auto"  # heads=auto: the heads chosen on held-out questions before the run
+SELECT = 8  # heads=auto: the heads confirmed by exact evaluation
+
+
+@dataclass(frozen=True)
+class HeadsToSelect:
+    """ACT or PASTA with ``heads=auto`` before its heads are chosen: the harness selects them
+    (:func:`interp.accuracy.selected.prepare`) and answers with :class:`SelectedHeads`."""
+
+    parameters: tuple[tuple[str, Any], ...]  # the method's own (beta, threshold; alpha, mode)
+    select: int = SELECT
+    name: str = ""
+    kind: str = ""
+    given: tuple[tuple[str, Any], ...] = ()
+
+    def interventions(self, model: InterpModel, ids: Sequence[int],
+                      prompt_range: tuple[int, int]) -> tuple[Intervention, ...]:
+        raise ValueError("heads=auto are chosen on held-out questions before the run "
+                         "(interp.accuracy.selected.prepare, which evaluate calls); this method has not been prepared")
+
+    def record(self) -> dict[str, Any]:
+        return {"method": self.name, "kind": self.kind, "given": dict(self.given)}
+
+    def with_heads(self, selection: dict[str, Any]) -> "SelectedHeads":
+        """The method on the heads ``selection`` chose (its ``heads``: ``{layer: [head, ...]}``)."""
+        build, _ = KINDS[self.kind]
+        chosen = build({**dict(self.parameters), "heads": head_set(selection["heads"], f"method {self.name}")})
+        return SelectedHeads(chosen, selection, self.name, self.kind, self.given)
+
+
+@dataclass(frozen=True)
+class SelectedHeads:
+    """A method on the heads that selection chose for this run, with how they were chosen (the
+    record a resume and a rescore rebuild it from, without selecting again)."""
+
+    method: Method
+    selection: dict[str, Any] = dataclasses.field(compare=False)
+    name: str = ""
+    kind: str = ""
+    given: tuple[tuple[str, Any], ...] = ()
+
+    def interventions(self, model: InterpModel, ids: Sequence[int],
+                      prompt_range: tuple[int, int]) -> tuple[Intervention, ...]:
+        return self.method.interventions(model, ids, prompt_range)
+
+    def record(self) -> dict[str, Any]:
+        return {**self.method.record(), "method": self.name, "kind": self.kind, "given": dict(self.given),
+                "selection": self.selection}
 
 
 def _checked(build: Callable[[], Any], kind: str) -> Any:
@@ -166,6 +230,28 @@ def _checked(build: Callable[[], Any], kind: str) -> Any:
         return build()
     except ValueError as err:
         raise UsageError(f"method {kind}: {err}") from None
+
+
+def _on_heads(kind: str, build: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    """A head-editing kind's builder: ``heads=auto`` left to selection (the other parameters
+    checked now, on no heads), any other ``heads`` built at once."""
+    def make(params: dict[str, Any]) -> Any:
+        heads, select = params.get("heads"), params.get("select")
+        rest = {key: value for key, value in params.items() if key not in ("heads", "select")}
+        if heads is None:
+            raise UsageError(f"method {kind}: it needs heads=FILE (a JSON file of {{layer: [head, ...]}}), a published "
+                             f"set ({', '.join(HEAD_PRESETS)}) or heads=auto (chosen on held-out questions before the "
+                             "run): ACT and PASTA edit chosen heads only")
+        if heads != AUTO:
+            if select is not None:
+                raise UsageError(f"method {kind}: select={select} counts the heads heads=auto confirms; with "
+                                 f"heads={heads} nothing is selected: leave select out")
+            return _checked(lambda: build(params), kind)
+        if select is not None and select < 1:
+            raise UsageError(f"method {kind}: select={select}; give at least 1 head to confirm")
+        _checked(lambda: build({**rest, "heads": {}}), kind)
+        return HeadsToSelect(tuple(rest.items()), SELECT if select is None else select)
+    return make
 
 
 # kind -> (builder from the parsed parameters, {parameter: type})
@@ -182,18 +268,11 @@ KINDS: dict[str, tuple[Any, dict[str, type]]] = {
     "temperature": (lambda p: FixedMethod((AttentionTemperature(**p),), "", "temperature"), {"temperature": float}),
     "sink-scaling": (lambda p: FixedMethod((SinkScaling(**{"gamma": 1.0, **p}),), "", "sink-scaling"), {"gamma": float}),
     "sink-window": (lambda p: FixedMethod((SinkWindow(**p),), "", "sink-window"), {"sinks": int, "window": int}),
-    "act": (lambda p: FixedMethod((_checked(lambda: SinkCalibration(**{"heads": _required(p)} | p), "act"),),
-                                  "", "act"), {"heads": str, "beta": float, "threshold": float}),
-    "pasta": (lambda p: _checked(lambda: SteeringMethod(**{"heads": _required(p)} | p), "pasta"),
-              {"heads": str, "alpha": float, "mode": str}),
+    "act": (_on_heads("act", lambda p: FixedMethod((SinkCalibration(**p),), "", "act")),
+            {"heads": str, "select": int, "beta": float, "threshold": float}),
+    "pasta": (_on_heads("pasta", lambda p: SteeringMethod(**p)),
+              {"heads": str, "select": int, "alpha": float, "mode": str, "span": str}),
 }
-
-
-def _required(params: dict[str, Any]) -> str:
-    if "heads" not in params:
-        raise UsageError("it needs heads=FILE: a JSON file of {layer: [head, ...]} (ACT and PASTA edit "
-                         "chosen heads only)")
-    return params["heads"]
 
 
 PLUGINS = "interp.methods"  # the entry-point group whose modules register kinds when loaded
@@ -236,9 +315,13 @@ def _value(kind: str, key: str, text: str, kind_of: type) -> Any:
 
 
 def method_from_record(record: dict[str, Any]) -> Method:
-    """The method a variant's settings file records (``method.record()``), built again."""
+    """The method a variant's settings file records (``method.record()``), built again (heads
+    chosen by selection: the recorded ones)."""
     given = ",".join(f"{key}={value}" for key, value in record.get("given", {}).items())
-    return parse_method(f"{record['kind']}:{given}" if given else record["kind"])
+    method = parse_method(f"{record['kind']}:{given}" if given else record["kind"])
+    if isinstance(method, HeadsToSelect) and "selection" in record:
+        return method.with_heads(record["selection"])
+    return method
 
 
 def parse_method(spec: str) -> Method:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # MMLU-Pro has 10 options (A-J)
 
@@ -17,6 +17,28 @@ COT_INSTRUCTION = (
     "options {choosing}. This structured approach is designed to prioritize a comprehensive analysis "
     "before arriving at a conclusion, thereby enhancing the depth and clarity of your reasoning.\n\n"
 )
+
+
+COT_CUE = "\n Analysis:"  # where a CoT prompt's question block ends and the answer begins
+
+
+class PromptRange(tuple):
+    """A question's prompt range ``(start, stop)`` in tokens of its prompt (what methods with a
+    prompt range edit), with ``question``: where its question and options are written (the same
+    range where the prompt has no instruction, as in log-likelihood scoring). A tuple everywhere a
+    tuple is expected; ``PromptRange((start, stop))`` as copies and ``dataclasses.asdict`` make it."""
+
+    question: tuple[int, int]
+
+    def __new__(cls, start: int | Iterable[int], stop: int | None = None,
+                question: tuple[int, int] | None = None) -> "PromptRange":
+        pair = tuple(start) if stop is None else (start, stop)  # type: ignore[arg-type]
+        self = super().__new__(cls, pair)
+        self.question = tuple(question) if question is not None else pair
+        return self
+
+    def __getnewargs__(self) -> tuple[int, int, tuple[int, int]]:
+        return self[0], self[1], self.question
 
 
 def letters(n_options: int) -> str:
@@ -46,5 +68,5 @@ def question_block(question: str, options: Sequence[str]) -> str:
 def format_prompt(question: str, options: Sequence[str], cot: bool = True) -> str:
     """CoT: instruction, question, options, ``\\n Analysis:``; non-CoT: no instruction, ``\\n Answer:``."""
     head = instruction(len(options)) if cot else ""
-    return head + question_block(question, options) + ("\n Analysis:" if cot else "\n Answer:")
+    return head + question_block(question, options) + (COT_CUE if cot else "\n Answer:")
 

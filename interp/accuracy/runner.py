@@ -23,11 +23,13 @@ from tqdm import tqdm
 from interp.accuracy.data import DataError, Item
 from interp.accuracy.record import Answer
 from interp.accuracy.methods import Method
-from interp.accuracy.prompts import format_prompt, instruction
+from interp.accuracy.prompts import COT_CUE, PromptRange, format_prompt, instruction
 from interp.accuracy import forced
 from interp.model import chat
 from interp.decoding import DEFAULT_BATCH_SIZE
-from interp.decoding.generation import by_interventions, decode_until_eos, generate_stream, prefix_length
+from interp.decoding.generation import (
+    by_interventions, covering_length, decode_until_eos, generate_stream, prefix_length,
+)
 from interp.edits.intervention import describe
 from interp.edits.plan import EditPlan, plan_edits
 from interp.accuracy.identity import model_identity
@@ -103,17 +105,18 @@ def prompt_tokens(model: InterpModel, item: Item, settings: Settings) -> list[in
     return chat.encode(model.tokenizer, prompt_for(item, settings, model.tokenizer))
 
 
-def prompt_range(model: InterpModel, item: Item, settings: Settings, ids: Sequence[int]) -> tuple[int, int]:
+def prompt_range(model: InterpModel, item: Item, settings: Settings, ids: Sequence[int]) -> PromptRange:
     """Where the question's instruction (its prompt range) starts and ends, in tokens of its
     prompt: from 0 in the paper's layout, after the template's system turn and user header in a
-    chat template."""
+    chat template; its ``question``: from there to the answer cue."""
     if not settings.cot:
         raise ValueError("the non-CoT prompt has no instruction, so it has no prompt range to intervene on")
     prompt = prompt_for(item, settings, model.tokenizer)
     head = instruction(len(item.options))
     at = prompt.index(head)
     start = prefix_length(model, list(ids), prompt[:at]) if at else 0
-    return start, prefix_length(model, list(ids), prompt[: at + len(head)])
+    stop = prefix_length(model, list(ids), prompt[: at + len(head)])
+    return PromptRange(start, stop, (stop, covering_length(model, list(ids), prompt[: prompt.rindex(COT_CUE)])))
 
 
 def check_context(model: InterpModel, items: Sequence[Item], tokens: dict[str, list[int]], max_new_tokens: int,

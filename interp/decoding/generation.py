@@ -42,6 +42,14 @@ def prefix_length(model: InterpModel, full: Sequence[int], head: str) -> int:
     return next((i for i, (a, b) in enumerate(zip(full, alone)) if a != b), min(len(full), len(alone)))
 
 
+def covering_length(model: InterpModel, full: Sequence[int], head: str) -> int:
+    """How many tokens of ``full`` hold any of its beginning ``head``: :func:`prefix_length`, and
+    the token that straddles the end of ``head``, where one does (a tokenizer that writes "83\\n\\n"
+    as one token puts the last option and the newlines after it in it)."""
+    agreed = prefix_length(model, full, head)
+    return min(len(full), agreed + 1) if len(encode(model.tokenizer, head)) > agreed else agreed
+
+
 def padded_batch(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu") -> tuple[
         Int[Tensor, "batch pos"], Int[Tensor, " batch"], Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
     """A forward's inputs for token rows of any lengths: left-padded ids, each row's padding count,

@@ -226,6 +226,7 @@ def accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, sha
     """Step 3: every model's CoT accuracy on every benchmark, baseline against each method."""
     from interp.accuracy.harness import evaluate
     from interp.accuracy.methods import parse_method
+    from interp.accuracy.selected import held_out_questions
 
     methods = [parse_method(spec) for spec in config.method]
     chosen = _chosen(config, config.benchmarks, config.limit, config.questions)
@@ -235,7 +236,8 @@ def accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, sha
             print(f"  {label} on {benchmark} ({len(items)} questions, {config.prompt} prompt)", flush=True)
             evaluate(model, items, accuracy_folder(config.out, config.prompt, label, benchmark), methods=methods,
                      max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, chat=config.prompt == "chat",
-                     shard=shard, source={**source, "model": sources[label]})
+                     shard=shard, source={**source, "model": sources[label]},
+                     held_out=held_out_questions(benchmark, str(Path(config.data) / benchmark), items))
         del model
 
 
@@ -245,6 +247,7 @@ def scored_accuracy(config: ReproduceConfig, sources: dict[str, str], load: Load
     a benchmark has in lm-evaluation-harness (the letter form: MMLU alone)."""
     from interp.accuracy.harness import evaluate
     from interp.accuracy.methods import parse_method
+    from interp.accuracy.selected import held_out_questions
 
     methods = [parse_method(spec) for spec in config.method]
     chosen = _chosen(config, config.benchmarks, config.scored_limit, config.scored_questions)
@@ -257,7 +260,7 @@ def scored_accuracy(config: ReproduceConfig, sources: dict[str, str], load: Load
                 print(f"  {label} on {benchmark} ({len(items)} questions, scored by {form})", flush=True)
                 evaluate(model, items, accuracy_folder(config.out, form, label, benchmark), methods=methods,
                          batch_size=config.batch_size, shard=shard, source={**source, "model": sources[label]},
-                         scoring=form)
+                         scoring=form, held_out=held_out_questions(benchmark, str(Path(config.data) / benchmark), items))
         del model
 
 

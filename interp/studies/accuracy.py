@@ -9,6 +9,7 @@ from typing import Any, Sequence, TYPE_CHECKING
 
 from interp.accuracy.data import Item
 from interp.accuracy.methods import Method, parse_method
+from interp.accuracy.selected import HeldOut
 from interp.decoding import DEFAULT_BATCH_SIZE
 from interp.config import HARD_PAIRS
 from interp.report.accuracy import accuracy_page, page_title
@@ -23,7 +24,7 @@ def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, result
                     methods: Sequence[Method], max_new_tokens: int | None, batch_size: int | str = DEFAULT_BATCH_SIZE,
                     direct: bool = False, chat: bool = False, skip_over_context: bool = False,
                     source: dict[str, Any] | None = None, shifted: bool = False,
-                    scoring: str = "generate") -> Page | None:
+                    scoring: str = "generate", held_out: HeldOut | None = None) -> Page | None:
     """Run the harness (baseline and ``methods``) into ``results`` and lay out its page;
     ``None`` on the ranks of a sharded run other than 0."""
     from interp.accuracy.harness import evaluate
@@ -31,7 +32,8 @@ def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, result
 
     evaluation = evaluate(model, items, results, methods=methods, max_new_tokens=max_new_tokens,
                           batch_size=batch_size, direct=direct, chat=chat, shard=Shard.from_torchrun(),
-                          skip_over_context=skip_over_context, source=source, shifted=shifted, scoring=scoring)
+                          skip_over_context=skip_over_context, source=source, shifted=shifted, scoring=scoring,
+                          held_out=held_out)
     if evaluation is None:
         return None
     return accuracy_page(page_title(evaluation.summary["baseline"], name), evaluation.summary, evaluation.runs,
