@@ -279,6 +279,9 @@ class ReproduceConfig(LoadConfig):
                                type=validation.count)
     scored_questions: int | None = option(None, "PIQA and SIQA questions scored by log-likelihood, the first of each "
                                                 "file (default: all, 1,838 and 1,954)", type=validation.count)
+    released_h: bool = option(False, "also the emulation at the released code's h = 31 (its last layer hard-coded "
+                                     "for LLaMA-2-7B), beside the default h = the model's last layer, on a model deeper "
+                                     "than 32 layers (LLaMA-2-13B: 40; there h = 31 damps layers 32-39)")
     examples: int = option(24, "held-out structured examples the attention analyses are measured on (default 24)",
                            type=validation.count)
     ratio: float = option(3.0, "anchor threshold: times the mean received attention (default 3)", type=validation.ratio)

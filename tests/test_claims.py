@@ -82,3 +82,36 @@ def test_the_reproduction_page_sets_each_accuracy_claim_beside_its_folder(tmp_pa
     beyond = [r for r in rows if r[0] == "The method helps non-STEM subjects more than STEM ones (MMLU)"]
     assert len(beyond) == 1 and "+40.0 points" in str(beyond[0][3])  # +40 outside STEM, +0 inside
     assert "not tested" in page.summary  # no attention measures, one model size
+
+
+def test_the_page_names_the_emulations_h_and_released_h_runs_only_past_32_layers(tmp_path):
+    from interp.accuracy.harness import write_tables
+    from interp.accuracy.runner import write_answers
+    from interp.edits.interventions import TopLayerEmulation
+    from interp.edits.intervention import describe
+    from interp.reproduction.page import reproduction_page
+    from interp.reproduction.pipeline import with_released_h
+
+    folder = tmp_path / "accuracy" / "cloze" / "base" / "piqa"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"model": {"n_layers": 40}}))
+    runs = {"cloze": answers([True] * 5 + [False] * 5), "cloze+emulation": answers([True] * 6 + [False] * 4),
+            "cloze+emulation(last_layer=31)": answers([True] * 4 + [False] * 6)}
+    edits = {"cloze+emulation": TopLayerEmulation(), "cloze+emulation(last_layer=31)": TopLayerEmulation(last_layer=31)}
+    for name, records in runs.items():
+        write_answers(folder / f"{name}.jsonl", records)
+        method = {"kind": "emulation", "interventions": [describe(edits[name])]} if name in edits else None
+        (folder / f"{name}.settings.json").write_text(json.dumps({"settings": {}, "method": method}))
+    write_tables(folder, runs)
+    page = reproduction_page(tmp_path)
+    section = next(s for s in page.sections if s.title == "Accuracy by method")
+    header, body = section.tables[0]
+    h = {row[2]: row[header.index("emulation's h")] for row in body}
+    assert h == {"emulation": "39 (the last layer)", "emulation(last_layer=31)": "31 (given; the last layer is 39)"}
+    # --released-h adds h = 31 where the model is deeper than 32 layers; its factor damps layer 39 (1 + 0.2 (1 - 39/31))
+    added = with_released_h([], True, 40)
+    assert [m.name for m in added] == ["emulation(last_layer=31)"]
+    from interp.edits import patterns
+
+    assert patterns.depth_scale(39, 0.2, 31) == pytest.approx(1 + 0.2 * (1 - 39 / 31)) and 1 + 0.2 * (1 - 39 / 31) < 0.95
+    assert with_released_h([], True, 32) == [] and with_released_h([], True, 30) == [] and with_released_h([], False, 40) == []

@@ -130,18 +130,34 @@ def accuracy_claims(found: list[Folder]) -> list[Claim]:
     return claims
 
 
+def emulation_h(folder: Path, variant: str) -> str:
+    """The ``h`` a variant's emulation scaled by (``1 + alpha (1 - l/h)``), as its settings file
+    and the folder's model record it: the model's last layer unless the method gave another;
+    empty for a method that is not the emulation."""
+    settings, run = folder / f"{variant}.settings.json", folder / "run.json"
+    if not settings.is_file() or not run.is_file():
+        return ""
+    method = read_json(settings).get("method") or {}
+    last = [iv.get("last_layer") for iv in method.get("interventions", []) if iv.get("intervention") == "TopLayerEmulation"]
+    if not last:
+        return ""
+    own = int(read_json(run)["model"]["n_layers"]) - 1
+    return f"{own} (the last layer)" if last[0] in (None, own) else f"{last[0]} (given; the last layer is {own})"
+
+
 def method_rows(found: list[Folder]) -> list[dict[str, Any]]:
     """Every method variant's accuracy difference from its folder's baseline, by the folder's
     primary reading: overall, and per category on MMLU."""
     rows = []
-    for prompt, model, benchmark, _, runs in found:
+    for prompt, model, benchmark, folder, runs in found:
         mode, name = primary_reading(runs), baseline_of(list(runs))
         for variant in (v for v in runs if "+" in v):
+            h = emulation_h(folder, variant)
             for r in stats.compare(runs[name], runs[variant], mode):
                 if r["level"] == "overall" or (r["level"] == "category" and benchmark == "mmlu"):
                     rows.append({**r, "benchmark": benchmark, "place": _place(prompt, model, benchmark),
                                  "label": f"{model}, {'scored by ' + prompt if scored(prompt) else prompt + ' prompt'}",
-                                 "variant": variant.split("+", 1)[1], "reading": mode})
+                                 "variant": variant.split("+", 1)[1], "reading": mode, "h": h})
     return rows
 
 
@@ -167,9 +183,9 @@ def forest(rows: Sequence[dict[str, Any]], benchmark: str) -> go.Figure:
 
 
 def methods_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    header = ["benchmark", "where", "method", "group", "n", "reading", "baseline [95% CI]", "method",
+    header = ["benchmark", "where", "method", "emulation's h", "group", "n", "reading", "baseline [95% CI]", "method",
               "difference (points) [95% CI]", "McNemar p"]
-    return header, [[r["benchmark"].upper(), r["place"], r["variant"], r["name"], r["n"], reading(r["reading"]),
+    return header, [[r["benchmark"].upper(), r["place"], r["variant"], r["h"], r["name"], r["n"], reading(r["reading"]),
                      f"{100 * r['baseline']:.1f}% [{100 * r['baseline_ci'][0]:.1f}, {100 * r['baseline_ci'][1]:.1f}]",
                      f"{100 * r['method']:.1f}%", f"{100 * r['difference']:+.1f} [{100 * r['difference_ci'][0]:+.1f}, "
                      f"{100 * r['difference_ci'][1]:+.1f}]", f"{r['mcnemar_p']:.3g}"] for r in rows]
@@ -278,7 +294,9 @@ def reproduction_page(out: Path, found: list[Folder] | None = None) -> Page:
                 "log-likelihood (letter, cloze: lm-evaluation-harness's forms), nothing is generated and every "
                 "method acts in the whole forward; the reading is acc_norm (the option's log-likelihood per "
                 "character; acc for single letters). Generated answers are read from the model's forced answer "
-                "where the records have it.",
+                "where the records have it. The emulation's h (its factor 1 + alpha (1 - l/h)) is the model's last "
+                "layer unless a method gave another: the released code's h = 31 (`reproduce --released-h`) damps "
+                "the layers past 31 of a deeper model.",
                 figures=[forest(by_method, b) for b in dict.fromkeys(r["benchmark"] for r in by_method)],
                 tables=[methods_table(by_method)]),
         Section("CoT accuracy by category, baseline vs the method",

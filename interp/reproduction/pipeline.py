@@ -43,6 +43,7 @@ from interp.validation import UsageError
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
+    from interp.accuracy.methods import Method
 
 Loader = Callable[[str, str], "InterpModel"]  # (what to load, the option that named it) -> model
 SETTINGS = "reproduce.json"
@@ -222,6 +223,23 @@ def _chosen(config: ReproduceConfig, benchmarks: Sequence[str], limit: int | Non
             for benchmark in benchmarks}
 
 
+RELEASED_H = 31  # the released code's last layer index, hard-coded ("last layer idx is 31 for LLaMA-7B")
+
+
+def with_released_h(methods: Sequence[Method], released_h: bool, n_layers: int) -> list[Method]:
+    """``methods``, and with ``released_h`` on a model deeper than 32 layers the emulation at the
+    released code's h = 31 too (on 32 layers h = 31 is the default; on fewer, not a layer)."""
+    from interp.accuracy.methods import parse_method
+
+    if not released_h:
+        return list(methods)
+    if n_layers <= RELEASED_H + 1:
+        print(f"  --released-h: this model's last layer is {n_layers - 1}, so h = {RELEASED_H} is "
+              f"{'the default' if n_layers == RELEASED_H + 1 else 'not one of its layers'}; not run", flush=True)
+        return list(methods)
+    return [*methods, parse_method(f"emulation:last_layer={RELEASED_H}")]
+
+
 def accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, shard: Shard = Shard()) -> None:
     """Step 3: every model's CoT accuracy on every benchmark, baseline against each method."""
     from interp.accuracy.harness import evaluate
@@ -232,9 +250,10 @@ def accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, sha
     chosen = _chosen(config, config.benchmarks, config.limit, config.questions)
     for label in config.models:
         model = load(sources[label], "--model" if label == "base" else "--tuned")
+        here = with_released_h(methods, config.released_h, model.cfg.n_layers)
         for benchmark, (items, source) in chosen.items():
             print(f"  {label} on {benchmark} ({len(items)} questions, {config.prompt} prompt)", flush=True)
-            evaluate(model, items, accuracy_folder(config.out, config.prompt, label, benchmark), methods=methods,
+            evaluate(model, items, accuracy_folder(config.out, config.prompt, label, benchmark), methods=here,
                      max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, chat=config.prompt == "chat",
                      shard=shard, source={**source, "model": sources[label]},
                      held_out=held_out_questions(benchmark, str(Path(config.data) / benchmark), items))
@@ -253,12 +272,13 @@ def scored_accuracy(config: ReproduceConfig, sources: dict[str, str], load: Load
     chosen = _chosen(config, config.benchmarks, config.scored_limit, config.scored_questions)
     for label in config.models:
         model = load(sources[label], "--model" if label == "base" else "--tuned")
+        here = with_released_h(methods, config.released_h, model.cfg.n_layers)
         for form in forms:
             for benchmark, (items, source) in chosen.items():
                 if benchmark not in SCORED_FORMS[form]:
                     continue
                 print(f"  {label} on {benchmark} ({len(items)} questions, scored by {form})", flush=True)
-                evaluate(model, items, accuracy_folder(config.out, form, label, benchmark), methods=methods,
+                evaluate(model, items, accuracy_folder(config.out, form, label, benchmark), methods=here,
                          batch_size=config.batch_size, shard=shard, source={**source, "model": sources[label]},
                          scoring=form, held_out=held_out_questions(benchmark, str(Path(config.data) / benchmark), items))
         del model
