@@ -18,9 +18,10 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, TYPE_CHECKING
+from typing import Any, Sequence, TYPE_CHECKING
 
 from interp import validation
+from interp.accuracy.benchmarks import BENCHMARKS, FILE_BENCHMARKS
 from interp.config import (
     EXAMPLE, HARD_PAIRS, LOAD, AccuracyConfig, FinetuneRun, LoadConfig, ReproduceConfig, StudyConfig, add_options,
     from_args,
@@ -130,9 +131,9 @@ def check_options(command: str, config: StudyConfig | AccuracyConfig | FinetuneR
                          "(interp heads), or leave them out")
     if config.select_data:
         validation.existing("--select-data", config.select_data, f"the {config.select_from} files (see ../shared/data)")
-        if config.select_from == "tiny":
-            raise UsageError("--select-data names a benchmark's files: add --select-from mmlu, piqa or siqa (tiny's "
-                             "questions are generated)")
+        if BENCHMARKS[config.select_from].generated:
+            raise UsageError(f"--select-data names a benchmark's files: add --select-from {_listed(FILE_BENCHMARKS, 'or')} "
+                             f"({config.select_from}'s questions are generated)")
     if command == "finetuning" and config.model and not config.tuned:
         raise UsageError("interp finetuning with --model needs --tuned DIR: the model directory `interp finetune` "
                          "wrote (or its --pair folder); --model is the base it was tuned from")
@@ -153,6 +154,11 @@ def _check_reproduce(config: ReproduceConfig) -> None:
         validation.existing("--data", str(Path(config.data) / benchmark), f"the {benchmark} files, in {benchmark}/ "
                             "inside --data (as ../shared/data holds them)")
     validation.output_folder("--out", config.out)
+
+
+def _listed(names: Sequence[str], last: str) -> str:
+    """``a``, ``a or b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
 
 
 MAX_GENERATED = 5_000  # structured questions per family one run may ask for
@@ -179,20 +185,24 @@ def _check_accuracy(config: AccuracyConfig) -> None:
 
     refuse_generation_options(config.scoring, direct=config.direct, chat=config.chat,
                               max_new_tokens=config.max_new_tokens is not None)
-    if config.benchmark == "tiny":
+    chosen = BENCHMARKS[config.benchmark]
+    if chosen.generated:
         wrong = validation.given(config, ("--data", "--subjects"))
         if wrong:
-            raise UsageError(f"{', '.join(wrong)} apply to mmlu, piqa and siqa; the tiny benchmark's questions are "
-                             "generated (choose them with --limit and --table-pairs)")
+            raise UsageError(f"{', '.join(wrong)} apply to {_listed(FILE_BENCHMARKS, 'and')}; the {chosen.name} "
+                             "benchmark's questions are generated (choose them with --limit and --table-pairs)")
         if (config.limit or 0) > MAX_GENERATED:
-            raise UsageError(f"--limit {config.limit}: the tiny benchmark's questions are generated, each built "
-                             f"before the run starts; at most {MAX_GENERATED} per family (a week of CoT on a CPU) "
-                             f"are offered: give at most {MAX_GENERATED}")
+            raise UsageError(f"--limit {config.limit}: the {chosen.name} benchmark's questions are generated, each "
+                             f"built before the run starts; at most {MAX_GENERATED} per family (a week of CoT on a "
+                             f"CPU) are offered: give at most {MAX_GENERATED}")
     else:
         if config.table_pairs is not None:
-            raise UsageError(f"--table-pairs applies to --benchmark tiny only, not {config.benchmark}")
-        if config.subjects and config.benchmark != "mmlu":
-            raise UsageError(f"--subjects applies to --benchmark mmlu only, not {config.benchmark}")
+            generated = [name for name, b in BENCHMARKS.items() if b.generated]
+            raise UsageError(f"--table-pairs applies to --benchmark {_listed(generated, 'or')} only, not {config.benchmark}")
+        if config.subjects and not chosen.subjects:
+            with_subjects = [name for name, b in BENCHMARKS.items() if b.subjects]
+            raise UsageError(f"--subjects applies to --benchmark {_listed(with_subjects, 'or')} only, not "
+                             f"{config.benchmark}")
         if config.data:
             validation.existing("--data", config.data, f"the {config.benchmark} files (see ../shared/data)")
     _check_table_pairs(config)
@@ -261,13 +271,13 @@ def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel)
     from interp.studies.accuracy import accuracy_report
 
     pairs = None
-    if config.benchmark == "tiny":
+    if BENCHMARKS[config.benchmark].generated:
         pairs = tuple(config.table_pairs or HARD_PAIRS)
         try:
             items = held_out_items(config.limit or 50, pairs=pairs)
         except ValueError as err:
             raise UsageError(f"--table-pairs {pairs[0]} {pairs[1]}: {err}") from None
-        source = {"benchmark": "tiny", "limit": config.limit or 50, "table_pairs": list(pairs)}
+        source = {"benchmark": config.benchmark, "limit": config.limit or 50, "table_pairs": list(pairs)}
     else:
         items, source = benchmark_items(config.benchmark, config.data, config.subjects, config.limit)
     return accuracy_report(model, items, config.benchmark, config.results_folder, methods=methods,

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from interp import validation
+from interp.accuracy.benchmarks import BENCHMARKS, FILE_BENCHMARKS
+from interp.accuracy.structured import BENCHMARK
 from interp.decoding import DEFAULT_BATCH_SIZE
 from interp.model.catalog import DTYPE_NAMES
 from interp.train.config import FinetuneConfig
@@ -134,9 +136,9 @@ class StudyConfig(LoadConfig):
                                           "<out>/heads-KIND.json for act:heads=FILE / pasta:heads=FILE",
                                     flag="--for", type=validation.selection, metavar="SPEC")
     select: int = option(8, "heads confirmed by exact evaluation for --for (default 8)", type=validation.count)
-    select_from: str = option("tiny", "the held-out questions for --for: tiny (structured questions of another seed "
+    select_from: str = option(BENCHMARK, "the held-out questions for --for: tiny (structured questions of another seed "
                                       "than the runs'; default), or mmlu, piqa, siqa (the last ones of each file: "
-                                      "runs take the first) with --select-data", choices=["tiny", "mmlu", "piqa", "siqa"])
+                                      "runs take the first) with --select-data", choices=list(BENCHMARKS))
     select_data: str | None = option(None, "the --select-from benchmark's files (as --data of interp accuracy)")
     select_examples: int = option(64, "held-out questions for --for (default 64)", type=validation.count)
     compare_model: str | None = option(None, "the second model (default: the shipped SmolLM2 fine-tuned with "
@@ -154,7 +156,7 @@ class StudyConfig(LoadConfig):
 class AccuracyConfig(LoadConfig):
     """``interp accuracy``: the harness on a benchmark."""
 
-    benchmark: str = option("tiny", "the benchmark", choices=["mmlu", "piqa", "siqa", "tiny"], required=True)
+    benchmark: str = option(BENCHMARK, "the benchmark", choices=list(BENCHMARKS), required=True)
     data: str | None = option(None, "benchmark files (MMLU test folder, PIQA valid.jsonl, SIQA dev.jsonl); omitted: "
                                     "load through the datasets library by name")
     subjects: tuple[str, ...] | None = option(None, "MMLU subjects to run (default: all 57)", nargs="+")
@@ -235,7 +237,6 @@ class FinetuneRun:
 
 
 MODEL_LABELS = ("base", "tuned", "tuned-dropout")  # the paper's three models: before and after fine-tuning
-BENCHMARKS = ("mmlu", "piqa", "siqa")
 REPRODUCE_SCORINGS = ("generate", "letter", "cloze")
 
 
@@ -259,8 +260,8 @@ class ReproduceConfig(LoadConfig):
                          choices=["paper", "chat"])
     models: tuple[str, ...] = option(MODEL_LABELS, "the models whose CoT accuracy to measure (default all three)",
                                      nargs="+", choices=list(MODEL_LABELS))
-    benchmarks: tuple[str, ...] = option(BENCHMARKS, "the benchmarks (default all three)", nargs="+",
-                                         choices=list(BENCHMARKS))
+    benchmarks: tuple[str, ...] = option(FILE_BENCHMARKS, "the benchmarks (default all three)", nargs="+",
+                                         choices=list(FILE_BENCHMARKS))
     limit: int = option(4, "MMLU questions per subject, the first of each of the 57 (default 4: 228 questions, "
                            "48 to 76 per category)", type=validation.count)
     subjects: tuple[str, ...] | None = option(None, "MMLU subjects (default: all 57)", nargs="+")

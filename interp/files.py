@@ -10,21 +10,26 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 LOCK = ".interp.lock"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file of this process beside it, then rename:
+def replace_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` by ``write`` (given a temporary file of this process beside it), then rename:
     a reader (a rerun after a kill, another rank writing the same record) sees the old file or the
     new one, never a part of either."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        write(tmp)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """``text`` to ``path`` by :func:`replace_atomic`."""
+    replace_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 class FolderInUse(ValueError):

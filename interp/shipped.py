@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from interp.accuracy.prompts import instruction, question_block
+from interp.accuracy.prompts import instruction, question_and_cue
 from interp.accuracy.structured import take
 
 if TYPE_CHECKING:
@@ -33,9 +33,9 @@ def load_default(name: str = TUNED, *, dtype: str | None = None, device: str | N
                  cache: str | Path | None = None) -> InterpModel:
     """A shipped fine-tune: the wheel's SmolLM2 with the adapter ``name`` merged in (``cache``: where
     the wheel's GGUF file is converted, once)."""
-    import interp
+    from interp.model.load import load_model
 
-    return interp.load_model(adapter(name), dtype=dtype, device=device, cache=cache)
+    return load_model(adapter(name), dtype=dtype, device=device, cache=cache)
 
 
 def default_example(seed: int = 0) -> tuple[str, str, str]:
@@ -44,4 +44,4 @@ def default_example(seed: int = 0) -> tuple[str, str, str]:
     are the answer."""
     question = take("held_out", seed, 1, ("social",))[0]
     prompt = instruction(len(question.options))
-    return prompt, question_block(question.question, question.options) + "\n Analysis:", question.completion
+    return prompt, question_and_cue(question.question, question.options), question.completion

@@ -67,7 +67,9 @@ def test_the_reproduction_page_sets_each_accuracy_claim_beside_its_folder(tmp_pa
     from interp.accuracy.runner import write_answers
     from interp.reproduction.page import reproduction_page
 
-    folder = tmp_path / "accuracy" / "paper" / "base" / "mmlu"
+    from interp.reproduction.pipeline import accuracy_folder
+
+    folder = accuracy_folder(tmp_path, "paper", "base", "mmlu")
     folder.mkdir(parents=True)
     runs = {"cot": answers([True] * 3 + [False] * 7, "STEM") + answers([True] * 2 + [False] * 8),
             "cot+emulation": answers([True] * 3 + [False] * 7, "STEM") + answers([True] * 6 + [False] * 4)}
@@ -92,7 +94,9 @@ def test_the_page_names_the_emulations_h_and_released_h_runs_only_past_32_layers
     from interp.reproduction.page import reproduction_page
     from interp.reproduction.pipeline import with_released_h
 
-    folder = tmp_path / "accuracy" / "cloze" / "base" / "piqa"
+    from interp.reproduction.pipeline import accuracy_folder
+
+    folder = accuracy_folder(tmp_path, "cloze", "base", "piqa")
     folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps({"model": {"n_layers": 40}}))
     runs = {"cloze": answers([True] * 5 + [False] * 5), "cloze+emulation": answers([True] * 6 + [False] * 4),

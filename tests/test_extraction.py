@@ -216,8 +216,11 @@ def test_refused_and_eliminated():
 
 
 def test_a_benchmark_can_read_with_its_own_reader(monkeypatch):
+    from interp.accuracy.benchmarks import BENCHMARKS, Benchmark
+
     assert extract_answer("Response: Berlinn", CAPITALS, benchmark="capitals") == "D"
-    monkeypatch.setitem(steps.READERS, "capitals", steps.Reader(fuzzy_threshold=101, distinctive_words=False))
+    monkeypatch.setitem(BENCHMARKS, "capitals", Benchmark("capitals", "Capitals", None, reader=steps.Reader(
+        fuzzy_threshold=101, distinctive_words=False)))
     assert extract_answer("Response: Berlinn", CAPITALS, benchmark="capitals") is None
     assert extract_answer("Response: Berlinn", CAPITALS, benchmark="mmlu") == "D"
 
@@ -231,7 +234,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def real_cases() -> list[dict]:
-    from interp.accuracy.data import load_benchmark
+    from interp.accuracy.benchmarks import load_benchmark
     from tests.conftest import SHARED
 
     if not (SHARED / "mmlu").is_dir():

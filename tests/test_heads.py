@@ -34,7 +34,7 @@ def test_sink_scores_are_mean_attention_to_the_sinks():
 def _plain_losses(ids, prompt_stop, scale):
     """Dialogue loss of an independent, never-bridged copy of stories260K with head (layer, head)'s
     output multiplied by ``scale`` (its columns of o_proj scaled), for every head, and unscaled."""
-    from interp.model.load import llama2c_to_hf
+    from interp.model.llama2c import llama2c_to_hf
     from tests.conftest import STORIES
 
     hf = llama2c_to_hf(STORIES)

@@ -16,7 +16,7 @@ CLEAN = "Lily likes cats.\nTom likes dogs.\nOne day, Lily saw a cat. Lily likes"
 
 @pytest.fixture(scope="module")
 def plain():
-    from interp.model.load import llama2c_to_hf
+    from interp.model.llama2c import llama2c_to_hf
     from tests.conftest import STORIES
 
     return llama2c_to_hf(STORIES).eval()

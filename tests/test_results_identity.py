@@ -124,7 +124,7 @@ def test_the_weights_fingerprint_depends_on_the_weights_not_on_the_thread_count(
     # weight is not.
     import torch
 
-    from interp.model.load import weights_fingerprint
+    from interp.accuracy.identity import weights_fingerprint
 
     torch.manual_seed(0)
     model = torch.nn.Embedding(8000, 1000)  # 8M values: large enough for a parallel sum

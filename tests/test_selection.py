@@ -175,7 +175,7 @@ def test_heads_auto_refusals(tiny_models, tmp_path):
     rows = [{"goal": f"Goal {i}?", "sol1": "one way", "sol2": "another way"} for i in range(3)]
     (piqa / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (piqa / "valid-labels.lst").write_text("0\n1\n0\n")
-    from interp.accuracy.data import load_benchmark
+    from interp.accuracy.benchmarks import load_benchmark
 
     whole = load_benchmark("piqa", str(piqa))
     with pytest.raises(UsageError, match="no held-out questions are left"):

@@ -1,8 +1,9 @@
 """What a free-form multiple-choice response commits to: the ``final`` extraction mode, a
 pipeline of small steps (each a function of this module, in this order, testable alone), read
 the way a grader reads a response. :class:`Reader` runs steps 2 to 5 with its settings (the fuzzy
-matching's thresholds, the distinctive-words rule); ``READERS`` holds a benchmark's own, by name
-(none today: every benchmark reads with the defaults).
+matching's thresholds, the distinctive-words rule); a benchmark's entry in the registry
+(:attr:`interp.accuracy.benchmarks.Benchmark.reader`) holds the one it reads with (every one of
+today's: the defaults).
 
 1. :func:`clean`: markdown emphasis, ``\\boxed{X}`` and curly quotes undone; whatever the model
    wrote after its answer that starts a new exchange (a new ``Question:``, ``[INST]``, a new
@@ -681,10 +682,7 @@ class Reader:
         return None if verdict is NOTHING else verdict
 
 
-READERS: dict[str, Reader] = {}  # a benchmark's own settings, by its name; the others read with Reader()
-
-
-def extract_final(response: str, options: Sequence[str], benchmark: str | None = None) -> str | None:
-    """The option letter the response commits to (read with ``benchmark``'s reader), or ``None``
-    when it commits to none."""
-    return READERS.get(benchmark or "", Reader())(response, options)
+def extract_final(response: str, options: Sequence[str], reader: Reader | None = None) -> str | None:
+    """The option letter the response commits to (read by ``reader``, the defaults' if none), or
+    ``None`` when it commits to none."""
+    return (reader or Reader())(response, options)

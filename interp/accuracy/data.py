@@ -1,4 +1,5 @@
-"""Benchmark items from their official file formats, or through ``datasets`` by name when online.
+"""Benchmark items from their official file formats (the registry, :mod:`interp.accuracy.benchmarks`,
+says which benchmark reads which, and loads them through ``datasets`` by name when online).
 
 - MMLU: a folder of ``<subject>_test.csv`` files, no header: question, A, B, C, D, answer.
   Read with the csv module, so an option reading ``None`` stays text.
@@ -225,38 +226,3 @@ def load_siqa(path: str | Path) -> list[Item]:
     rows = _jsonl(path, ("context", "question", "answerA", "answerB", "answerC"))
     labels = _labels(path.with_name(path.stem + "-labels.lst"), {"1", "2", "3"}, len(rows), path)
     return [siqa_item(i, row, int(label)) for i, (row, label) in enumerate(zip(rows, labels))]
-
-
-HUB_NAMES = {"mmlu": ("cais/mmlu", "all", "test"), "piqa": ("ybisk/piqa", None, "validation"),
-             "siqa": ("allenai/social_i_qa", None, "validation")}
-
-
-def load_from_hub(benchmark: str) -> list[Item]:
-    """The same benchmark through the ``datasets`` library (needs the network or its cache)."""
-    if benchmark not in HUB_NAMES:
-        raise DataError(f"unknown benchmark {benchmark!r}; choose from {sorted(HUB_NAMES)}")
-    try:
-        import datasets
-    except ImportError as err:
-        raise DataError("loading by name needs the datasets library: pip install datasets") from err
-    name, config, split = HUB_NAMES[benchmark]
-    try:
-        rows = datasets.load_dataset(name, config, split=split)
-    except Exception as err:  # datasets raises many types when offline
-        raise DataError(f"could not load {name} through datasets ({err.__class__.__name__}); "
-                        "pass the local files instead (see ../shared/data or the benchmark's site)") from err
-    if benchmark == "mmlu":
-        return [mmlu_item(r["subject"], i, r["question"], r["choices"], "ABCD"[r["answer"]]) for i, r in enumerate(rows)]
-    if benchmark == "piqa":
-        return [piqa_item(i, r, int(r["label"])) for i, r in enumerate(rows)]
-    return [siqa_item(i, r, int(r["label"])) for i, r in enumerate(rows)]
-
-
-def load_benchmark(benchmark: str, path: str | Path | None = None, subjects: Sequence[str] | None = None) -> list[Item]:
-    """A benchmark from local files (``path``) or, without a path, through ``datasets``."""
-    if path is None:
-        return load_from_hub(benchmark)
-    loaders = {"mmlu": lambda: load_mmlu(path, subjects), "piqa": lambda: load_piqa(path), "siqa": lambda: load_siqa(path)}
-    if benchmark not in loaders:
-        raise DataError(f"unknown benchmark {benchmark!r}; choose from {sorted(loaders)}")
-    return loaders[benchmark]()

@@ -16,6 +16,7 @@ import difflib
 import re
 from typing import Sequence
 
+from interp.accuracy.benchmarks import BENCHMARKS, OTHER
 from interp.accuracy.commitment import answer_section, extract_final
 from interp.accuracy.prompts import letters as option_letters
 
@@ -74,7 +75,9 @@ EXTRACTORS = {"final": extract_final, "paper": extract_paper, "strict": extract_
 def extract_answer(response: str, options: Sequence[str], mode: str = "final", benchmark: str | None = None) -> str | None:
     """The option letter ``response`` answers with under ``mode`` (``final``, ``paper`` or
     ``strict``), or ``None`` when it gives none; ``final`` reads with ``benchmark``'s reader
-    (:data:`interp.accuracy.commitment.READERS`)."""
+    (:attr:`interp.accuracy.benchmarks.Benchmark.reader`)."""
     if mode not in EXTRACTORS:
         raise ValueError(f"unknown extraction mode {mode!r}; choose from {', '.join(MODES)}")
-    return extract_final(response, options, benchmark) if mode == "final" else EXTRACTORS[mode](response, options)
+    if mode == "final":
+        return extract_final(response, options, BENCHMARKS.get(benchmark or "", OTHER).reader)
+    return EXTRACTORS[mode](response, options)

@@ -70,7 +70,8 @@ def benchmark_items(benchmark: str, data: str | None, subjects: Sequence[str] | 
                     limit: int | None) -> tuple[list[Item], dict[str, Any]]:
     """A benchmark's questions (the first ``limit`` of each subject) and how they were chosen, as
     ``run.json`` records it (``data`` made absolute)."""
-    from interp.accuracy.data import DataError, load_benchmark
+    from interp.accuracy.benchmarks import load_benchmark
+    from interp.accuracy.data import DataError
 
     try:
         items = limit_per_subject(load_benchmark(benchmark, data, subjects), limit)

@@ -19,15 +19,35 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence, TYPE_CHECKING
 
+import torch
+
 from interp.accuracy.data import Item
 from interp.files import read_json, write_atomic
-from interp.model.load import describe_model, weights_fingerprint
+from interp.model.load import describe_model
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
     from interp.model.load import InterpModel
 
 FILE = "run.json"
+BITS = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # a dtype's bit patterns, by element size
+
+
+@torch.no_grad()
+def weights_fingerprint(model: torch.nn.Module | InterpModel, samples: int = 4096) -> str:
+    """sha256 over every parameter's name, shape, dtype, the sum of all its values' bit patterns
+    (as integers: exact, so the same whatever the thread count or device sums them in) and
+    ``samples`` evenly spaced values: two models that differ in any trained weight differ here, at
+    the cost of one pass over the weights on their device (a full hash of a 7B model would copy
+    14 GB to the CPU)."""
+    digest = hashlib.sha256()
+    for name, weight in sorted(model.named_parameters(), key=lambda named: named[0]):
+        flat = weight.detach().reshape(-1)
+        picked = flat[:: max(1, flat.numel() // samples)].float().cpu()
+        checksum = int(flat.contiguous().view(BITS[flat.element_size()]).sum(dtype=torch.int64))
+        digest.update(f"{name} {tuple(weight.shape)} {weight.dtype} {checksum}".encode())
+        digest.update(picked.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def questions_digest(items: Sequence[Item]) -> str:

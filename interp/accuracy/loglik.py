@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from interp.accuracy.benchmarks import BENCHMARKS, OTHER
 from interp.accuracy.data import Item
 from interp.accuracy.prompts import PromptRange, letters
 from interp.accuracy.identity import model_identity
@@ -62,14 +63,15 @@ class Choices:
 
 
 def _subject_line(item: Item, form: str) -> str:
-    if item.benchmark != "mmlu":
+    if not BENCHMARKS.get(item.benchmark, OTHER).subject_line:
         return ""
     kind = "multiple choice questions" if form == "letter" else "questions"
     return f"The following are {kind} (with answers) about {item.subject.replace('_', ' ')}.\n\n"
 
 
 def choices_for(item: Item, form: str) -> Choices:
-    """The context and options of ``item`` in ``form`` (see the module's docstring)."""
+    """The context and options of ``item`` in ``form`` (see the module's docstring); the cloze
+    context is its benchmark's (:attr:`interp.accuracy.benchmarks.Benchmark.cloze`)."""
     if form not in FORMS:
         raise ValueError(f"scoring form {form!r}: choose from {', '.join(FORMS)}")
     head = _subject_line(item, form)
@@ -77,11 +79,8 @@ def choices_for(item: Item, form: str) -> Choices:
         body = item.question.strip() + "".join(f"\n{letter}. {text}" for letter, text in
                                                zip(letters(len(item.options)), item.options))
         cue, options = "\nAnswer:", tuple(letters(len(item.options)))
-    elif item.benchmark == "siqa":  # lm-evaluation-harness's social_iqa: context and question on one line
-        context, _, question = item.question.rpartition("\n")
-        body, cue, options = f"Q: {context} {question}", "\nA:", item.options
     else:
-        body, cue, options = "Question: " + item.question.strip(), "\nAnswer:", item.options
+        (body, cue), options = BENCHMARKS.get(item.benchmark, OTHER).cloze(item), item.options
     return Choices(head + body + cue, tuple(options), (len(head), len(head) + len(body)))
 
 
@@ -167,17 +166,17 @@ SELECTION_SEED = 1  # structured questions for head selection: another seed than
 def selection_items(benchmark: str, data: str | Path | None, n: int, *, exclude: Collection[tuple[str, tuple[str, ...]]] = (),
                     pairs: tuple[int, int] | None = None) -> list[Item]:
     """``n`` questions for head selection that runs do not start from: the last ones of each
-    subject's file, interleaved (runs take the first ``--limit``), or structured questions of
+    subject's file, interleaved (runs take the first ``--limit``), or generated questions of
     another seed than the runs' (on tables of ``pairs`` pairs, the training tables' by default);
     none whose (question, options) is in ``exclude``."""
-    from interp.accuracy.data import load_benchmark
     from interp.accuracy.structured import TRAINING_PAIRS, held_out_items
 
-    if benchmark == "tiny":
+    chosen = BENCHMARKS[benchmark]
+    if chosen.generated:
         drawn = held_out_items(-(-n // 2), seed=SELECTION_SEED, pairs=pairs or TRAINING_PAIRS)
         return [item for item in drawn if (item.question, item.options) not in exclude][:n]
     by_subject: dict[str, list[Item]] = {}
-    for item in load_benchmark(benchmark, data):
+    for item in chosen.load(data):
         if (item.question, item.options) not in exclude:
             by_subject.setdefault(item.subject, []).append(item)
     tails = [list(reversed(items)) for items in by_subject.values()]

@@ -65,8 +65,14 @@ def question_block(question: str, options: Sequence[str]) -> str:
     return question + "\n\n" + "".join(f"{letter}. {text}\n" for letter, text in zip(letters(len(options)), options))
 
 
+def question_and_cue(question: str, options: Sequence[str]) -> str:
+    """A CoT prompt after its instruction: the question block, then ``\\n Analysis:``."""
+    return question_block(question, options) + COT_CUE
+
+
 def format_prompt(question: str, options: Sequence[str], cot: bool = True) -> str:
     """CoT: instruction, question, options, ``\\n Analysis:``; non-CoT: no instruction, ``\\n Answer:``."""
-    head = instruction(len(options)) if cot else ""
-    return head + question_block(question, options) + (COT_CUE if cot else "\n Answer:")
+    if cot:
+        return instruction(len(options)) + question_and_cue(question, options)
+    return question_block(question, options) + "\n Answer:"
 

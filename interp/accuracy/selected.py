@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Sequence, TYPE_CHECKING
 
+from interp.accuracy.benchmarks import BENCHMARKS
 from interp.accuracy.data import Item
 from interp.accuracy.methods import HeadsToSelect, Method, method_from_record
 from interp.files import read_json
@@ -43,7 +44,7 @@ class HeldOut:
     def source(self) -> str:
         from interp.accuracy.loglik import SELECTION_SEED
 
-        if self.benchmark == "tiny":
+        if BENCHMARKS[self.benchmark].generated:
             return f"structured questions of seed {SELECTION_SEED}" + (
                 f", tables of {self.pairs[0]}-{self.pairs[1]} pairs" if self.pairs else "")
         return f"the last questions of each {self.benchmark} subject's file, none of the run's"

@@ -20,11 +20,12 @@ import random
 from dataclasses import dataclass
 from typing import Iterator, Sequence, TYPE_CHECKING
 
-from interp.accuracy.prompts import format_prompt, letters, question_block
+from interp.accuracy.prompts import format_prompt, letters, question_and_cue
 
 if TYPE_CHECKING:
     from interp.accuracy.data import Item
 
+BENCHMARK = "tiny"  # the benchmark these questions make (interp.accuracy.benchmarks), as --benchmark names it
 FAMILIES = ("stem", "social")
 VARIABLES = list("abcdfghkmnpqrstuvwxyz")
 NAMES = ["Ann", "Bob", "Cat", "Dan", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Lea", "Max", "Ned",
@@ -52,7 +53,7 @@ class Question:
     @property
     def short_prompt(self) -> str:
         """The same without the instruction: question, options, ``\n Analysis:``."""
-        return question_block(self.question, self.options) + "\n Analysis:"
+        return question_and_cue(self.question, self.options)
 
     @property
     def completion(self) -> str:
@@ -170,5 +171,5 @@ def held_out_items(n_per_family: int, seed: int = 0, pairs: tuple[int, int] = TR
     items = []
     for family in FAMILIES:
         for i, q in enumerate(take("held_out", seed, n_per_family, (family,), pairs)):
-            items.append(Item(f"tiny/{family}/{i}", "tiny", family, family, q.question, q.options, q.answer))
+            items.append(Item(f"{BENCHMARK}/{family}/{i}", BENCHMARK, family, family, q.question, q.options, q.answer))
     return items

@@ -8,11 +8,9 @@ hook names are the classic ones (``blocks.{l}.attn.hook_pattern``, ``run_with_ho
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import socket
-import struct
 import tempfile
 import urllib.parse
 from importlib.metadata import version
@@ -20,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import huggingface_hub
-import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaTokenizer
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformer_lens.model_bridge import TransformerBridge
@@ -30,12 +27,12 @@ from transformer_lens.utilities.multi_gpu import resolve_device_map
 
 from interp.files import read_json
 from interp.model import catalog, gguf
+from interp.model.llama2c import Llama2cError, llama2c_to_hf
 from interp.edits.sites import measure_editable_layers
 from interp.model.devices import device_problem
 from interp.model.fast_path import plain_copy
 
 DTYPES = {name: getattr(torch, name) for name in catalog.DTYPE_NAMES}
-LLAMA2C_HEADER = struct.Struct("<7i")
 
 
 class ModelLoadError(ValueError):
@@ -277,7 +274,11 @@ def load_hf(
                 f"{path} is a file but not a llama2.c checkpoint (.bin); pass a Hugging Face "
                 "model directory, a hub name, or a llama2.c .bin file"
             )
-        return llama2c_to_hf(path).to(torch_dtype), _tokenizer_for(tokenizer, _single_sp_model(path.parent), str(path))
+        try:
+            converted = llama2c_to_hf(path)
+        except Llama2cError as err:
+            raise ModelLoadError(str(err)) from None
+        return converted.to(torch_dtype), _tokenizer_for(tokenizer, _single_sp_model(path.parent), str(path))
     name, tok = _named_source(source, tokenizer)
     try:
         model, info = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, attn_implementation="eager",
@@ -426,97 +427,6 @@ def _own_bos_convention(bridge: TransformerBridge, tokenizer: PreTrainedTokenize
 def _compat(bridge: TransformerBridge) -> TransformerBridge:
     bridge.enable_compatibility_mode(no_processing=True, disable_warnings=True)
     return bridge.eval()
-
-
-def llama2c_to_hf(checkpoint: str | Path) -> LlamaForCausalLM:
-    """Convert a legacy llama2.c checkpoint into a Hugging Face ``LlamaForCausalLM``.
-
-    llama2.c rotates interleaved pairs (0,1), (2,3), ... of each head; Hugging Face rotates the
-    two halves of each head. The query and key rows are permuted so both compute the same thing.
-    """
-    raw = Path(checkpoint).read_bytes()
-    if len(raw) < LLAMA2C_HEADER.size:
-        raise ModelLoadError(f"{checkpoint} is too short to be a llama2.c checkpoint")
-    dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len = LLAMA2C_HEADER.unpack_from(raw)
-    shared = vocab > 0
-    vocab = abs(vocab)
-    if min(dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len) <= 0 or dim % n_heads:
-        raise ModelLoadError(f"{checkpoint} has no valid llama2.c header (got {dim=}, {n_heads=}, {n_layers=})")
-    head = dim // n_heads
-    kv_dim = n_kv_heads * head
-    sizes = {
-        "embed": vocab * dim, "attn_norm": n_layers * dim, "wq": n_layers * dim * dim,
-        "wk": n_layers * kv_dim * dim, "wv": n_layers * kv_dim * dim, "wo": n_layers * dim * dim,
-        "ffn_norm": n_layers * dim, "w1": n_layers * hidden * dim, "w2": n_layers * dim * hidden,
-        "w3": n_layers * hidden * dim, "norm": dim, "freq": seq_len * head,
-    }
-    expected = sum(sizes.values()) + (0 if shared else vocab * dim)
-    floats = np.frombuffer(raw, dtype="<f4", offset=LLAMA2C_HEADER.size)
-    if floats.size != expected:
-        raise ModelLoadError(
-            f"{checkpoint}: header says {expected} weights but the file holds {floats.size}; "
-            "only the legacy (version 0, float32) llama2.c format is supported"
-        )
-    chunks, at = {}, 0
-    for key, size in sizes.items():
-        chunks[key] = torch.from_numpy(floats[at : at + size].copy())
-        at += size
-    classifier = chunks["embed"] if shared else torch.from_numpy(floats[at:].copy())
-
-    config = LlamaConfig(
-        vocab_size=vocab, hidden_size=dim, intermediate_size=hidden, num_hidden_layers=n_layers,
-        num_attention_heads=n_heads, num_key_value_heads=n_kv_heads, max_position_embeddings=seq_len,
-        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=shared,
-        bos_token_id=1, eos_token_id=2, attn_implementation="eager",
-    )
-    model = LlamaForCausalLM(config)
-
-    def per_layer(key: str, rows: int, cols: int) -> torch.Tensor:
-        return chunks[key].view(n_layers, rows, cols)
-
-    def halves(w: torch.Tensor, heads: int) -> torch.Tensor:
-        return w.view(heads, head // 2, 2, w.shape[-1]).transpose(1, 2).reshape(w.shape)
-
-    state = {
-        "model.embed_tokens.weight": chunks["embed"].view(vocab, dim),
-        "model.norm.weight": chunks["norm"],
-        "lm_head.weight": classifier.view(vocab, dim),
-    }
-    for i in range(n_layers):
-        prefix = f"model.layers.{i}."
-        state |= {
-            prefix + "input_layernorm.weight": chunks["attn_norm"].view(n_layers, dim)[i],
-            prefix + "post_attention_layernorm.weight": chunks["ffn_norm"].view(n_layers, dim)[i],
-            prefix + "self_attn.q_proj.weight": halves(per_layer("wq", dim, dim)[i], n_heads),
-            prefix + "self_attn.k_proj.weight": halves(per_layer("wk", kv_dim, dim)[i], n_kv_heads),
-            prefix + "self_attn.v_proj.weight": per_layer("wv", kv_dim, dim)[i],
-            prefix + "self_attn.o_proj.weight": per_layer("wo", dim, dim)[i],
-            prefix + "mlp.gate_proj.weight": per_layer("w1", hidden, dim)[i],
-            prefix + "mlp.down_proj.weight": per_layer("w2", dim, hidden)[i],
-            prefix + "mlp.up_proj.weight": per_layer("w3", hidden, dim)[i],
-        }
-    model.load_state_dict(state, strict=True)
-    return model.eval()
-
-
-BITS = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # a dtype's bit patterns, by element size
-
-
-@torch.no_grad()
-def weights_fingerprint(model: torch.nn.Module | InterpModel, samples: int = 4096) -> str:
-    """sha256 over every parameter's name, shape, dtype, the sum of all its values' bit patterns
-    (as integers: exact, so the same whatever the thread count or device sums them in) and
-    ``samples`` evenly spaced values: two models that differ in any trained weight differ here, at
-    the cost of one pass over the weights on their device (a full hash of a 7B model would copy
-    14 GB to the CPU)."""
-    digest = hashlib.sha256()
-    for name, weight in sorted(model.named_parameters(), key=lambda named: named[0]):
-        flat = weight.detach().reshape(-1)
-        picked = flat[:: max(1, flat.numel() // samples)].float().cpu()
-        checksum = int(flat.contiguous().view(BITS[flat.element_size()]).sum(dtype=torch.int64))
-        digest.update(f"{name} {tuple(weight.shape)} {weight.dtype} {checksum}".encode())
-        digest.update(picked.numpy().tobytes())
-    return digest.hexdigest()
 
 
 def describe_model(model: InterpModel) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from interp.files import read_json
 from interp.accuracy import stats
+from interp.accuracy.benchmarks import BENCHMARKS, OTHER
 from interp.accuracy.harness import BASELINE, baseline_of, variants_in
 from interp.accuracy.record import ACC_NORM, FORCED, Answer
 from interp.accuracy.runner import read_results
@@ -26,7 +27,7 @@ from interp.report.page import Page, Section
 from interp.reproduction.claims import (
     NOT_TESTED, STEM, Claim, gain_beyond_stem, method_gain, paired,
 )
-from interp.reproduction.pipeline import MEASURES, SCORED_FORMS, STEPS
+from interp.reproduction.pipeline import MEASURES, SCORED_FORMS, STEPS, accuracy_folders
 
 ANCHOR_MEASURE = "share of the later tokens' attention on the prompt's anchors (first token apart), mean over layers"
 LOSS_MEASURE = "reference answer's loss (nats per token)"
@@ -40,11 +41,16 @@ IMPROVES = "The method improves CoT accuracy outside STEM"
 BEYOND_STEM = "The method helps non-STEM subjects more than STEM ones (MMLU)"
 
 
+def _categorised(benchmark: str) -> bool:
+    """Whether a benchmark's categories are compared (MMLU's; PIQA and SIQA are one each)."""
+    return BENCHMARKS.get(benchmark, OTHER).categories
+
+
 def folders(out: Path) -> list[Folder]:
     """Every accuracy folder with a summary, in name order, with its answers (read once, for every
     table and page that uses them)."""
-    found = sorted(p.parent for p in (out / "accuracy").glob("*/*/*/summary.json"))
-    return [(f.parent.parent.name, f.parent.name, f.name, f, runs_of(f)) for f in found]
+    return [(prompt, model, benchmark, folder, runs_of(folder)) for prompt, model, benchmark, folder in
+            accuracy_folders(out)]
 
 
 def runs_of(folder: Path) -> dict[str, list[Answer]]:
@@ -121,7 +127,7 @@ def accuracy_claims(found: list[Folder]) -> list[Claim]:
             if kind in ("anchor-ablation", "prompt-removal"):
                 claims.append(method_gain(ANCHORS_HURT if kind == "anchor-ablation" else REMOVAL_HURTS, where,
                                           baseline, runs[variant], mode, direction=-1))
-            elif kind == "emulation" and benchmark == "mmlu":
+            elif kind == "emulation" and _categorised(benchmark):
                 outside = [a for a in baseline if a.item.category != STEM]
                 claims.append(method_gain(IMPROVES, where + " (non-STEM)", outside, runs[variant], mode))
                 claims.append(gain_beyond_stem(BEYOND_STEM, where, baseline, runs[variant], mode))
@@ -154,7 +160,7 @@ def method_rows(found: list[Folder]) -> list[dict[str, Any]]:
         for variant in (v for v in runs if "+" in v):
             h = emulation_h(folder, variant)
             for r in stats.compare(runs[name], runs[variant], mode):
-                if r["level"] == "overall" or (r["level"] == "category" and benchmark == "mmlu"):
+                if r["level"] == "overall" or (r["level"] == "category" and _categorised(benchmark)):
                     rows.append({**r, "benchmark": benchmark, "place": _place(prompt, model, benchmark),
                                  "label": f"{model}, {'scored by ' + prompt if scored(prompt) else prompt + ' prompt'}",
                                  "variant": variant.split("+", 1)[1], "reading": mode, "h": h})
@@ -238,7 +244,7 @@ def accuracy_table(found: list[Folder]) -> tuple[list[str], list[list[Any]]]:
             by_mode = {mode: {(r["level"], r["name"]): r for r in stats.compare(runs[BASELINE], runs[variant], mode)}
                        for mode in ((FORCED, "final") if forced else ("final",))}
             for key, first in by_mode[FORCED if forced else "final"].items():
-                if key[0] == "subject" or (key[0] == "category" and benchmark != "mmlu"):
+                if key[0] == "subject" or (key[0] == "category" and not _categorised(benchmark)):
                     continue  # PIQA and SIQA are one category each: their overall row says it
                 stated = by_mode["final"][key]
                 low, high = first["baseline_ci"]

@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, TYPE_CHECKING
 
+from interp.accuracy.benchmarks import BENCHMARKS, FILE_BENCHMARKS
 from interp.accuracy.runner import Shard
 from interp.config import ReproduceConfig
 from interp.files import hold, rank_lock, read_json, write_atomic
@@ -52,12 +53,22 @@ MEASURES = Path("analyses") / "measures.json"
 PAIR = {"tuned": "without-dropout", "tuned-dropout": "with-dropout"}  # `interp finetune --pair`'s folders
 # Step 4's forms and the benchmarks scored in each (lm-evaluation-harness's tasks: mmlu;
 # mmlu_continuation, piqa, social_iqa).
-SCORED_FORMS = {"letter": ("mmlu",), "cloze": ("mmlu", "piqa", "siqa")}
+SCORED_FORMS = {form: tuple(name for name in FILE_BENCHMARKS if form in BENCHMARKS[name].forms)
+                for form in ("letter", "cloze")}
 STUDY_LABELS = {"base": "base", "tuned": "tuned", "tuned-dropout": "tuned with dropout"}
 
 
+ACCURACY = "accuracy"  # <out>/accuracy/<prompt or form>/<model>/<benchmark>/: one harness folder each
+
+
 def accuracy_folder(out: Path, prompt: str, model: str, benchmark: str) -> Path:
-    return out / "accuracy" / prompt / model / benchmark
+    return out / ACCURACY / prompt / model / benchmark
+
+
+def accuracy_folders(out: Path) -> list[tuple[str, str, str, Path]]:
+    """Every accuracy folder with a summary, in name order, as (prompt or form, model, benchmark, folder)."""
+    found = sorted(p.parent for p in (out / ACCURACY).glob("*/*/*/summary.json"))
+    return [(f.parent.parent.name, f.parent.name, f.name, f) for f in found]
 
 
 def settings(config: ReproduceConfig) -> dict[str, object]:
@@ -214,12 +225,13 @@ def analyses(config: ReproduceConfig, sources: dict[str, str], load: Loader, rep
 
 def _chosen(config: ReproduceConfig, benchmarks: Sequence[str], limit: int | None,
             questions: int | None) -> dict[str, tuple[list, dict]]:
-    """Each benchmark's questions: MMLU's first ``limit`` per subject, the others' first ``questions``."""
+    """Each benchmark's questions: the first ``limit`` of each subject where it has subjects
+    (MMLU), the others' first ``questions``."""
     from interp.accuracy.harness import benchmark_items
 
     return {benchmark: benchmark_items(benchmark, str(Path(config.data) / benchmark),
-                                       config.subjects if benchmark == "mmlu" else None,
-                                       limit if benchmark == "mmlu" else questions)
+                                       config.subjects if BENCHMARKS[benchmark].subjects else None,
+                                       limit if BENCHMARKS[benchmark].subjects else questions)
             for benchmark in benchmarks}
 
 

@@ -41,12 +41,12 @@ def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, result
 
 
 def run(c: Context) -> Page:
-    from interp.accuracy.structured import held_out_items
+    from interp.accuracy.structured import BENCHMARK, held_out_items
 
     results = c.config.out / "results-tiny"
     shutil.rmtree(results, ignore_errors=True)  # the main job's own scratch results: always a fresh run
     items = held_out_items(c.config.questions, pairs=tuple(c.config.table_pairs or HARD_PAIRS))
-    page = accuracy_report(c.model, items, "tiny", results, methods=[parse_method(s) for s in c.config.method],
+    page = accuracy_report(c.model, items, BENCHMARK, results, methods=[parse_method(s) for s in c.config.method],
                            max_new_tokens=c.config.cot_tokens, shifted=True)
     assert page is not None  # the main job is never sharded
     return page

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from interp.accuracy.loglik import references, selection_items
+from interp.accuracy.structured import BENCHMARK
 from interp.analysis.attention import attention_patterns
 from interp.analysis.effects import intervention_effects
 from interp.analysis.selection import Reference, select_heads
@@ -39,7 +40,7 @@ def _heads(model: InterpModel, kind: str, refs: list[Reference]) -> tuple[dict[i
 
 def variants(model: InterpModel, example: Example) -> tuple[dict[str, list[PatternIntervention]], list[str]]:
     """Each method at its paper's defaults, and how the head-choosing ones chose their heads."""
-    refs = references(model, selection_items("tiny", None, SELECTION_EXAMPLES))
+    refs = references(model, selection_items(BENCHMARK, None, SELECTION_EXAMPLES))
     act_heads, act_note = _heads(model, "act", refs)
     pasta_heads, pasta_note = _heads(model, "pasta", refs)
     stop = example.answer_start or example.ids.shape[1]

@@ -20,7 +20,7 @@ def shipped(name: str = MAIN) -> Path:
 
 
 def load_shipped(name: str = MAIN, *, dtype: str | None = None, device: str | None = None) -> Any:
-    import interp
+    from interp.model.load import load_model
 
-    return interp.load_model(shipped(name), dtype=dtype, device=device)
+    return load_model(shipped(name), dtype=dtype, device=device)
 

@@ -246,17 +246,18 @@ def held_out_accuracy(folder: Path, per_family: int, instruction: bool = True,
                       cache: str | Path | None = None) -> dict[str, Any]:
     """Greedy CoT accuracy (final extraction) of the written model on held-out structured
     questions, per family, in the layout it was trained on."""
-    import interp
+    from interp.decoding.generation import generate
+    from interp.model.load import load_model
     from interp.accuracy import stats
     from interp.accuracy.data import Item
     from interp.accuracy.record import Answer
-    from interp.accuracy.structured import FAMILIES, take
+    from interp.accuracy.structured import BENCHMARK, FAMILIES, take
 
-    model = interp.load_model(folder, cache=cache)
+    model = load_model(folder, cache=cache)
     questions = [q for family in FAMILIES for q in take("held_out", 0, per_family, (family,))]
-    texts = interp.generate(model, [q.prompt if instruction else q.short_prompt for q in questions],
+    texts = generate(model, [q.prompt if instruction else q.short_prompt for q in questions],
                             max_new_tokens=96, batch_size=16)
-    answers = [Answer.read(Item(f"tiny/{q.family}/{i}", "tiny", q.family, q.family, q.question, q.options, q.answer),
+    answers = [Answer.read(Item(f"{BENCHMARK}/{q.family}/{i}", BENCHMARK, q.family, q.family, q.question, q.options, q.answer),
                            text, prompt_tokens=0, generated_tokens=0)  # token counts are not reported here
                for i, (q, text) in enumerate(zip(questions, texts))]
     return {r["name"]: {"n": r["n"], "accuracy": r["accuracy"], "parse_rate": r["parse_rate"]}

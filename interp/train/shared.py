@@ -12,6 +12,8 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from interp.files import replace_atomic
+
 
 def collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[
         Int[Tensor, "batch pos"], Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
@@ -28,10 +30,9 @@ def collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through a temporary file: a run killed mid-write keeps its last checkpoint."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    """``torch.save`` by :func:`interp.files.replace_atomic`: a run killed mid-write keeps its last
+    checkpoint."""
+    replace_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
