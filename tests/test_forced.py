@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import interp
-from interp.accuracy.forced import CUE, Question, forced_answers
+from interp.accuracy.forced import CUE, Answered, forced_answers
 from interp.tiny.default import load_shipped, shipped
 from interp.accuracy.structured import take
 from interp.model.load import load_hf
@@ -27,7 +27,7 @@ def questions(n=5):
         return [q.completion, " I am not sure.", "", " " + q.analysis.split(".")[0] + ".",
                 f"{q.completion}.\nResponse: A, no"][i % 5]
 
-    return [Question(q.prompt, response(i, q), len(q.options)) for i, q in enumerate(picked)]
+    return [Answered(q.prompt, response(i, q), len(q.options)) for i, q in enumerate(picked)]
 
 
 def cued(prompt: str, response: str) -> str:
@@ -56,15 +56,15 @@ def test_a_response_that_wrote_the_cue_is_read_at_its_own_cue(tiny):
     gives there, not an answer to the cue asked a second time."""
     q = take("held_out", 3, 1, pairs=(8, 10))[0]
     analysis = " " + q.analysis
-    at_own_cue = forced_answers(tiny, [Question(q.prompt, analysis, len(q.options))])[0]
-    written = [Question(q.prompt, f"{analysis}{CUE} {x}{tail}", len(q.options))
+    at_own_cue = forced_answers(tiny, [Answered(q.prompt, analysis, len(q.options))])[0]
+    written = [Answered(q.prompt, f"{analysis}{CUE} {x}{tail}", len(q.options))
                for x in "ABCD"[: len(q.options)] for tail in ("", ".\nThe answer is B.")]
     assert {f.letter for f in forced_answers(tiny, written)} == {at_own_cue.letter}
 
 
 def test_the_forced_answer_is_read_with_the_variants_interventions_active(tiny):
     emulation = (interp.TopLayerEmulation(alpha=2.0),)
-    asked = [Question(q.prompt, q.response, q.n_options, emulation) for q in questions()]
+    asked = [Answered(q.prompt, q.response, q.n_options, emulation) for q in questions()]
     got = forced_answers(tiny, asked, batch_size=2)
     for question, forced in zip(asked, got):
         ids = torch.tensor([tiny.tokenizer(cued(question.prompt, question.response)).input_ids])

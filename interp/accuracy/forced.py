@@ -42,7 +42,7 @@ class Forced:
 
 
 @dataclass(frozen=True)
-class Question:
+class Answered:
     """What the forced pass needs of one answered question."""
 
     prompt: str  # the prompt text as the model read it (its template included)
@@ -51,13 +51,13 @@ class Question:
     interventions: EditPlan | tuple[Intervention, ...] = ()  # a plan, where the run made one
 
 
-def cued_text(question: Question) -> str:
+def cued_text(question: Answered) -> str:
     """The prompt and the response up to the model's own last cue, or all of it, then the cue."""
     own = question.response.rfind(CUE)
     return question.prompt + (question.response[:own] if own >= 0 else question.response) + CUE
 
 
-def cued_tokens(tokenizer, question: Question) -> tuple[list[int], list[int]]:
+def cued_tokens(tokenizer, question: Answered) -> tuple[list[int], list[int]]:
     """The ids to read the next token after, and the id of each option letter there: the tokens
     of ``cued_text + " X"`` for every letter X share a beginning (the text up to the cue, and a
     lone space token in some tokenizers); the first token after it tells the letters apart."""
@@ -74,7 +74,7 @@ def cued_tokens(tokenizer, question: Question) -> tuple[list[int], list[int]]:
 
 
 @torch.no_grad()
-def forced_answers(model: InterpModel, questions: Sequence[Question], batch_size: int = DEFAULT_BATCH_SIZE) -> list[Forced]:
+def forced_answers(model: InterpModel, questions: Sequence[Answered], batch_size: int = DEFAULT_BATCH_SIZE) -> list[Forced]:
     """Each question's forced answer: the option letter the model puts most probability on after
     its response and the cue, under the question's interventions. Questions with the same
     interventions share batches (left-padded, longest first)."""

@@ -287,7 +287,7 @@ def add_forced(model: InterpModel, answers: Sequence[Answer], method: Method | N
         edit_plan = plans.get(answer.id)
         if edit_plan is None:
             edit_plan = plan(model, method, answer.item, settings, prompt_tokens(model, answer.item, settings))
-        questions.append(forced.Question(prompt_for(answer.item, settings, model.tokenizer), answer.response or "",
+        questions.append(forced.Answered(prompt_for(answer.item, settings, model.tokenizer), answer.response or "",
                                          len(answer.item.options), edit_plan))
     found = dict(zip((a.id for a in todo), forced.forced_answers(model, questions, batch_size)))
     return [a.with_forced(found[a.id].letter, found[a.id].probability) if a.id in found else a for a in answers]
