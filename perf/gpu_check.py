@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))  # tests/reference.py: the edits written without i
 
 import interp  # noqa: E402
 from interp.accuracy.memory import fit_batch, kv_bytes_per_token  # noqa: E402
-from interp.accuracy.runner import Settings, prompt_tokens, read_results, run  # noqa: E402
+from interp.accuracy.runner import Settings, prompt_of, read_results, run  # noqa: E402
 from interp.edits.plan import plan_edits  # noqa: E402
 from interp.model import fast_path  # noqa: E402
 from interp.model.fast_path import fused_emulation  # noqa: E402
@@ -229,7 +229,7 @@ def speed(model: Any, sdpa: Any, sizes: dict, device: str, bytes_per_second: flo
 def memory(model: Any, sizes: dict, device: str, folder: Path) -> dict:
     items = held_out_items(sizes["questions"] // 2)  # two families
     settings = Settings(max_new_tokens=sizes["auto_new"])
-    prompts = [prompt_tokens(model, item, settings) for item in items]
+    prompts = [prompt_of(model, item, settings).ids for item in items]
     fit = fit_batch(model, max(map(len, prompts)), settings.max_new_tokens, len(items))
     out: dict[str, Any] = {"questions": len(items), "longest_prompt": max(map(len, prompts)),
                            "max_new_tokens": settings.max_new_tokens, "batch_picked": fit.batch_size,

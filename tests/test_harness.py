@@ -257,9 +257,10 @@ def test_pasta_emphasises_the_instruction_or_the_question_as_span_says(tiny, ite
     heads = tmp_path / "heads.json"
     heads.write_text('{"1": [0, 2]}')
     for item in items[:2]:
-        ids = runner.prompt_tokens(tiny, item, Settings())
-        steered = {span: runner.plan(tiny, parse_method(f"pasta:heads={heads},span={span}"), item,
-                                     Settings(), ids).interventions[0].span for span in ("instruction", "question")}
+        prompt = runner.prompt_of(tiny, item, Settings())
+        ids = prompt.ids
+        steered = {span: runner.plan(tiny, parse_method(f"pasta:heads={heads},span={span}"), prompt)
+                   .interventions[0].span for span in ("instruction", "question")}
         assert tokenizer.decode(ids[slice(*steered["instruction"])], skip_special_tokens=True).strip() == \
             instruction(len(item.options)).strip()  # the range starts at the BOS, as it does everywhere
         question = tokenizer.decode(ids[slice(*steered["question"])])

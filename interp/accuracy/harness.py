@@ -20,7 +20,7 @@ from interp.accuracy.methods import HeadsToSelect, Method, method_from_record, p
 from interp.accuracy.selected import HeldOut, check_held_out, prepare
 from interp.decoding import DEFAULT_BATCH_SIZE
 from interp.accuracy.runner import (
-    Settings, Shard, add_forced, check_context, merge_shards, plan, prompt_tokens, read_results,
+    Settings, Shard, add_forced, check_context, merge_shards, plan, prompt_of, read_results,
     run, synchronise, write_answers,
 )
 from interp.validation import UsageError
@@ -152,7 +152,8 @@ def evaluate(
         return _evaluate_scored(model, items, out, methods, names, scoring, batch_size=batch_size, direct=direct,
                                 chat=chat, max_new_tokens=max_new_tokens, shard=shard, skip_over_context=skip_over_context,
                                 progress=progress, source=source, shifted=shifted, held_out=held_out)
-    tokens = {item.id: prompt_tokens(model, item, Settings(chat=chat)) for item in items}
+    prompts = {item.id: prompt_of(model, item, Settings(chat=chat)) for item in items}  # built once, for every CoT variant
+    tokens = {item_id: prompt.ids for item_id, prompt in prompts.items()}
     max_new_tokens = new_tokens_allowed(model, tokens, max_new_tokens)
     cot = Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens)
     check_context(model, items, tokens, max_new_tokens, skip_over_context)
@@ -161,7 +162,7 @@ def evaluate(
         variants = {BASELINE: variants.pop(BASELINE), SHIFTED: (None, dataclasses.replace(cot, shift=1)), **variants}
     if direct:
         variants = {"direct": (None, Settings(cot=False, chat=chat, max_new_tokens=max_new_tokens)), **variants}
-    check = lambda method: plan(model, method, items[0], cot, tokens[items[0].id])
+    check = lambda method: plan(model, method, prompts[items[0].id])
     _check_methods(methods, check, held_out)  # every method's parameters are checked on the model before any variant generates
     with hold(out, name=rank_lock(shard.rank)):  # until the last record and summary are written
         identity = model_identity(model)  # one pass over the weights, for run.json and every variant's settings
@@ -172,7 +173,7 @@ def evaluate(
         for name, (method, settings) in variants.items():
             runs[name] = run(model, items, out, variant=name, method=method, settings=settings, shard=shard,
                              batch_size=batch_size, skip_over_context=skip_over_context, progress=progress,
-                             tokens=tokens if settings == cot else None, identity=identity)
+                             prompts=prompts if settings == cot else None, identity=identity)
         return _finish(out, items, runs, variants, shard)
 
 

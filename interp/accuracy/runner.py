@@ -101,10 +101,6 @@ def prompt_for(item: Item, settings: Settings, tokenizer: Any) -> str:
     return chat.user_turn(tokenizer, prompt) if settings.chat else prompt
 
 
-def prompt_tokens(model: InterpModel, item: Item, settings: Settings) -> list[int]:
-    return chat.encode(model.tokenizer, prompt_for(item, settings, model.tokenizer))
-
-
 def prompt_range(model: InterpModel, item: Item, settings: Settings, ids: Sequence[int]) -> PromptRange:
     """Where the question's instruction (its prompt range) starts and ends, in tokens of its
     prompt: from 0 in the paper's layout, after the template's system turn and user header in a
@@ -117,6 +113,22 @@ def prompt_range(model: InterpModel, item: Item, settings: Settings, ids: Sequen
     start = prefix_length(model, list(ids), prompt[:at]) if at else 0
     stop = prefix_length(model, list(ids), prompt[: at + len(head)])
     return PromptRange(start, stop, (stop, covering_length(model, list(ids), prompt[: prompt.rindex(COT_CUE)])))
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A question as the model is asked it under some settings, built once: the text, its token
+    ids, and its prompt range (``None`` where the prompt has no instruction: non-CoT)."""
+
+    text: str
+    ids: list[int]
+    range: PromptRange | None
+
+
+def prompt_of(model: InterpModel, item: Item, settings: Settings) -> Prompt:
+    text = prompt_for(item, settings, model.tokenizer)
+    ids = chat.encode(model.tokenizer, text)
+    return Prompt(text, ids, prompt_range(model, item, settings, ids) if settings.cot else None)
 
 
 def check_context(model: InterpModel, items: Sequence[Item], tokens: dict[str, list[int]], max_new_tokens: int,
@@ -214,21 +226,21 @@ def run(
     batch_size: int | str = DEFAULT_BATCH_SIZE,
     skip_over_context: bool = False,
     progress: bool = True,
-    tokens: dict[str, list[int]] | None = None,
+    prompts: dict[str, Prompt] | None = None,
     identity: dict[str, Any] | None = None,
 ) -> list[Answer]:
     """Answer every item (this shard's share) under ``method`` (``None``: no intervention),
-    appending results; returns them in item order. ``tokens`` (the prompts' ids) and ``identity``
-    (the model's :func:`~interp.accuracy.identity.model_identity`): if already known."""
+    appending results; returns them in item order. ``prompts`` (by id, under ``settings``) and
+    ``identity`` (the model's :func:`~interp.accuracy.identity.model_identity`): if already known."""
     out = Path(out)
     mine, path, done, todo = pending(items, out, variant, settings, shard)
-    tokens = {item.id: tokens[item.id] if tokens else prompt_tokens(model, item, settings)
-              for item in todo}
+    prompts = {item.id: prompts[item.id] if prompts else prompt_of(model, item, settings) for item in todo}
+    tokens = {item.id: prompts[item.id].ids for item in todo}
     over = check_context(model, todo, tokens, settings.max_new_tokens, skip_over_context)
     out.mkdir(parents=True, exist_ok=True)
     write_settings(out, variant, identity or model_identity(model), method, settings)
     todo_now = [item for item in todo if item.id not in over]
-    plans = {item.id: plan(model, method, item, settings, tokens[item.id])
+    plans = {item.id: plan(model, method, prompts[item.id])
              for item in tqdm(todo_now, disable=not progress or not method, desc=f"{variant}: set-up")}
     eos = model.tokenizer.eos_token_id
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), disable=not progress, unit="q", desc=variant)
@@ -268,37 +280,38 @@ def run(
                 group = [item for index, item in enumerate(group) if index not in finished]
     answers = [done[item.id] for item in mine]
     if any(not a.skipped and not a.has_forced for a in answers):
-        answers = add_forced(model, answers, method, settings, size.size, plans=plans, progress=progress)
+        answers = add_forced(model, answers, method, settings, size.size, plans=plans, prompts=prompts,
+                             progress=progress)
         write_answers(path, answers)  # whole, through a temporary file: a kill keeps the records as they were
     return answers
 
 
 def add_forced(model: InterpModel, answers: Sequence[Answer], method: Method | None, settings: Settings,
                batch_size: int = DEFAULT_BATCH_SIZE, *, plans: dict[str, EditPlan] | None = None,
-               progress: bool = True) -> list[Answer]:
+               prompts: dict[str, Prompt] | None = None, progress: bool = True) -> list[Answer]:
     """Each answered record with the model's forced answer (:mod:`interp.accuracy.forced`) under
-    the variant's interventions (``plans``, by id, where already planned); records that have one,
-    or were skipped, as they are."""
+    the variant's interventions (``plans`` and ``prompts``, by id, where already made); records
+    that have one, or were skipped, as they are."""
     todo = [a for a in answers if not a.skipped and not a.has_forced]
-    plans = plans or {}
+    plans, prompts = plans or {}, dict(prompts or {})
     questions = []
     for answer in tqdm(todo, disable=not progress or not method or all(a.id in plans for a in todo),
                        desc="forced answer: set-up"):
-        edit_plan = plans.get(answer.id)
-        if edit_plan is None:
-            edit_plan = plan(model, method, answer.item, settings, prompt_tokens(model, answer.item, settings))
-        questions.append(forced.Answered(prompt_for(answer.item, settings, model.tokenizer), answer.response or "",
-                                         len(answer.item.options), edit_plan))
+        prompt = prompts.get(answer.id) or prompt_of(model, answer.item, settings)
+        edit_plan = plans.get(answer.id) or plan(model, method, prompt)
+        questions.append(forced.Answered(prompt.text, answer.response or "", len(answer.item.options), edit_plan))
     found = dict(zip((a.id for a in todo), forced.forced_answers(model, questions, batch_size)))
     return [a.with_forced(found[a.id].letter, found[a.id].probability) if a.id in found else a for a in answers]
 
 
-def plan(model: InterpModel, method: Method | None, item: Item, settings: Settings, ids: Sequence[int]) -> EditPlan:
-    """The interventions ``item`` is answered with, checked against the model: bad parameters fail
-    here, before generation; generation and the forced pass apply this plan."""
+def plan(model: InterpModel, method: Method | None, prompt: Prompt) -> EditPlan:
+    """The interventions a question is answered with, checked against the model: bad parameters
+    fail here, before generation; generation and the forced pass apply this plan."""
     if method is None:
         return plan_edits(model)
-    return plan_edits(model, *method.interventions(model, ids, prompt_range(model, item, settings, ids)))
+    if prompt.range is None:
+        raise ValueError("the non-CoT prompt has no instruction, so it has no prompt range to intervene on")
+    return plan_edits(model, *method.interventions(model, prompt.ids, prompt.range))
 
 
 def _answer(model: InterpModel, item: Item, row: torch.Tensor, eos: int, prompt_tokens: int,
