@@ -15,7 +15,7 @@ from interp.accuracy.data import Item
 from interp.accuracy.prompts import letters
 from interp.accuracy.record import FORCED, Answer
 from interp.files import hold, json_text, rank_lock, read_json, write_atomic
-from interp.accuracy.identity import check_same_model, claim, model_identity, run_record
+from interp.accuracy.identity import check_same_model, model_identity, record_run, run_record
 from interp.accuracy.methods import HeadsToSelect, Method, method_from_record, parse_method
 from interp.accuracy.selected import HeldOut, check_held_out, prepare
 from interp.decoding import DEFAULT_BATCH_SIZE
@@ -135,10 +135,10 @@ def evaluate(
     ``None`` on other ranks) and the summary, written once.
 
     ``max_new_tokens`` defaults to 2048, or what the model's context leaves after the longest
-    prompt. Everything is checked (methods, context) before ``out`` is claimed for this run
+    prompt. Everything is checked (methods, context) before ``out`` records this run
     (:mod:`interp.accuracy.identity`; ``source`` says how the questions and the model were
     chosen, to name what differs when a resume is refused) and before anything generates. A
-    method with ``heads=auto`` has its heads chosen once the folder is claimed, on ``held_out``
+    method with ``heads=auto`` has its heads chosen once the folder records the run, on ``held_out``
     questions (:mod:`interp.accuracy.selected`; :func:`~interp.accuracy.selected.held_out_questions`
     makes them)."""
     out = Path(out)
@@ -166,7 +166,7 @@ def evaluate(
     _check_methods(methods, check, held_out)  # every method's parameters are checked on the model before any variant generates
     with hold(out, name=rank_lock(shard.rank)):  # until the last record and summary are written
         identity = model_identity(model)  # one pass over the weights, for run.json and every variant's settings
-        claim(out, run_record(identity, items, {"chat": chat, "max_new_tokens": max_new_tokens}, source))
+        record_run(out, run_record(identity, items, {"chat": chat, "max_new_tokens": max_new_tokens}, source))
         variants |= {name: (method, cot) for name, method in
                      _prepared(model, methods, names, out, held_out, "cloze", progress, check).items()}
         runs = {}
@@ -244,7 +244,7 @@ def _evaluate_scored(model: InterpModel, items: Sequence[Item], out: Path, metho
     _check_methods(methods, check, held_out)
     with hold(out, name=rank_lock(shard.rank)):
         identity = model_identity(model)
-        claim(out, run_record(identity, items, {"scoring": form}, source))
+        record_run(out, run_record(identity, items, {"scoring": form}, source))
         chosen = _prepared(model, methods, names, out, held_out, form, progress, check)
         variants |= {name: (method, settings) for name, method in chosen.items()}
         runs = {name: loglik.run(model, items, out, variant=name, method=method, settings=settings, shard=shard,

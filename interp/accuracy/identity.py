@@ -121,7 +121,7 @@ def check_same_model(out: Path, model: dict[str, Any]) -> None:
                          "give the model that answered them")
 
 
-def claim(out: Path, record: dict[str, Any]) -> None:
+def record_run(out: Path, record: dict[str, Any]) -> None:
     """Write ``run.json`` into ``out``, or check that the run already there is this one."""
     path = out / FILE
     if path.is_file():
@@ -133,4 +133,4 @@ def claim(out: Path, record: dict[str, Any]) -> None:
         raise UsageError(f"{out} holds results but no {FILE} (written by an older interp): its questions and model "
                          "cannot be checked; use another --results folder, or `--rescore` to re-read it")
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(record, indent=2))  # every rank of a sharded run claims the folder
+    write_atomic(path, json.dumps(record, indent=2))  # every rank of a sharded run writes the same record

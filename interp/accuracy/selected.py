@@ -51,7 +51,7 @@ class HeldOut:
 
 
 def check_held_out(methods: Sequence[Method], held_out: HeldOut | None) -> None:
-    """Refuse, before anything is claimed or computed, a ``heads=auto`` with no question to choose on."""
+    """Refuse, before anything is recorded or computed, a ``heads=auto`` with no question to choose on."""
     for method in methods:
         if isinstance(method, HeadsToSelect):
             if held_out is None:

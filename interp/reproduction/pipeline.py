@@ -79,7 +79,7 @@ def settings(config: ReproduceConfig) -> dict[str, object]:
             "steps": config.steps if config.model and not config.tuned else None}
 
 
-def claim(out: Path, record: dict[str, object]) -> None:
+def record_settings(out: Path, record: dict[str, object]) -> None:
     """Write ``reproduce.json``, or refuse a run whose settings differ from the one already there."""
     path = out / SETTINGS
     if path.is_file():
@@ -132,7 +132,7 @@ def reproduce(config: ReproduceConfig, load: Loader, report: Report | None, comm
 def _reproduce(config: ReproduceConfig, load: Loader, report: Report | None, command: str, shard: Shard) -> None:
     out = config.out
     if shard.rank == 0:
-        claim(out, settings(config))
+        record_settings(out, settings(config))
     steps = Steps(out, command, write=shard.rank == 0)
     with steps.step("1 fine-tuned pair"):
         sources = fine_tuned_pair(config)
