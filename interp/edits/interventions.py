@@ -231,19 +231,19 @@ class HeadAblation(Intervention):
 
 @dataclass(frozen=True)
 class PerRow(PatternIntervention):
-    """Row ``i`` of the batch under ``variants[i]`` (each a tuple of pattern interventions; an
-    empty one is the original model): several variants of one text in one batched pass instead
-    of one pass each. Every variant's edits are built for its own row and applied to that row's
-    slice of the pattern, so state an intervention keeps within a forward (the emulation's
-    layer-0 mask) stays its own."""
+    """Row ``i`` of the batch under ``by_row[i]`` (each a tuple of pattern interventions; an
+    empty one is the original model): several edited versions of one text in one batched pass
+    instead of one pass each. Each row's edits are built for it and applied to that row's slice
+    of the pattern, so state an intervention keeps within a forward (the emulation's layer-0
+    mask) stays its own."""
 
-    variants: tuple[tuple[Any, ...], ...]
+    by_row: tuple[tuple[Any, ...], ...]
 
     def edits(self, n_layers: int, left_pad: Tensor | None = None) -> LayerEdits:
-        if not all(isinstance(iv, PatternIntervention) for ivs in self.variants for iv in ivs):
+        if not all(isinstance(iv, PatternIntervention) for ivs in self.by_row for iv in ivs):
             raise ValueError("PerRow batches pattern interventions only (PatternIntervention); run the others apart")
         rows: list[LayerEdits] = []
-        for row, ivs in enumerate(self.variants):
+        for row, ivs in enumerate(self.by_row):
             mine: LayerEdits = {}
             for iv in ivs:
                 for layer, fns in iv.edits(n_layers, None if left_pad is None else left_pad[row : row + 1]).items():
