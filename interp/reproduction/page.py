@@ -1,7 +1,7 @@
 """The reproduction page: the paper's claims, one per row, beside what a run of ``interp
-reproduce`` measured, then the accuracy tables by category and the attention measures; and one
-accuracy page per results folder. Everything is read from the run's folder, so the page can be
-rewritten from a finished (or half-finished) run without a model."""
+reproduce`` measured (:mod:`interp.reproduction.findings`), then the accuracy tables by category
+and the attention measures; and one accuracy page per results folder. Everything is read from the
+run's folder, so the page can be rewritten from a finished (or half-finished) run without a model."""
 
 from __future__ import annotations
 
@@ -15,67 +15,18 @@ import plotly.graph_objects as go
 
 from interp.files import read_json
 from interp.accuracy import stats
-from interp.accuracy.benchmarks import BENCHMARKS, OTHER
-from interp.accuracy.harness import BASELINE, baseline_of, variants_in
-from interp.accuracy.record import ACC_NORM, FORCED, Answer
-from interp.accuracy.runner import read_results
+from interp.accuracy.harness import BASELINE, baseline_of
+from interp.accuracy.record import FORCED
 from interp.accuracy.stats import bootstrap_ci
 from interp.analysis.survey import ALTERNATING, ANCHORS_REMOVED, ONLY_ANCHORS, ORIGINAL
 from interp.report.accuracy import accuracy_page, page_title, reading
 from interp.report.figures import caption
 from interp.report.page import Page, Section
-from interp.reproduction.claims import (
-    NOT_TESTED, STEM, Claim, gain_beyond_stem, method_gain, paired,
+from interp.reproduction.claims import NOT_TESTED, Claim
+from interp.reproduction.findings import (
+    Folder, categorised, folders, measures, method_rows, paper_claims, primary_reading, scored,
 )
-from interp.reproduction.pipeline import MEASURES, SCORED_FORMS, STEPS, accuracy_folders
-
-ANCHOR_MEASURE = "share of the later tokens' attention on the prompt's anchors (first token apart), mean over layers"
-LOSS_MEASURE = "reference answer's loss (nats per token)"
-
-
-# prompt (paper, chat) or log-likelihood form (letter, cloze), model, benchmark, folder, its answers
-Folder = tuple[str, str, str, Path, dict[str, list[Answer]]]
-ANCHORS_HURT = "Removing the anchor tokens from the prompt range hurts the answer (Figure 3)"
-REMOVAL_HURTS = "Removing attention to the prompt in alternating middle layers hurts the answer (Figure 4)"
-IMPROVES = "The method improves CoT accuracy outside STEM"
-BEYOND_STEM = "The method helps non-STEM subjects more than STEM ones (MMLU)"
-
-
-def _categorised(benchmark: str) -> bool:
-    """Whether a benchmark's categories are compared (MMLU's; PIQA and SIQA are one each)."""
-    return BENCHMARKS.get(benchmark, OTHER).categories
-
-
-def folders(out: Path) -> list[Folder]:
-    """Every accuracy folder with a summary, in name order, with its answers (read once, for every
-    table and page that uses them)."""
-    return [(prompt, model, benchmark, folder, runs_of(folder)) for prompt, model, benchmark, folder in
-            accuracy_folders(out)]
-
-
-def runs_of(folder: Path) -> dict[str, list[Answer]]:
-    return {name: sorted(read_results(folder / f"{name}.jsonl").values(), key=lambda a: a.id)
-            for name in variants_in(folder)}
-
-
-def scored(prompt: str) -> bool:
-    """Whether a folder's first level names a log-likelihood form (else a CoT prompt)."""
-    return prompt in SCORED_FORMS
-
-
-def primary_reading(runs: dict[str, Sequence[Answer]]) -> str:
-    """Options scored by log-likelihood: acc_norm (lm-evaluation-harness's length-normalised
-    reading; the same as acc for single letters). Generated answers: the model's forced answer
-    where every answered record has it, else the stated one (final)."""
-    answered = [a for records in runs.values() for a in records if not a.skipped]
-    if answered and all(a.logprobs is not None for a in answered):
-        return ACC_NORM
-    return FORCED if answered and all(a.has_forced for a in answered) else "final"
-
-
-def _place(prompt: str, model: str, benchmark: str) -> str:
-    how = f"scored by {prompt}" if scored(prompt) else f"{prompt} prompt"
-    return f"{model}, {benchmark.upper()}, {how}"
+from interp.reproduction.pipeline import STEPS
 
 
 def accuracy_pages(found: list[Folder]) -> list[Page]:
@@ -83,88 +34,6 @@ def accuracy_pages(found: list[Folder]) -> list[Page]:
                           + ("" if scored(prompt) else f", {prompt} prompt"),
                           read_json(folder / "summary.json"), runs, f"accuracy-{prompt}-{model}-{benchmark}.html")
             for prompt, model, benchmark, folder, runs in found]
-
-
-def kinds(runs: dict[str, Sequence[Answer]]) -> dict[str, str]:
-    """Each method variant's kind (emulation, anchor-ablation, ...): its method's name up to the
-    parameters (``cot+emulation(alpha=0.1)``: emulation)."""
-    return {name: name.split("+", 1)[1].split("(", 1)[0] for name in runs if "+" in name}
-
-
-def _measures(out: Path) -> dict[str, Any] | None:
-    path = out / MEASURES
-    return read_json(path) if path.is_file() else None
-
-
-def attention_claims(measured: dict[str, Any]) -> list[Claim]:
-    m = measured["measures"]
-    claims = []
-    for tuned in ("tuned", "tuned-dropout"):
-        claims.append(paired("Anchor tokens emerge after structured fine-tuning: a few non-semantic prompt tokens draw "
-                             "outlier attention (Figures 2-3)", f"{tuned} vs base", ANCHOR_MEASURE,
-                             m["base"]["anchor_share"], m[tuned]["anchor_share"]))
-    claims.append(paired("Attention dropout during fine-tuning changes the anchors (Figure 5)", "tuned-dropout vs tuned",
-                         ANCHOR_MEASURE, m["tuned"]["anchor_share"], m["tuned-dropout"]["anchor_share"], direction=0))
-    for tuned in ("tuned", "tuned-dropout"):
-        loss = m[tuned]["loss"]
-        claims.append(paired(ANCHORS_HURT, tuned, f"{LOSS_MEASURE}, anchors removed vs original", loss[ORIGINAL],
-                             loss[ANCHORS_REMOVED]))
-        claims.append(paired(REMOVAL_HURTS, tuned, f"{LOSS_MEASURE}, prompt removed in layers "
-                             f"{measured['span'][0]}-{measured['span'][1]} (alternating) vs original",
-                             loss[ORIGINAL], loss[ALTERNATING]))
-    return claims
-
-
-def accuracy_claims(found: list[Folder]) -> list[Claim]:
-    """The claims each folder's variants bear on, by the method's kind: the emulation's gain (outside
-    STEM, and beyond STEM on MMLU); anchor ablation's and alternating prompt removal's loss. Other
-    kinds (keep-anchors, the peer methods) have no claim of the paper: the forest plot shows them."""
-    claims = []
-    for prompt, model, benchmark, _, runs in found:
-        mode, baseline = primary_reading(runs), runs[baseline_of(list(runs))]
-        for variant, kind in kinds(runs).items():
-            where = f"{_place(prompt, model, benchmark)}, {variant.split('+', 1)[1]}"
-            if kind in ("anchor-ablation", "prompt-removal"):
-                claims.append(method_gain(ANCHORS_HURT if kind == "anchor-ablation" else REMOVAL_HURTS, where,
-                                          baseline, runs[variant], mode, direction=-1))
-            elif kind == "emulation" and _categorised(benchmark):
-                outside = [a for a in baseline if a.item.category != STEM]
-                claims.append(method_gain(IMPROVES, where + " (non-STEM)", outside, runs[variant], mode))
-                claims.append(gain_beyond_stem(BEYOND_STEM, where, baseline, runs[variant], mode))
-            elif kind == "emulation":
-                claims.append(method_gain(IMPROVES, where, baseline, runs[variant], mode))
-    return claims
-
-
-def emulation_h(folder: Path, variant: str) -> str:
-    """The ``h`` a variant's emulation scaled by (``1 + alpha (1 - l/h)``), as its settings file
-    and the folder's model record it: the model's last layer unless the method gave another;
-    empty for a method that is not the emulation."""
-    settings, run = folder / f"{variant}.settings.json", folder / "run.json"
-    if not settings.is_file() or not run.is_file():
-        return ""
-    method = read_json(settings).get("method") or {}
-    last = [iv.get("last_layer") for iv in method.get("interventions", []) if iv.get("intervention") == "TopLayerEmulation"]
-    if not last:
-        return ""
-    own = int(read_json(run)["model"]["n_layers"]) - 1
-    return f"{own} (the last layer)" if last[0] in (None, own) else f"{last[0]} (given; the last layer is {own})"
-
-
-def method_rows(found: list[Folder]) -> list[dict[str, Any]]:
-    """Every method variant's accuracy difference from its folder's baseline, by the folder's
-    primary reading: overall, and per category on MMLU."""
-    rows = []
-    for prompt, model, benchmark, folder, runs in found:
-        mode, name = primary_reading(runs), baseline_of(list(runs))
-        for variant in (v for v in runs if "+" in v):
-            h = emulation_h(folder, variant)
-            for r in stats.compare(runs[name], runs[variant], mode):
-                if r["level"] == "overall" or (r["level"] == "category" and _categorised(benchmark)):
-                    rows.append({**r, "benchmark": benchmark, "place": _place(prompt, model, benchmark),
-                                 "label": f"{model}, {'scored by ' + prompt if scored(prompt) else prompt + ' prompt'}",
-                                 "variant": variant.split("+", 1)[1], "reading": mode, "h": h})
-    return rows
 
 
 def forest(rows: Sequence[dict[str, Any]], benchmark: str) -> go.Figure:
@@ -195,16 +64,6 @@ def methods_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[
                      f"{100 * r['baseline']:.1f}% [{100 * r['baseline_ci'][0]:.1f}, {100 * r['baseline_ci'][1]:.1f}]",
                      f"{100 * r['method']:.1f}%", f"{100 * r['difference']:+.1f} [{100 * r['difference_ci'][0]:+.1f}, "
                      f"{100 * r['difference_ci'][1]:+.1f}]", f"{r['mcnemar_p']:.3g}"] for r in rows]
-
-
-def paper_claims(out: Path, found: list[Folder]) -> list[Claim]:
-    """Every claim row, the rows of one claim together, in the order the claims first appear."""
-    measured = _measures(out)
-    claims = [*(attention_claims(measured) if measured else []), *accuracy_claims(found),
-              Claim("Larger models gain more from the method", "one model size in this run",
-                    "needs the same run on a second, larger model (the paper: LLaMA-2 7B vs 13B)")]
-    order = {claim: n for n, claim in reversed(list(enumerate(c.claim for c in claims)))}
-    return sorted(claims, key=lambda c: order[c.claim])
 
 
 def _number(x: float, percent: bool) -> str:
@@ -244,7 +103,7 @@ def accuracy_table(found: list[Folder]) -> tuple[list[str], list[list[Any]]]:
             by_mode = {mode: {(r["level"], r["name"]): r for r in stats.compare(runs[BASELINE], runs[variant], mode)}
                        for mode in ((FORCED, "final") if forced else ("final",))}
             for key, first in by_mode[FORCED if forced else "final"].items():
-                if key[0] == "subject" or (key[0] == "category" and not _categorised(benchmark)):
+                if key[0] == "subject" or (key[0] == "category" and not categorised(benchmark)):
                     continue  # PIQA and SIQA are one category each: their overall row says it
                 stated = by_mode["final"][key]
                 low, high = first["baseline_ci"]
@@ -284,7 +143,7 @@ def reproduction_page(out: Path, found: list[Folder] | None = None) -> Page:
     by_method = method_rows(found)
     verdicts = Counter(c.verdict for c in claims)
     summary = ", ".join(f"{verdicts[v]} {v}" for v in ("agrees", "disagrees", "inconclusive", NOT_TESTED) if verdicts[v])
-    measured = _measures(out)
+    measured = measures(out)
     sections = [
         Section("The paper's claims beside this run",
                 "One row per claim and place it was measured. The interval is a 95% bootstrap interval of the "

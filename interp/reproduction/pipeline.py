@@ -298,7 +298,8 @@ def scored_accuracy(config: ReproduceConfig, sources: dict[str, str], load: Load
 
 def pages_of(out: Path) -> list[Page]:
     """Every page step 4 writes (for tests and for rewriting the page alone)."""
-    from interp.reproduction.page import accuracy_pages, folders, reproduction_page
+    from interp.reproduction.findings import folders
+    from interp.reproduction.page import accuracy_pages, reproduction_page
 
     found = folders(out)  # every folder's answers, read once
     return [*accuracy_pages(found), reproduction_page(out, found)]
