@@ -84,8 +84,12 @@ def _resolved(model: InterpModel, method: HeadsToSelect, name: str, out: Path, h
     check_held_out([method], held_out)
     assert held_out is not None
     items = held_out.take(EXAMPLES)
-    print(f"{name}: choosing heads on {len(items)} held-out questions ({form} references)", flush=True)
-    chosen = select_heads(model, method.kind, references(model, items, form), method.select,
+    refs = [ref for ref in references(model, items, form) if len(ref.ids) <= int(model.cfg.n_ctx)]  # fit the model
+    if not refs:
+        raise UsageError(f"--method {name}: every held-out question exceeds the model's context of {model.cfg.n_ctx} "
+                         f"tokens; choose the heads with `interp heads --for {method.kind}` and give heads=FILE")
+    print(f"{name}: choosing heads on {len(refs)} held-out questions ({form} references)", flush=True)
+    chosen = select_heads(model, method.kind, refs, method.select,
                           parameters={key: value for key, value in method.parameters if key in METHODS[method.kind][1]},
                           progress=progress)
     if not chosen.heads:
