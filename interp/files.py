@@ -32,6 +32,21 @@ def write_atomic(path: Path, text: str) -> None:
     replace_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def first_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """The first key (``new``'s order, then ``old``'s) whose value differs between two records."""
+    return next((key for key in (*new, *(k for k in old if k not in new)) if old.get(key) != new.get(key)), None)
+
+
+def refuse_other_run(old: dict[str, Any], new: dict[str, Any], say: Callable[[str, Any, Any], str],
+                     error: type[Exception] = ValueError) -> None:
+    """Refuse to resume a run whose record (``old``, what a folder holds) differs from this run's
+    (``new``): raise ``error`` with ``say(key, old value, new value)`` for the first key that
+    differs, which names the setting and the fix."""
+    key = first_change(old, new)
+    if key is not None:
+        raise error(say(key, old.get(key), new.get(key)))
+
+
 class FolderInUse(ValueError):
     """Another live process holds the folder this run would write."""
 

@@ -33,7 +33,7 @@ from interp.decoding.generation import (
 from interp.edits.intervention import describe
 from interp.edits.plan import EditPlan, plan_edits
 from interp.accuracy.identity import model_identity
-from interp.files import read_json, write_atomic
+from interp.files import read_json, refuse_other_run, write_atomic
 from interp.validation import UsageError
 
 if TYPE_CHECKING:
@@ -336,13 +336,9 @@ def write_settings(out: Path, variant: str, identity: dict[str, Any], method: Me
     old = read_json(path) if path.is_file() else record
     if isinstance(old.get("settings"), dict):  # written before a field existed: that field at its default
         old["settings"] = asdict(Settings(**old["settings"]))
-    changed = [key for key in record if old.get(key) != record[key]]
-    if changed:
-        raise UsageError(
-            f"{path} records a different model or settings for variant {variant!r} ({changed[0]}: "
-            f"{old.get(changed[0])} there, {record[changed[0]]} now); use another results folder or variant name, "
-            "or delete the old results to start afresh"
-        )
+    refuse_other_run(old, record, lambda key, was, now: (
+        f"{path} records a different model or settings for variant {variant!r} ({key}: {was} there, {now} now); "
+        "use another results folder or variant name, or delete the old results to start afresh"), UsageError)
     write_atomic(path, json.dumps(record, indent=2))  # every rank of a sharded run writes it
 
 

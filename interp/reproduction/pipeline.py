@@ -38,7 +38,7 @@ from typing import Callable, Iterator, Sequence, TYPE_CHECKING
 from interp.accuracy.benchmarks import BENCHMARKS, FILE_BENCHMARKS
 from interp.accuracy.runner import Shard
 from interp.config import ReproduceConfig
-from interp.files import hold, rank_lock, read_json, write_atomic
+from interp.files import hold, rank_lock, read_json, refuse_other_run, write_atomic
 from interp.report.page import Page, Report
 from interp.validation import UsageError
 
@@ -83,12 +83,10 @@ def record_settings(out: Path, record: dict[str, object]) -> None:
     """Write ``reproduce.json``, or refuse a run whose settings differ from the one already there."""
     path = out / SETTINGS
     if path.is_file():
-        old = read_json(path)
-        for key, value in record.items():
-            if old.get(key) != value:
-                raise UsageError(f"{out} holds a reproduction run with --{key.replace('_', '-')} {old.get(key)!r}, this "
-                                 f"run has {value!r}; resuming would mix the two. Use another --out, or delete "
-                                 f"{out / SETTINGS} and what the changed setting shaped")
+        refuse_other_run(read_json(path), record, lambda key, was, now: (
+            f"{out} holds a reproduction run with --{key.replace('_', '-')} {was!r}, this run has {now!r}; resuming "
+            f"would mix the two. Use another --out, or delete {out / SETTINGS} and what the changed setting shaped"),
+            UsageError)
         return
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(record, indent=2))

@@ -24,7 +24,7 @@ from interp.accuracy.prompts import instruction
 from interp.model.load import sentencepiece_tokenizer
 from interp.accuracy.structured import FAMILIES, PUNCTUATION, WORDS, Drill, drills, questions, take
 from interp.tiny.tokenizer import train_sentencepiece
-from interp.files import hold
+from interp.files import hold, refuse_other_run
 from interp.train.shared import atomic_save, collate, load_checkpoint
 
 
@@ -151,8 +151,9 @@ def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> Pat
         start, losses = 0, []
         if state_file.is_file():
             state = load_checkpoint(state_file)
-            if _identity(state["config"]) != _identity(dataclasses.asdict(config)):
-                raise ValueError(f"{state_file} was written by a different configuration; delete {work} to start afresh")
+            refuse_other_run(_identity(state["config"]), _identity(dataclasses.asdict(config)), lambda key, was, now: (
+                f"{state_file} was written by a different configuration ({key}: {was!r} there, {now!r} now); delete "
+                f"{work} to start afresh"))
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["rng"])

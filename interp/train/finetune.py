@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from interp.accuracy.data import jsonl_rows
 from interp.model.load import load_hf
-from interp.files import hold, read_json
+from interp.files import hold, read_json, refuse_other_run
 from interp.train.config import STRUCTURED, FinetuneConfig
 from interp.train.shared import atomic_save, collate, load_checkpoint
 
@@ -151,10 +151,9 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
         torch.manual_seed(config.seed)
         if state_file.is_file():
             state = load_checkpoint(state_file)
-            if state["config"] != dataclasses.asdict(config):
-                changed = sorted(k for k in state["config"] if state["config"][k] != dataclasses.asdict(config).get(k))
-                raise ValueError(f"{state_file} was written with other settings ({', '.join(changed)}); resume with the "
-                                 f"same settings, or delete {work} to start afresh")
+            refuse_other_run(state["config"], dataclasses.asdict(config), lambda key, was, now: (
+                f"{state_file} was written with other settings ({key}): {was!r} there, {now!r} now; resume with the "
+                f"same settings, or delete {work} to start afresh"))
             # The checkpoint holds the trainable weights only; every one of them must find its place.
             unexpected = model.load_state_dict(state["trainable"], strict=False).unexpected_keys
             if unexpected:
