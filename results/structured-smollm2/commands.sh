@@ -7,3 +7,5 @@ R=results/structured-smollm2
 run() { .venv/bin/python -m interp accuracy --benchmark tiny --threads 1 --out "$R/pages" "$@"; }
 run --model interp/adapters/smollm2-structured --limit 500 --results $R/tuned --method emulation
 run --model interp/adapters/smollm2-structured-dropout --limit 500 --results $R/tuned-dropout --method emulation
+# The peers on the first 300 of the same questions, in a second process beside the two runs above:
+run --out $R/pages-peers --model interp/adapters/smollm2-structured --limit 150 --results $R/tuned-peers --method emulation act:heads=auto pasta:heads=auto,span=question sink-scaling:gamma=0.6 temperature:temperature=1.2 sink-window:sinks=4,window=64
