@@ -12,3 +12,5 @@ run --benchmark piqa --data ../shared/data/piqa --scoring cloze --results $R/piq
 run --benchmark siqa --data ../shared/data/siqa --scoring cloze --results $R/siqa-cloze --method emulation prompt-removal anchor-ablation keep-anchors
 run --benchmark mmlu --data ../shared/data/mmlu --scoring letter --limit 53 --results $R/mmlu-letter --method emulation prompt-removal anchor-ablation keep-anchors
 run --benchmark piqa --data ../shared/data/piqa --scoring cloze --results $R/piqa-cloze --method temperature:temperature=0.8 sink-scaling:gamma=0.5 sink-window:sinks=4,window=16
+# ACT and PASTA with heads=auto: the heads chosen on the file's last 64 questions, which --limit 1774 leaves out
+run --benchmark piqa --data ../shared/data/piqa --scoring cloze --limit 1774 --results $R/piqa-cloze-heads --out $R/pages-heads --method act:heads=auto pasta:heads=auto
