@@ -81,9 +81,9 @@ def _resolved(model: InterpModel, method: HeadsToSelect, name: str, out: Path, h
     recorded = read_json(settings).get("method") if settings.is_file() else None
     if recorded and "selection" in recorded:  # a resume: the heads this variant was answered with
         return method_from_record(recorded)
-    check_held_out([method], held_out)
-    assert held_out is not None
-    items = held_out.take(EXAMPLES)
+    items = held_out.take(EXAMPLES) if held_out is not None else []
+    if not items:
+        check_held_out([method], held_out)  # raises, naming what is missing
     refs = [ref for ref in references(model, items, form) if len(ref.ids) <= int(model.cfg.n_ctx)]  # fit the model
     if not refs:
         raise UsageError(f"--method {name}: every held-out question exceeds the model's context of {model.cfg.n_ctx} "
