@@ -184,7 +184,7 @@ def _check_accuracy(config: AccuracyConfig) -> None:
     from interp.accuracy.harness import refuse_generation_options
 
     refuse_generation_options(config.scoring, direct=config.direct, chat=config.chat,
-                              max_new_tokens=config.max_new_tokens is not None)
+                              max_new_tokens=config.max_new_tokens is not None, no_instruction=config.no_instruction)
     chosen = BENCHMARKS[config.benchmark]
     if chosen.generated:
         wrong = validation.given(config, ("--data", "--subjects"))
@@ -284,7 +284,8 @@ def _accuracy(config: AccuracyConfig, methods: list[Method], model: InterpModel)
                            max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, direct=config.direct,
                            chat=config.chat, skip_over_context=config.skip_over_context, shifted=config.shifted,
                            source={**source, "model": model_source(config)}, scoring=config.scoring,
-                           held_out=held_out_questions(config.benchmark, config.data, items, pairs))
+                           held_out=held_out_questions(config.benchmark, config.data, items, pairs),
+                           instruction=not config.no_instruction)
 
 
 def model_source(config: LoadConfig) -> str:

@@ -175,6 +175,9 @@ class AccuracyConfig(LoadConfig):
                                   "its answers, one that reads the options does not")
     chat: bool = option(False, "write prompts as the user turn of the model's own chat template (its tokenizer's; the "
                                 "instruction stays the prompt range, located inside the templated text)")
+    no_instruction: bool = option(False, "CoT prompts without the paper's instruction: question, options, 'Analysis:' "
+                                         "(for a model fine-tuned so, interp finetune --no-instruction); the methods' "
+                                         "prompt range is then the question")
     method: tuple[str, ...] = _method()
     scoring: str = option("generate", "generate: CoT answers generated, then read (default); letter or cloze: "
                                       "nothing generated, each option scored by its log-likelihood as "

@@ -40,6 +40,8 @@ CASES = [
     (["accuracy", "--benchmark", "tiny", "--results", "{a_file}"], "--results {a_file} is a file"),
     (["accuracy", "--benchmark", "tiny", "--scoring", "cloze", "--direct", "--max-new-tokens", "8"],
      "--direct, --max-new-tokens apply to generated answers; --scoring cloze generates nothing"),
+    (["accuracy", "--benchmark", "tiny", "--scoring", "letter", "--no-instruction"],
+     "--no-instruction applies to generated answers; --scoring letter generates nothing"),
     (["accuracy", "--benchmark", "tiny", "--scoring", "logprob"], "argument --scoring: invalid choice: 'logprob'"),
     (["finetune", "--model", "{tiny_model}", "--out", "{tiny_model}"], "--out {tiny_model} would write over --model"),
     (["finetune", "--model", "{tiny_model}", "--out", "{tiny_model}/tuned"], "would write over --model"),

@@ -66,6 +66,21 @@ def test_the_prompt_range_is_the_instruction_inside_the_templated_prompt(load):
         assert found.question[0] == found[1] and tokenizer.decode(tokens[slice(*found.question)]).strip() == block
 
 
+@pytest.mark.parametrize("load", [llama2, smollm2], ids=["llama2", "smollm2"])
+@pytest.mark.parametrize("templated", [False, True], ids=["plain", "chat"])
+def test_without_the_instruction_the_prompt_is_the_question_and_both_ranges_are_it(load, templated):
+    tokenizer = load()
+    model = SimpleNamespace(tokenizer=tokenizer)
+    settings = Settings(chat=templated, instruction=False)
+    prompt = prompt_of(model, ITEM, settings)
+    written = "Where would you keep milk cold?\n\nA. An oven\nB. A fridge\nC. A drawer\n\n Analysis:"
+    assert prompt.text == (chat.user_turn(tokenizer, written) if templated else written)
+    block = "Where would you keep milk cold?\n\nA. An oven\nB. A fridge\nC. A drawer"
+    assert tuple(prompt.range) == prompt.range.question
+    assert tokenizer.decode(prompt.ids[slice(*prompt.range)], skip_special_tokens=True).strip() == block
+    assert (prompt.range[0] > 0) == templated  # the template's header is left out of the range
+
+
 def test_smollm2_template_has_its_system_turn_and_opens_the_assistant_turn():
     tokenizer = smollm2()
     text = chat.user_turn(tokenizer, "Hi")

@@ -124,7 +124,7 @@ def evaluate(
     max_new_tokens: int | None = None, batch_size: int | str = DEFAULT_BATCH_SIZE, direct: bool = False, chat: bool = False,
     shard: Shard = Shard(), skip_over_context: bool = False, progress: bool = True,
     source: dict[str, Any] | None = None, shifted: bool = False, scoring: str = "generate",
-    held_out: HeldOut | None = None,
+    held_out: HeldOut | None = None, instruction: bool = True,
 ) -> Evaluation | None:
     """The CoT baseline, CoT under each method, and optionally the non-CoT baseline (for computed
     tokens). With ``shifted``, the baseline again (:data:`SHIFTED`) on the questions whose options
@@ -140,7 +140,8 @@ def evaluate(
     chosen, to name what differs when a resume is refused) and before anything generates. A
     method with ``heads=auto`` has its heads chosen once the folder records the run, on ``held_out``
     questions (:mod:`interp.accuracy.selected`; :func:`~interp.accuracy.selected.held_out_questions`
-    makes them)."""
+    makes them). Without ``instruction``, CoT prompts leave out the paper's instruction (for a model
+    fine-tuned without it) and the methods' prompt range is the question."""
     out = Path(out)
     if not items:
         raise UsageError("no questions to run: the benchmark, --subjects and --limit leave none")
@@ -151,11 +152,12 @@ def evaluate(
     if scoring != "generate":
         return _evaluate_scored(model, items, out, methods, names, scoring, batch_size=batch_size, direct=direct,
                                 chat=chat, max_new_tokens=max_new_tokens, shard=shard, skip_over_context=skip_over_context,
-                                progress=progress, source=source, shifted=shifted, held_out=held_out)
-    prompts = {item.id: prompt_of(model, item, Settings(chat=chat)) for item in items}  # built once, for every CoT variant
+                                progress=progress, source=source, shifted=shifted, held_out=held_out,
+                                instruction=instruction)
+    prompts = {item.id: prompt_of(model, item, Settings(chat=chat, instruction=instruction)) for item in items}  # built once, for every CoT variant
     tokens = {item_id: prompt.ids for item_id, prompt in prompts.items()}
     max_new_tokens = new_tokens_allowed(model, tokens, max_new_tokens)
-    cot = Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens)
+    cot = Settings(cot=True, chat=chat, max_new_tokens=max_new_tokens, instruction=instruction)
     check_context(model, items, tokens, max_new_tokens, skip_over_context)
     variants: dict[str, tuple[Method | None, Settings]] = {BASELINE: (None, cot), **{n: (m, cot) for n, m in zip(names, methods)}}
     if shifted:  # after the baseline: its paired difference is the positional bias
@@ -217,23 +219,26 @@ def _prepared(model: InterpModel, methods: Sequence[Method], names: Sequence[str
     return chosen
 
 
-def refuse_generation_options(scoring: str, *, direct: bool, chat: bool, max_new_tokens: bool) -> None:
+def refuse_generation_options(scoring: str, *, direct: bool, chat: bool, max_new_tokens: bool,
+                              no_instruction: bool = False) -> None:
     """Raise naming the options that apply to generated answers only, when ``scoring`` generates nothing."""
-    given = [option for option, value in (("--direct", direct), ("--chat", chat), ("--max-new-tokens", max_new_tokens))
-             if value]
+    given = [option for option, value in (("--direct", direct), ("--chat", chat), ("--max-new-tokens", max_new_tokens),
+                                          ("--no-instruction", no_instruction)) if value]
     if scoring != "generate" and given:
-        raise UsageError(f"{', '.join(given)} apply to generated answers; --scoring {scoring} generates nothing "
+        raise UsageError(f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to generated answers; --scoring {scoring} generates nothing "
                          "(each option is scored by its log-likelihood): leave them out, or use --scoring generate")
 
 
 def _evaluate_scored(model: InterpModel, items: Sequence[Item], out: Path, methods: Sequence[Method],
                      names: Sequence[str], form: str, *, batch_size: int | str, direct: bool, chat: bool,
                      max_new_tokens: int | None, shard: Shard, skip_over_context: bool, progress: bool,
-                     source: dict[str, Any] | None, shifted: bool, held_out: HeldOut | None) -> Evaluation | None:
+                     source: dict[str, Any] | None, shifted: bool, held_out: HeldOut | None,
+                     instruction: bool) -> Evaluation | None:
     """:func:`evaluate` by log-likelihood: the same folder, identity, resume and summaries."""
     from interp.accuracy import loglik
 
-    refuse_generation_options(form, direct=direct, chat=chat, max_new_tokens=max_new_tokens is not None)
+    refuse_generation_options(form, direct=direct, chat=chat, max_new_tokens=max_new_tokens is not None,
+                              no_instruction=not instruction)
     settings = Settings(cot=False, scoring=form)
     variants: dict[str, tuple[Method | None, Settings]] = {form: (None, settings)}
     if shifted:

@@ -70,9 +70,10 @@ def question_and_cue(question: str, options: Sequence[str]) -> str:
     return question_block(question, options) + COT_CUE
 
 
-def format_prompt(question: str, options: Sequence[str], cot: bool = True) -> str:
-    """CoT: instruction, question, options, ``\\n Analysis:``; non-CoT: no instruction, ``\\n Answer:``."""
+def format_prompt(question: str, options: Sequence[str], cot: bool = True, instructed: bool = True) -> str:
+    """CoT: instruction (unless not ``instructed``), question, options, ``\\n Analysis:``; non-CoT:
+    no instruction, ``\\n Answer:``."""
     if cot:
-        return instruction(len(options)) + question_and_cue(question, options)
+        return (instruction(len(options)) if instructed else "") + question_and_cue(question, options)
     return question_block(question, options) + "\n Answer:"
 

@@ -57,6 +57,9 @@ class Settings:
     # "generate": CoT (or direct) answers generated and read; "letter" or "cloze": each option's
     # log-likelihood, nothing generated (interp.accuracy.loglik).
     scoring: str = "generate"
+    # False: CoT prompts without the paper's instruction, as a model fine-tuned on such rows was
+    # taught (interp finetune --no-instruction); the prompt range is then the question.
+    instruction: bool = True
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -96,23 +99,30 @@ class Shard:
 def prompt_for(item: Item, settings: Settings, tokenizer: Any) -> str:
     """The question in the paper's layout; with ``settings.chat``, as the user's turn of the
     model's own chat template."""
-    prompt = format_prompt(chat.literal(tokenizer, item.question), [chat.literal(tokenizer, o) for o in item.options],
-                           cot=settings.cot)
-    return chat.user_turn(tokenizer, prompt) if settings.chat else prompt
+    body = _body(item, settings, tokenizer)
+    return chat.user_turn(tokenizer, body) if settings.chat else body
+
+
+def _body(item: Item, settings: Settings, tokenizer: Any) -> str:
+    """The prompt in the paper's layout, before any chat template."""
+    return format_prompt(chat.literal(tokenizer, item.question), [chat.literal(tokenizer, o) for o in item.options],
+                         cot=settings.cot, instructed=settings.instruction)
 
 
 def prompt_range(model: InterpModel, item: Item, settings: Settings, ids: Sequence[int]) -> PromptRange:
     """Where the question's instruction (its prompt range) starts and ends, in tokens of its
     prompt: from 0 in the paper's layout, after the template's system turn and user header in a
-    chat template; its ``question``: from there to the answer cue."""
+    chat template; its ``question``: from there to the answer cue. Without the instruction, both
+    are the question (as in log-likelihood scoring)."""
     if not settings.cot:
         raise ValueError("the non-CoT prompt has no instruction, so it has no prompt range to intervene on")
     prompt = prompt_for(item, settings, model.tokenizer)
-    head = instruction(len(item.options))
-    at = prompt.index(head)
+    at = prompt.index(_body(item, settings, model.tokenizer).lstrip())  # a template may trim the turn's start
     start = prefix_length(model, list(ids), prompt[:at]) if at else 0
-    stop = prefix_length(model, list(ids), prompt[: at + len(head)])
-    return PromptRange(start, stop, (stop, covering_length(model, list(ids), prompt[: prompt.rindex(COT_CUE)])))
+    head = len(instruction(len(item.options))) if settings.instruction else 0
+    stop = prefix_length(model, list(ids), prompt[: at + head]) if head else start
+    question = (stop, covering_length(model, list(ids), prompt[: prompt.rindex(COT_CUE)]))
+    return PromptRange(start, stop, question) if head else PromptRange(question)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, result
                     methods: Sequence[Method], max_new_tokens: int | None, batch_size: int | str = DEFAULT_BATCH_SIZE,
                     direct: bool = False, chat: bool = False, skip_over_context: bool = False,
                     source: dict[str, Any] | None = None, shifted: bool = False,
-                    scoring: str = "generate", held_out: HeldOut | None = None) -> Page | None:
+                    scoring: str = "generate", held_out: HeldOut | None = None, instruction: bool = True) -> Page | None:
     """Run the harness (baseline and ``methods``) into ``results`` and lay out its page;
     ``None`` on the ranks of a sharded run other than 0."""
     from interp.accuracy.harness import evaluate
@@ -33,7 +33,7 @@ def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, result
     evaluation = evaluate(model, items, results, methods=methods, max_new_tokens=max_new_tokens,
                           batch_size=batch_size, direct=direct, chat=chat, shard=Shard.from_torchrun(),
                           skip_over_context=skip_over_context, source=source, shifted=shifted, scoring=scoring,
-                          held_out=held_out)
+                          held_out=held_out, instruction=instruction)
     if evaluation is None:
         return None
     return accuracy_page(page_title(evaluation.summary["baseline"], name), evaluation.summary, evaluation.runs,
