@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
             add_options(sub.add_parser(study.name, help=study.help, description=study.help), StudyConfig,
                         (*LOAD, *EXAMPLE, *study.options))
     add_options(sub.add_parser(
-        "accuracy", help="CoT accuracy, baseline vs methods (MMLU, PIQA, SIQA, tiny)",
+        "accuracy", help="CoT accuracy, baseline vs methods (MMLU, PIQA, SIQA, structured)",
         description="CoT accuracy of the baseline and of each --method, with answer extraction in three modes (final, "
                     "paper, strict) and parse rates; resumable; under torchrun each rank takes a shard and rank 0 "
                     "merges."), AccuracyConfig)

@@ -86,8 +86,8 @@ class LoadConfig:
 
 LOAD = tuple(f.name for f in dataclasses.fields(LoadConfig))
 EXAMPLE = ("prompt", "dialogue", "max_new_tokens")
-HARD_PAIRS = (8, 10)  # the tiny benchmark's tables: longer than training's, so accuracy has room to move
-TABLE_PAIRS_HELP = ("held-out tiny questions on tables of this many pairs (default 8 10: longer than the 2-4 the "
+HARD_PAIRS = (8, 10)  # the structured benchmark's tables: longer than training's, so accuracy has room to move
+TABLE_PAIRS_HELP = ("held-out structured questions on tables of this many pairs (default 8 10: longer than the 2-4 the "
                     "shipped models were trained on, so their accuracy is neither at chance nor at 100%%)")
 def _table_pairs() -> Any:
     return option(None, TABLE_PAIRS_HELP, type=validation.count, nargs=2, metavar=("FEWEST", "MOST"))
@@ -136,7 +136,7 @@ class StudyConfig(LoadConfig):
                                           "<out>/heads-KIND.json for act:heads=FILE / pasta:heads=FILE",
                                     flag="--for", type=validation.selection, metavar="SPEC")
     select: int = option(8, "heads confirmed by exact evaluation for --for (default 8)", type=validation.count)
-    select_from: str = option(BENCHMARK, "the held-out questions for --for: tiny (structured questions of another seed "
+    select_from: str = option(BENCHMARK, "the held-out questions for --for: structured (questions of another seed "
                                       "than the runs'; default), or mmlu, piqa, siqa (the last ones of each file: "
                                       "runs take the first) with --select-data", choices=list(BENCHMARKS))
     select_data: str | None = option(None, "the --select-from benchmark's files (as --data of interp accuracy)")
@@ -160,7 +160,7 @@ class AccuracyConfig(LoadConfig):
     data: str | None = option(None, "benchmark files (MMLU test folder, PIQA valid.jsonl, SIQA dev.jsonl); omitted: "
                                     "load through the datasets library by name")
     subjects: tuple[str, ...] | None = option(None, "MMLU subjects to run (default: all 57)", nargs="+")
-    limit: int | None = option(None, "at most this many questions per subject (tiny: per family, default 50)",
+    limit: int | None = option(None, "at most this many questions per subject (structured: per family, default 50)",
                                type=validation.count)
     table_pairs: tuple[int, int] | None = _table_pairs()
     max_new_tokens: int | None = option(None, "greedy CoT answer length (default 2048, or what the model's context "

@@ -279,7 +279,7 @@ def oom_backoff(model: Any, items: list, settings: Settings, folder: Path) -> di
 def sharding(device: str, limit: int, folder: Path) -> dict:
     """torchrun over 2 processes on this device against one process, ``limit`` questions per family."""
     def command(results: Path, *launch: str) -> list[str]:
-        return [*launch, "accuracy", "--benchmark", "tiny", "--model", str(shipped()), "--limit", str(limit),
+        return [*launch, "accuracy", "--benchmark", "structured", "--model", str(shipped()), "--limit", str(limit),
                 "--max-new-tokens", "40", "--device", device, "--threads", "1", "--method", "emulation",
                 "--results", str(results), "--out", str(results) + "-report"]
 

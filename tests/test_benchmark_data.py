@@ -56,12 +56,12 @@ def test_label_files_must_exist_and_match(tmp_path):
 def test_the_registry_loads_each_benchmark_as_its_reader_does():
     from interp.accuracy.benchmarks import BENCHMARKS, FILE_BENCHMARKS, load_benchmark
 
-    assert FILE_BENCHMARKS == ("mmlu", "piqa", "siqa") and BENCHMARKS["tiny"].generated
+    assert FILE_BENCHMARKS == ("mmlu", "piqa", "siqa") and BENCHMARKS["structured"].generated
     counts = {"mmlu": 14042, "piqa": 1838, "siqa": 1954}  # the files' documented sizes (SOURCES.md)
     for name in FILE_BENCHMARKS:
         assert len(load_benchmark(name, SHARED / name)) == counts[name]
     assert {i.subject for i in load_benchmark("mmlu", SHARED / "mmlu", ["anatomy"])} == {"anatomy"}
-    with pytest.raises(DataError, match="unknown benchmark 'arc'; choose from mmlu, piqa, siqa, tiny"):
+    with pytest.raises(DataError, match="unknown benchmark 'arc'; choose from mmlu, piqa, siqa, structured"):
         load_benchmark("arc", SHARED)
 
 

@@ -153,7 +153,7 @@ def test_mcnemar_and_bootstrap_against_hand_computation():
 @pytest.mark.slow
 def test_every_kind_of_method_end_to_end_from_the_command_line(tiny, tmp_path):
     methods = ["emulation:alpha=0.1", "emulation:alpha=0.3", "prompt-removal", "anchor-ablation", "keep-anchors:ratio=2"]
-    code = main(["accuracy", "--model", str(shipped()), "--benchmark", "tiny", "--limit", "3", "--max-new-tokens", "40",
+    code = main(["accuracy", "--model", str(shipped()), "--benchmark", "structured", "--limit", "3", "--max-new-tokens", "40",
                  "--batch-size", "4",
                  "--results", str(tmp_path / "results"), "--out", str(tmp_path / "report"), "--method", *methods])
     assert code == 0
@@ -175,7 +175,7 @@ def test_every_kind_of_method_end_to_end_from_the_command_line(tiny, tmp_path):
         assert edit["keep_only"] and edit["anchors"] and all(0 <= a < edit["prompt_range"][1] for a in edit["anchors"])
     assert not lines(results / "cot+anchor-ablation.jsonl")[0]["interventions"][0]["keep_only"]
     assert lines(results / "cot+prompt-removal.jsonl")[0]["interventions"][0]["layers"] == [4, 6, 8]
-    page = (tmp_path / "report" / "accuracy-tiny.html").read_text()
+    page = (tmp_path / "report" / "accuracy-structured.html").read_text()
     assert "emulation: overall accuracy (the model" in page and "forced answer) against alpha" in page  # the sweep
     assert "Responses to check by hand" in page
 
@@ -277,7 +277,7 @@ def test_pasta_emphasises_the_instruction_or_the_question_as_span_says(tiny, ite
     ("dropout", "unknown method 'dropout'"),
 ])
 def test_bad_method_parameters_exit_2_with_a_message_and_no_traceback(spec, message, tmp_path, capsys):
-    code = main(["accuracy", "--model", str(shipped()), "--benchmark", "tiny", "--limit", "1", "--max-new-tokens", "40",
+    code = main(["accuracy", "--model", str(shipped()), "--benchmark", "structured", "--limit", "1", "--max-new-tokens", "40",
                  "--results", str(tmp_path),
                  "--method", spec])
     err = capsys.readouterr().err

@@ -46,7 +46,7 @@ def test_ctrl_c_during_the_studies_marks_the_report_unfinished(tmp_path):
 
 def test_ctrl_c_during_the_harness_then_the_rerun_resumes(tmp_path):
     # the tiny test model: what is tested is Ctrl-C and the resume, not SmolLM2's answers (4.9 min with it)
-    argv = ["accuracy", "--model", str(shipped()), "--benchmark", "tiny", "--limit", "6", "--max-new-tokens", "64",
+    argv = ["accuracy", "--model", str(shipped()), "--benchmark", "structured", "--limit", "6", "--max-new-tokens", "64",
             "--batch-size", "2", "--results", "rx"]
     code, last, took = interrupt(argv, "cot:  ", tmp_path)
     assert code == 130 and took < 10

@@ -167,8 +167,8 @@ def test_a_run_with_a_method_resumes_after_a_kill_and_equals_the_reference(tiny_
     assert overall[0]["accuracy"] == pytest.approx(hand)
     from interp.report.accuracy import accuracy_page, page_title
 
-    page = accuracy_page(page_title(summary["baseline"], "tiny"), resumed.summary, resumed.runs)
-    assert page.title == "Log-likelihood accuracy (cloze): tiny"
+    page = accuracy_page(page_title(summary["baseline"], "structured"), resumed.summary, resumed.runs)
+    assert page.title == "Log-likelihood accuracy (cloze): structured"
     assert [s.title for s in page.sections][0] == "Accuracy and parse rate, log-likelihood (acc)"
     assert not any("Computed tokens" in s.title for s in page.sections)  # nothing was generated
 

@@ -67,7 +67,7 @@ def shorter(argv: list[str]) -> list[str]:
         argv[argv.index("--steps") + 1] = "3"
     if argv[:1] == ["run"] and "--model" not in argv:
         argv += ["--questions", "2", "--cot-tokens", "8", "--max-new-tokens", "4"]
-    if argv[:3] == ["accuracy", "--benchmark", "tiny"] and "--limit" not in argv:
+    if argv[:3] == ["accuracy", "--benchmark", "structured"] and "--limit" not in argv:
         argv += ["--limit", "1"]
     if argv[:1] == ["accuracy"] and "--scoring" in argv:  # a full benchmark scored: two questions of it
         if "--limit" in argv:

@@ -18,7 +18,7 @@ def test_main_job_writes_an_offline_report(tmp_path, capsys):
     # Written out here, not taken from the registry under test: the main job's nine pages (the
     # finetuning page, base against the shipped pair, carries the dropout comparison).
     assert written == {"attention.html", "anchors.html", "ablation.html", "removal.html", "emulation.html",
-                       "methods.html", "heads.html", "finetuning.html", "accuracy-tiny.html"}
+                       "methods.html", "heads.html", "finetuning.html", "accuracy-structured.html"}
     library = tmp_path / "plotly.min.js"
     assert library.stat().st_size > 3_000_000 and "plotly.js" in library.read_text()[:2000]
     for page in tmp_path.glob("*.html"):

@@ -12,7 +12,7 @@ import pytest
 from interp.cli import main
 from interp.tiny.default import shipped
 
-TINY = ["accuracy", "--benchmark", "tiny", "--limit", "2", "--max-new-tokens", "8"]
+TINY = ["accuracy", "--benchmark", "structured", "--limit", "2", "--max-new-tokens", "8"]
 
 
 def run(argv: list[str], capsys) -> tuple[int, str]:
@@ -89,7 +89,7 @@ def test_the_same_model_by_another_path_resumes_and_another_model_is_refused(tmp
 ])
 def test_a_refused_run_leaves_nothing_that_blocks_the_corrected_one(tmp_path, capsys, bad, fix):
     out = ["--results", str(tmp_path / "rx"), "--out", str(tmp_path / "reports")]
-    argv = ["accuracy", "--benchmark", "tiny", "--limit", "1", "--max-new-tokens", "8", *out]
+    argv = ["accuracy", "--benchmark", "structured", "--limit", "1", "--max-new-tokens", "8", *out]
     code, message = run([*argv, *bad], capsys)
     assert code == 2
     assert not (tmp_path / "rx").exists() or not list((tmp_path / "rx").iterdir())
@@ -104,7 +104,7 @@ def test_rescore_refuses_a_corrupt_line_and_keeps_the_file(tmp_path, capsys):
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0], "{not a record", *lines[1:]]) + "\n")
     kept = path.read_text()
-    code, message = run(["accuracy", "--benchmark", "tiny", "--rescore", *out], capsys)
+    code, message = run(["accuracy", "--benchmark", "structured", "--rescore", *out], capsys)
     assert code == 2 and f"{path}:2 is not a result record" in message
     assert path.read_text() == kept
 
@@ -112,7 +112,7 @@ def test_rescore_refuses_a_corrupt_line_and_keeps_the_file(tmp_path, capsys):
 def test_the_default_new_tokens_fit_the_model_context(tmp_path, capsys):
     """The README's sweep: no --max-new-tokens, on a model whose context (512) is below the default 2048."""
     out = ["--results", str(tmp_path / "rx"), "--out", str(tmp_path / "reports")]
-    assert run(["accuracy", "--benchmark", "tiny", "--limit", "1", "--method", "emulation:alpha=0.1",
+    assert run(["accuracy", "--benchmark", "structured", "--limit", "1", "--method", "emulation:alpha=0.1",
                 "emulation:alpha=0.3", *out], capsys)[0] == 0
     settings = json.loads((tmp_path / "rx" / "run.json").read_text())["generation"]
     assert 0 < settings["max_new_tokens"] < 512 - 150

@@ -125,7 +125,7 @@ def test_heads_auto_chosen_on_held_out_questions_recorded_and_reused(tiny_models
 
     _, model = tiny_models(4)
     items = held_out_items(3)
-    held = selected.held_out_questions("tiny", None, items)
+    held = selected.held_out_questions("structured", None, items)
     asked = {(item.question, item.options) for item in items}
     assert not asked & {(item.question, item.options) for item in held.take(64)}
     spec = "act:heads=auto,select=4,threshold=0.05"

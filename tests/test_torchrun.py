@@ -19,7 +19,7 @@ VARIANTS = ("cot", "cot+emulation")
 
 
 def accuracy(results, report):
-    return ["accuracy", "--benchmark", "tiny", "--model", str(shipped()), "--limit", "4", "--max-new-tokens", "40",
+    return ["accuracy", "--benchmark", "structured", "--model", str(shipped()), "--limit", "4", "--max-new-tokens", "40",
             "--batch-size", "2", "--threads", "1", "--results", str(results), "--out", str(report)]
 
 

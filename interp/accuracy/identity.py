@@ -1,6 +1,6 @@
 """What a results folder holds the results of, so that a resume can never mix two runs.
 
-A question's id is its place in its benchmark (``tiny/stem/0``, ``mmlu/anatomy/12``), so the same
+A question's id is its place in its benchmark (``structured/stem/0``, ``mmlu/anatomy/12``), so the same
 id means another question under other settings. ``run.json`` records everything that shapes a
 record: the question set itself (count and a digest of every question, so other data files,
 subjects, limits or table sizes show), the settings that chose it as the user gave them, the

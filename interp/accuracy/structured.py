@@ -25,7 +25,7 @@ from interp.accuracy.prompts import format_prompt, letters, question_and_cue
 if TYPE_CHECKING:
     from interp.accuracy.data import Item
 
-BENCHMARK = "tiny"  # the benchmark these questions make (interp.accuracy.benchmarks), as --benchmark names it
+BENCHMARK = "structured"  # the benchmark these questions make (interp.accuracy.benchmarks), as --benchmark names it
 FAMILIES = ("stem", "social")
 VARIABLES = list("abcdfghkmnpqrstuvwxyz")
 NAMES = ["Ann", "Bob", "Cat", "Dan", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Lea", "Max", "Ned",

@@ -48,7 +48,7 @@ STUDIES: dict[str, Study] = {study.name: study for study in (
     Study("finetuning", "what fine-tuning did to attention: a base model against its fine-tuned version(s) (--tuned; "
                         "default: the shipped SmolLM2 pair against its base)",
           ("ratio", "tuned"), in_run=lambda config: bool(config.tuned) or not config.model),
-    Study("accuracy", "CoT accuracy on held-out structured questions (the tiny benchmark), baseline vs each method "
+    Study("accuracy", "CoT accuracy on held-out structured questions (the structured benchmark), baseline vs each method "
                       "(shipped model only)",
           ("questions", "cot_tokens", "table_pairs", "method"), in_run=lambda config: not config.model,
           command=False),  # `interp accuracy` is the harness's own command

@@ -43,7 +43,7 @@ def accuracy_report(model: InterpModel, items: Sequence[Item], name: str, result
 def run(c: Context) -> Page:
     from interp.accuracy.structured import BENCHMARK, held_out_items
 
-    results = c.config.out / "results-tiny"
+    results = c.config.out / "results-structured"
     shutil.rmtree(results, ignore_errors=True)  # the main job's own scratch results: always a fresh run
     items = held_out_items(c.config.questions, pairs=tuple(c.config.table_pairs or HARD_PAIRS))
     page = accuracy_report(c.model, items, BENCHMARK, results, methods=[parse_method(s) for s in c.config.method],
