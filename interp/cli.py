@@ -313,23 +313,23 @@ def _example(config: StudyConfig, model: InterpModel) -> Example:
     from interp.studies.base import Example
 
     default_prompt, default_dialogue, default_answer = default_example()
-    own = config.prompt is not None or config.dialogue is not None
+    own = config.prompt_range is not None or config.dialogue is not None
     # A dialogue of one's own has no reference answer: continuations then start at its end.
     try:
-        example = Example.from_text(model, default_prompt if config.prompt is None else config.prompt,
+        example = Example.from_text(model, default_prompt if config.prompt_range is None else config.prompt_range,
                                     default_dialogue if config.dialogue is None else config.dialogue,
                                     default_answer if config.dialogue is None else "")
     except ValueError as err:
-        raise UsageError(f"--prompt/--dialogue: {err}") from None
+        raise UsageError(f"--prompt-range/--dialogue: {err}") from None
     length = len(example.tokens)
     start = length if example.answer_start is None else example.answer_start
-    what = "the example (--prompt and --dialogue)" if own else \
+    what = "the example (--prompt-range and --dialogue)" if own else \
         "the default example (the paper's instruction and a held-out question with its answer)"
     context = int(model.cfg.n_ctx)
     room = context - start
     validation.check_fits_context(f"{what}, continued for --max-new-tokens {config.max_new_tokens} from token {start},",
                                   max(length, start + config.max_new_tokens), context,
-                                  "pass a shorter --prompt and --dialogue" + (
+                                  "pass a shorter --prompt-range and --dialogue" + (
                                       f", or lower --max-new-tokens to at most {room}" if room > 0 and length <= context
                                       else ""))
     return example

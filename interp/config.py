@@ -85,7 +85,7 @@ class LoadConfig:
 
 
 LOAD = tuple(f.name for f in dataclasses.fields(LoadConfig))
-EXAMPLE = ("prompt", "dialogue", "max_new_tokens")
+EXAMPLE = ("prompt_range", "dialogue", "max_new_tokens")
 HARD_PAIRS = (8, 10)  # the structured benchmark's tables: longer than training's, so accuracy has room to move
 TABLE_PAIRS_HELP = ("held-out structured questions on tables of this many pairs (default 8 10: longer than the 2-4 the "
                     "shipped models were trained on, so their accuracy is neither at chance nor at 100%%)")
@@ -113,7 +113,7 @@ class StudyConfig(LoadConfig):
     names the ones it reads in :attr:`interp.studies.base.Study.options`)."""
 
     max_new_tokens: int = option(32, "greedy continuation length (default 32)", type=validation.count)
-    prompt: str | None = option(None, "the prompt range's text (default: the paper's CoT instruction)")
+    prompt_range: str | None = option(None, "the prompt range's text (default: the paper's CoT instruction)")
     dialogue: str | None = option(None, "the text after the prompt (default: a held-out question with its answer)")
     ratio: float = option(3.0, "anchor threshold: times the mean received attention (default 3)", type=validation.ratio)
     zoom_layers: tuple[int, ...] | None = option(None, "layers shown per head (default: first and middle)",
@@ -258,7 +258,7 @@ class ReproduceConfig(LoadConfig):
     tuned: str | None = option(None, "the fine-tuned pair: a folder of without-dropout/ and with-dropout/ as "
                                      "`interp finetune --pair` writes (default: the shipped pair for the default "
                                      "base; for another --model, trained into <out>/tuned)")
-    prompt: str = option("paper", "paper: the paper's raw prompt; chat: the model's chat template around it "
+    layout: str = option("paper", "paper: the paper's raw prompt; chat: the model's chat template around it "
                                   "(default paper; each is kept in its own folder, so a run can hold both)",
                          choices=["paper", "chat"])
     models: tuple[str, ...] = option(MODEL_LABELS, "the models whose CoT accuracy to measure (default all three)",

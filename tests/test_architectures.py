@@ -44,7 +44,7 @@ def test_loads_from_a_directory_and_every_layer_takes_pattern_edits(architecture
 def test_studies_and_harness_run(architecture, sp_model, tmp_path):
     folder = saved(architecture, tmp_path / "model", sp_model, n_layers=10)
     prompt = "Question: Ann has a red hat.\nBob has a blue cup.\n"
-    assert main(["run", "--model", str(folder), "--prompt", prompt, "--dialogue", "Analysis: step 1;",
+    assert main(["run", "--model", str(folder), "--prompt-range", prompt, "--dialogue", "Analysis: step 1;",
                  "--out", str(tmp_path / "report"), "--max-new-tokens", "4", "--questions", "2", "--cot-tokens", "8"]) == 0
     assert {"ablation.html", "removal.html", "emulation.html", "heads.html"} <= {p.name for p in (tmp_path / "report").iterdir()}
     model = interp.load_model(folder)

@@ -50,7 +50,7 @@ CASES = [
     (["reproduce", "--data", "{a_file}"], "--data {a_file}/mmlu does not exist"),
     (["reproduce", "--data", "{empty_dir}", "--benchmarks", "piqa"], "--data {empty_dir}/piqa does not exist"),
     (["reproduce", "--data", "{fresh}", "--limit", "0"], "argument --limit: 0 is not at least 1"),
-    (["reproduce", "--data", "{fresh}", "--prompt", "raw"], "argument --prompt: invalid choice: 'raw'"),
+    (["reproduce", "--data", "{fresh}", "--layout", "raw"], "argument --layout: invalid choice: 'raw'"),
     (["reproduce", "--data", "{fresh}", "--models", "large"], "argument --models: invalid choice: 'large'"),
     (["reproduce", "--data", "{fresh}", "--tuned", "{missing}"], "--tuned {missing} does not exist"),
     # devices and dtypes, with and without --model
@@ -152,8 +152,8 @@ CASES = [
     (["accuracy", "--benchmark", "structured", "--method", "emulation:alpha=x"], "alpha='x' is not a valid float"),
     (["accuracy", "--benchmark", "structured", "--method", "emulation", "emulation", "--model", "{tiny_model}"], "--method: methods ['cot+emulation', 'cot+emulation'] name the same variant twice"),
     # text
-    (["anchors", "--prompt", "Hi", "--dialogue", "", "--model", "{tiny_model}"], "--prompt/--dialogue: both the prompt and the dialogue must be non-empty"),
-    (["anchors", "--model", "{tiny_model}", "--prompt", "word " * 600, "--dialogue", "end"], "more than the model's context of 512 tokens"),
+    (["anchors", "--prompt-range", "Hi", "--dialogue", "", "--model", "{tiny_model}"], "--prompt-range/--dialogue: both the prompt and the dialogue must be non-empty"),
+    (["anchors", "--model", "{tiny_model}", "--prompt-range", "word " * 600, "--dialogue", "end"], "more than the model's context of 512 tokens"),
 ]
 
 

@@ -69,7 +69,7 @@ def test_self_contained_pages_carry_plotly_inline(tmp_path):
     (["removal", "--first", "6", "--last", "4"], "--first 6 comes after --last 4"),
     (["attention", "--zoom-layers", "12"], "layers [12] do not exist in a model with 10 layers"),
     (["heads", "--show", "1.9"], "head 9 does not exist"),
-    (["anchors", "--prompt", "Hi", "--dialogue", ""], "must be non-empty"),
+    (["anchors", "--prompt-range", "Hi", "--dialogue", ""], "must be non-empty"),
     (["run", "--model", "/no/such/model"], "does not exist"),
 ])
 def test_bad_arguments_give_clear_errors(tmp_path, capsys, argv, message):
@@ -85,7 +85,7 @@ def test_studies_run_on_stories260k(tmp_path):
     if not STORIES.is_file():
         pytest.skip("stories260K not found (needs ../shared beside the project)")
     prompt = "Lily likes cats.\nTom likes dogs.\nThey play: they run. The end.\n"
-    assert main(["run", "--model", str(STORIES), "--prompt", prompt, "--dialogue", "One day, Lily saw a cat.",
+    assert main(["run", "--model", str(STORIES), "--prompt-range", prompt, "--dialogue", "One day, Lily saw a cat.",
                  "--first", "1", "--last", "3", "--out", str(tmp_path), "--max-new-tokens", "8"]) == 0
     union = re.search(r"Union over layers, the first token left out: positions [^<]*",
                       (tmp_path / "anchors.html").read_text()).group()
@@ -125,7 +125,7 @@ def test_run_on_stories260k_refuses_up_front_then_adapts_the_removal_span(tmp_pa
     assert main(["run", "--model", str(STORIES), "--out", str(tmp_path / "default")]) == 2
     assert "more than the model's context of 512 tokens" in capsys.readouterr().err
     assert not (tmp_path / "default").exists()
-    assert main(["run", "--model", str(STORIES), "--prompt", "Lily likes cats. Tom likes dogs.\n",
+    assert main(["run", "--model", str(STORIES), "--prompt-range", "Lily likes cats. Tom likes dogs.\n",
                  "--dialogue", "One day, Lily saw a cat.", "--out", str(tmp_path / "own")]) == 0
     assert "alternating layers [1, 3]" in (tmp_path / "own" / "removal.html").read_text()
     assert "Unfinished" not in (tmp_path / "own" / "index.html").read_text()

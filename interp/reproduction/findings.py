@@ -22,7 +22,7 @@ ANCHOR_MEASURE = "share of the later tokens' attention on the prompt's anchors (
 LOSS_MEASURE = "reference answer's loss (nats per token)"
 
 
-# prompt (paper, chat) or log-likelihood form (letter, cloze), model, benchmark, folder, its answers
+# how the questions were put: a CoT prompt's layout (paper, chat) or a log-likelihood form (letter, cloze); model, benchmark, folder, its answers
 Folder = tuple[str, str, str, Path, dict[str, list[Answer]]]
 ANCHORS_HURT = "Removing the anchor tokens from the prompt range hurts the answer (Figure 3)"
 REMOVAL_HURTS = "Removing attention to the prompt in alternating middle layers hurts the answer (Figure 4)"
@@ -38,7 +38,7 @@ def categorised(benchmark: str) -> bool:
 def folders(out: Path) -> list[Folder]:
     """Every accuracy folder with a summary, in name order, with its answers (read once, for every
     table and page that uses them)."""
-    return [(prompt, model, benchmark, folder, runs_of(folder)) for prompt, model, benchmark, folder in
+    return [(how, model, benchmark, folder, runs_of(folder)) for how, model, benchmark, folder in
             accuracy_folders(out)]
 
 
@@ -47,9 +47,9 @@ def runs_of(folder: Path) -> dict[str, list[Answer]]:
             for name in variants_in(folder)}
 
 
-def scored(prompt: str) -> bool:
-    """Whether a folder's first level names a log-likelihood form (else a CoT prompt)."""
-    return prompt in SCORED_FORMS
+def scored(how: str) -> bool:
+    """Whether a folder's first level names a log-likelihood form (else a CoT prompt's layout)."""
+    return how in SCORED_FORMS
 
 
 def primary_reading(runs: dict[str, Sequence[Answer]]) -> str:
@@ -62,9 +62,9 @@ def primary_reading(runs: dict[str, Sequence[Answer]]) -> str:
     return FORCED if answered and all(a.has_forced for a in answered) else "final"
 
 
-def place(prompt: str, model: str, benchmark: str) -> str:
-    how = f"scored by {prompt}" if scored(prompt) else f"{prompt} prompt"
-    return f"{model}, {benchmark.upper()}, {how}"
+def place(how: str, model: str, benchmark: str) -> str:
+    asked = f"scored by {how}" if scored(how) else f"{how} prompt"
+    return f"{model}, {benchmark.upper()}, {asked}"
 
 
 def kinds(runs: dict[str, Sequence[Answer]]) -> dict[str, str]:
@@ -102,10 +102,10 @@ def accuracy_claims(found: list[Folder]) -> list[Claim]:
     STEM, and beyond STEM on MMLU); anchor ablation's and alternating prompt removal's loss. Other
     kinds (keep-anchors, the peer methods) have no claim of the paper: the forest plot shows them."""
     claims = []
-    for prompt, model, benchmark, _, runs in found:
+    for how, model, benchmark, _, runs in found:
         mode, baseline = primary_reading(runs), runs[baseline_of(list(runs))]
         for variant, kind in kinds(runs).items():
-            where = f"{place(prompt, model, benchmark)}, {variant.split('+', 1)[1]}"
+            where = f"{place(how, model, benchmark)}, {variant.split('+', 1)[1]}"
             if kind in ("anchor-ablation", "prompt-removal"):
                 claims.append(method_gain(ANCHORS_HURT if kind == "anchor-ablation" else REMOVAL_HURTS, where,
                                           baseline, runs[variant], mode, direction=-1))
@@ -137,14 +137,14 @@ def method_rows(found: list[Folder]) -> list[dict[str, Any]]:
     """Every method variant's accuracy difference from its folder's baseline, by the folder's
     primary reading: overall, and per category on MMLU."""
     rows = []
-    for prompt, model, benchmark, folder, runs in found:
+    for how, model, benchmark, folder, runs in found:
         mode, name = primary_reading(runs), baseline_of(list(runs))
         for variant in (v for v in runs if "+" in v):
             h = emulation_h(folder, variant)
             for r in stats.compare(runs[name], runs[variant], mode):
                 if r["level"] == "overall" or (r["level"] == "category" and categorised(benchmark)):
-                    rows.append({**r, "benchmark": benchmark, "place": place(prompt, model, benchmark),
-                                 "label": f"{model}, {'scored by ' + prompt if scored(prompt) else prompt + ' prompt'}",
+                    rows.append({**r, "benchmark": benchmark, "place": place(how, model, benchmark),
+                                 "label": f"{model}, {'scored by ' + how if scored(how) else how + ' prompt'}",
                                  "variant": variant.split("+", 1)[1], "reading": mode, "h": h})
     return rows
 

@@ -31,9 +31,9 @@ from interp.reproduction.pipeline import STEPS
 
 def accuracy_pages(found: list[Folder]) -> list[Page]:
     return [accuracy_page(f"{page_title(baseline_of(list(runs)), benchmark.upper())}, {model} model"
-                          + ("" if scored(prompt) else f", {prompt} prompt"),
-                          read_json(folder / "summary.json"), runs, f"accuracy-{prompt}-{model}-{benchmark}.html")
-            for prompt, model, benchmark, folder, runs in found]
+                          + ("" if scored(how) else f", {how} prompt"),
+                          read_json(folder / "summary.json"), runs, f"accuracy-{how}-{model}-{benchmark}.html")
+            for how, model, benchmark, folder, runs in found]
 
 
 def forest(rows: Sequence[dict[str, Any]], benchmark: str) -> go.Figure:
@@ -86,15 +86,15 @@ def claims_table(claims: Sequence[Claim]) -> tuple[list[str], list[list[Any]]]:
 
 
 def accuracy_table(found: list[Folder]) -> tuple[list[str], list[list[Any]]]:
-    """Per prompt, model, benchmark and group (overall; MMLU's categories too): the baseline's and
+    """Per layout, model, benchmark and group (overall; MMLU's categories too): the baseline's and
     the method's accuracy by the forced answer and by the stated one, the difference, McNemar p,
     the stated parse rate and how often the stated answer agrees with the forced one."""
-    header = ["prompt", "model (variant)", "benchmark", "group", "n", "forced: baseline [95% CI] -> method",
+    header = ["layout", "model (variant)", "benchmark", "group", "n", "forced: baseline [95% CI] -> method",
               "difference (points) [95% CI]", "McNemar p", "stated: baseline -> method", "stated parse rate (baseline)",
               "stated = forced (baseline)"]
     rows = []
-    for prompt, model, benchmark, _, runs in found:
-        if scored(prompt):  # no stated answer: the accuracy-by-method section holds these
+    for how, model, benchmark, _, runs in found:
+        if scored(how):  # no stated answer: the accuracy-by-method section holds these
             continue
         forced = primary_reading(runs) == FORCED
         agreed = {(r["level"], r["name"]): r["agreement"] for r in stats.agreement(runs[BASELINE])} if forced else {}
@@ -107,7 +107,7 @@ def accuracy_table(found: list[Folder]) -> tuple[list[str], list[list[Any]]]:
                     continue  # PIQA and SIQA are one category each: their overall row says it
                 stated = by_mode["final"][key]
                 low, high = first["baseline_ci"]
-                rows.append([prompt, f"{model} ({variant})", benchmark.upper(), key[1], first["n"],
+                rows.append([how, f"{model} ({variant})", benchmark.upper(), key[1], first["n"],
                              f"{100 * first['baseline']:.1f}% [{100 * low:.0f}, {100 * high:.0f}] -> "
                              f"{100 * first['method']:.1f}%" if forced else "",
                              f"{100 * first['difference']:+.1f} [{100 * first['difference_ci'][0]:+.1f}, "

@@ -6,8 +6,8 @@
    one example, and the measures of :mod:`interp.analysis.survey` on ``--examples`` held-out ones
    (``<out>/analyses/measures.json``);
 3. CoT accuracy, the baseline against each method, on MMLU (the first ``--limit`` questions of every
-   subject), PIQA and SIQA, for each model, in ``<out>/accuracy/<prompt>/<model>/<benchmark>/``
-   (the harness's results folders; ``<prompt>``: paper or chat);
+   subject), PIQA and SIQA, for each model, in ``<out>/accuracy/<layout>/<model>/<benchmark>/``
+   (the harness's results folders; ``<layout>``: paper or chat, ``--layout``);
 4. log-likelihood accuracy, the same comparison with nothing generated (each option scored in
    lm-evaluation-harness's forms, :mod:`interp.accuracy.loglik`): MMLU (``--scored-limit`` per
    subject) by letter and by cloze, PIQA and SIQA (``--scored-questions``, default all) by cloze, in
@@ -58,15 +58,16 @@ SCORED_FORMS = {form: tuple(name for name in FILE_BENCHMARKS if form in BENCHMAR
 STUDY_LABELS = {"base": "base", "tuned": "tuned", "tuned-dropout": "tuned with dropout"}
 
 
-ACCURACY = "accuracy"  # <out>/accuracy/<prompt or form>/<model>/<benchmark>/: one harness folder each
+ACCURACY = "accuracy"  # <out>/accuracy/<layout or form>/<model>/<benchmark>/: one harness folder each
 
 
-def accuracy_folder(out: Path, prompt: str, model: str, benchmark: str) -> Path:
-    return out / ACCURACY / prompt / model / benchmark
+def accuracy_folder(out: Path, how: str, model: str, benchmark: str) -> Path:
+    """``how``: the prompt's layout (paper, chat) or the log-likelihood form (letter, cloze)."""
+    return out / ACCURACY / how / model / benchmark
 
 
 def accuracy_folders(out: Path) -> list[tuple[str, str, str, Path]]:
-    """Every accuracy folder with a summary, in name order, as (prompt or form, model, benchmark, folder)."""
+    """Every accuracy folder with a summary, in name order, as (layout or form, model, benchmark, folder)."""
     found = sorted(p.parent for p in (out / ACCURACY).glob("*/*/*/summary.json"))
     return [(f.parent.parent.name, f.parent.name, f.name, f) for f in found]
 
@@ -262,9 +263,9 @@ def accuracy(config: ReproduceConfig, sources: dict[str, str], load: Loader, sha
         model = load(sources[label], "--model" if label == "base" else "--tuned")
         here = with_released_h(methods, config.released_h, model.cfg.n_layers)
         for benchmark, (items, source) in chosen.items():
-            print(f"  {label} on {benchmark} ({len(items)} questions, {config.prompt} prompt)", flush=True)
-            evaluate(model, items, accuracy_folder(config.out, config.prompt, label, benchmark), methods=here,
-                     max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, chat=config.prompt == "chat",
+            print(f"  {label} on {benchmark} ({len(items)} questions, {config.layout} prompt)", flush=True)
+            evaluate(model, items, accuracy_folder(config.out, config.layout, label, benchmark), methods=here,
+                     max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, chat=config.layout == "chat",
                      shard=shard, source={**source, "model": sources[label]},
                      held_out=held_out_questions(benchmark, str(Path(config.data) / benchmark), items))
         del model
