@@ -1,5 +1,6 @@
 """Answer extraction: the labelled set of LLaMA-style responses in all three modes, the paper's
-cascade pinned as it is, and the phenomena the final mode reads."""
+cascade against the released scripts' rules written again (tests/released_cascade.py), and the
+phenomena the final mode reads."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from interp.accuracy import MODES, extract_answer
+from tests.conftest import SHARED
 
 CASES = [json.loads(line) for line in (Path(__file__).parent / "data" / "extraction_cases.jsonl").read_text().splitlines()]
 CAPITALS = ("Paris", "London", "Rome", "Berlin")
@@ -35,28 +37,46 @@ def test_the_final_mode_reads_at_least_95_percent_of_the_labelled_set(capsys):
     assert scores["paper"] < scores["final"]
 
 
-# (response, options, paper, strict): the released cascade's readings as they are, wrong ones included.
-PAPER = [
-    ("The correct answer is (B) because London is the capital.", CAPITALS, "B", None),
-    ("Analysis: Paris is in France. Rome is in Italy.\nResponse: B", CAPITALS, "A", "B"),  # first letter it meets
-    ("I think the capital of England is London.", CAPITALS, "B", None),
-    ("Let's consider each option. Option C is wrong. Therefore, the answer is D.", CAPITALS, "D", None),
-    ("It could be A or C, but I would choose C.", CAPITALS, "C", None),
-    ("The answer is not A; C is correct.", CAPITALS, "C", None),
-    ("D. Berlin", CAPITALS, "D", None),
-    ("Analysis: each option is examined.\nResponse: (D)", CAPITALS, "D", "D"),
-    ("Response: B. To tie a shoe you loop the laces.", ("Use glue.", "Loop the laces."), "B", "B"),
-    ("I believe it is Berlinn", CAPITALS, "D", None),
-    ("I am not sure what to say about this.", CAPITALS, "A", None),  # a guess: the fuzzy fallback never abstains
-    ("Response: A\n\nQuestion: next one?\nResponse: C", CAPITALS, "A", "C"),  # strict takes the last Response:
-    ("", CAPITALS, None, None),
+# (response, options, strict): strict reads the letter right after the last "Response:", read here by hand.
+STRICT = [
+    ("The correct answer is (B) because London is the capital.", CAPITALS, None),
+    ("Analysis: Paris is in France. Rome is in Italy.\nResponse: B", CAPITALS, "B"),
+    ("I think the capital of England is London.", CAPITALS, None),
+    ("Let's consider each option. Option C is wrong. Therefore, the answer is D.", CAPITALS, None),
+    ("It could be A or C, but I would choose C.", CAPITALS, None),
+    ("The answer is not A; C is correct.", CAPITALS, None),
+    ("D. Berlin", CAPITALS, None),
+    ("Analysis: each option is examined.\nResponse: (D)", CAPITALS, "D"),
+    ("Response: B. To tie a shoe you loop the laces.", ("Use glue.", "Loop the laces."), "B"),
+    ("I believe it is Berlinn", CAPITALS, None),
+    ("I am not sure what to say about this.", CAPITALS, None),
+    ("Response: A\n\nQuestion: next one?\nResponse: C", CAPITALS, "C"),  # the last Response:
+    ("", CAPITALS, None),
 ]
 
 
-@pytest.mark.parametrize("response, options, paper, strict", PAPER)
-def test_paper_and_strict_modes_as_they_are(response, options, paper, strict):
-    assert extract_answer(response, options, "paper") == paper
+@pytest.mark.parametrize("response, options, strict", STRICT)
+def test_strict_mode_reads_the_letter_after_the_last_response_header(response, options, strict):
     assert extract_answer(response, options, "strict") == strict
+
+
+def test_paper_mode_reads_as_the_released_scripts_do():
+    """On every response here (the written set, the hand cases, the real set where ../shared is
+    present), against tests/released_cascade.py: the scripts' rules written again, with thefuzz."""
+    from tests.released_cascade import released_reading
+
+    cases = [(c["response"], list(c["options"])) for c in CASES]
+    cases += [(response, list(options)) for response, options, *_ in STRICT + FINAL if response]
+    if (SHARED / "mmlu").is_dir():
+        cases += [(r["response"], list(r["item"].options)) for r in real_cases()]
+    differ = [(response[:80], extract_answer(response, options, "paper"), released_reading(response, options))
+              for response, options in cases if response.strip()
+              and extract_answer(response, options, "paper") != released_reading(response, options)]
+    assert len(cases) >= 150 and not differ, differ
+    # The fuzzy guess never abstains: a response naming no option still gets a letter.
+    assert extract_answer("I am not sure what to say about this.", CAPITALS, "paper") in "ABCD"
+    # The one departure: an empty response reads as no answer (the scripts' fuzzy match guesses A).
+    assert released_reading("", list(CAPITALS)) == "A" and extract_answer("", CAPITALS, "paper") is None
 
 
 # Phenomena, each in a form the labelled set does not hold verbatim.

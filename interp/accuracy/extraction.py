@@ -6,15 +6,17 @@
 - ``paper``: the released code's cascade, kept for fidelity (the paper's numbers were made with
   it): each option's text is replaced by its letter (longest first), then "answer is X" /
   "choose X", "X is correct", a leading letter, the first standalone letter, and last fuzzy
-  matching of the whole response against the option texts, which always picks a letter.
+  matching of the replaced response against the option texts (``thefuzz.process.extractOne``'s
+  defaults, through ``rapidfuzz``), which always picks a letter.
 - ``strict``: only the letter right after the last ``Response:``.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Sequence
+
+from rapidfuzz import fuzz, process, utils
 
 from interp.accuracy.benchmarks import BENCHMARKS, OTHER
 from interp.accuracy.commitment import answer_section, extract_final
@@ -25,11 +27,12 @@ STRICT_HEADER = re.compile(r"Response:")  # the paper's header exactly: case and
 
 
 def replace_option_text(response: str, options: Sequence[str]) -> str:
-    """Replace each option's text by its letter, longest option first, ignoring case."""
+    """Replace each option's text (a final period dropped) by its letter, longest option first,
+    ignoring case."""
     labelled = sorted(zip(option_letters(len(options)), options), key=lambda item: len(item[1]), reverse=True)
     for letter, text in labelled:
-        text = text.strip().rstrip(".")
-        if text:
+        text = text.rstrip(".")
+        if text:  # an empty pattern would put the letter between every character
             response = re.sub(re.escape(text), letter, response, flags=re.IGNORECASE)
     return response
 
@@ -51,15 +54,26 @@ def _cascade(text: str, allowed: str) -> str | None:
 
 
 def extract_paper(response: str, options: Sequence[str]) -> str | None:
-    """The paper's cascade; ``None`` only for an empty response (fuzzy matching always picks one)."""
+    """The paper's cascade; ``None`` only for an empty response (fuzzy matching always picks one;
+    the scripts' own would guess A there)."""
     allowed = option_letters(len(options))
     if not response.strip():
         return None
-    found = _cascade(replace_option_text(response, options), allowed)
+    replaced = replace_option_text(response, options)
+    found = _cascade(replaced, allowed)
     if found:
         return found
-    scores = [difflib.SequenceMatcher(None, response.lower(), option.lower()).ratio() for option in options]
-    return allowed[max(range(len(options)), key=scores.__getitem__)]
+    best = process.extractOne(replaced, list(options), scorer=fuzz.WRatio, processor=_fuzzy_form)
+    return allowed[best[2]]
+
+
+_NON_ASCII = {code: None for code in range(128, 256)}
+
+
+def _fuzzy_form(text: str) -> str:
+    """thefuzz's processing for its default scorer: characters 128-255 dropped, then lower case,
+    letters and digits only, trimmed."""
+    return utils.default_process(text.translate(_NON_ASCII))
 
 
 def extract_strict(response: str, options: Sequence[str]) -> str | None:
