@@ -188,3 +188,23 @@ def test_every_peer_method_runs_in_the_harness_and_acts(tiny_models, tmp_path):
         if name != "letter":  # each method changed the option log-likelihoods of some question
             assert max(abs(x - y) for a in answers for x, y in zip(a.logprobs, base[a.id])) > 1e-3, name
     assert "letter+act(heads=heads,threshold=0.05).settings.json" in {p.name for p in (tmp_path / "out").iterdir()}
+
+
+def test_a_question_past_the_context_stops_the_run_before_anything_is_recorded_or_selected(tiny_models, tmp_path,
+                                                                                          monkeypatch):
+    """Counted by hand: a question whose context alone is longer than the model's; with heads=auto
+    the selection (minutes on a real model) must not have started, nor the folder been written."""
+    from interp.accuracy import selected
+    from interp.accuracy.data import Item
+
+    _, model = tiny_models(4)
+    long = Item("t/long", "structured", "stem", "stem", "Values: " + "m 51, " * 400 + "z 44. What is z?", ("44", "51"), "A")
+    monkeypatch.setattr(selected, "prepare", lambda *a, **k: pytest.fail("heads were selected before the check"))
+    held = selected.held_out_questions("structured", None, held_out_items(2))
+    with pytest.raises(ValueError, match=r"1 of 3 questions with their longest option exceed the model's context of \d+ tokens"):
+        evaluate(model, [*held_out_items(2)[:2], long], tmp_path / "out", methods=[parse_method("act:heads=auto")],
+                 scoring="cloze", progress=False, held_out=held)
+    assert not (tmp_path / "out").exists()
+    skipped = evaluate(model, [*held_out_items(2)[:2], long], tmp_path / "skip", methods=[], scoring="cloze",
+                       progress=False, skip_over_context=True)
+    assert [a.id for a in skipped.runs["cloze"] if a.skipped] == ["t/long"]

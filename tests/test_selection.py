@@ -127,7 +127,7 @@ def test_heads_auto_chosen_on_held_out_questions_recorded_and_reused(tiny_models
     items = held_out_items(3)
     held = selected.held_out_questions("structured", None, items)
     asked = {(item.question, item.options) for item in items}
-    assert not asked & {(item.question, item.options) for item in held.take(64)}
+    assert not asked & {(item.question, item.options) for item in held.questions}
     spec = "act:heads=auto,select=4,threshold=0.05"
     auto = evaluate(model, items, tmp_path / "auto", methods=[parse_method(spec)], max_new_tokens=6, progress=False,
                     held_out=held)
@@ -182,7 +182,7 @@ def test_heads_auto_refusals(tiny_models, tmp_path):
         evaluate(model, whole, tmp_path / "b", methods=auto, scoring="cloze", progress=False,
                  held_out=held_out_questions("piqa", str(piqa), whole))
     assert not (tmp_path / "b").exists() or not list((tmp_path / "b").iterdir())
-    assert len(held_out_questions("piqa", str(piqa), whole[:1]).take(64)) == 2
+    assert len(held_out_questions("piqa", str(piqa), whole[:1]).questions) == 2
     with pytest.raises(UsageError, match="select=3 counts the heads heads=auto confirms"):
         parse_method("act:heads=act-llama-2-7b-chat,select=3")
     with pytest.raises(UsageError, match="select=0; give at least 1"):

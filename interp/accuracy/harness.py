@@ -244,8 +244,9 @@ def _evaluate_scored(model: InterpModel, items: Sequence[Item], out: Path, metho
     if shifted:
         variants[shifted_name(form)] = (None, dataclasses.replace(settings, shift=1))
     variants |= {name: (method, settings) for name, method in zip(names, methods)}
-    first = loglik.encode(model, loglik.choices_for(items[0], form))
-    check = lambda method: loglik.plan_for(model, method, first)
+    encoded = loglik.encoded_items(model, items, form)  # once, for every variant whose options keep their places
+    loglik.over_context(model, encoded, skip_over_context)  # before anything is recorded or selected
+    check = lambda method: loglik.plan_for(model, method, encoded[items[0].id])
     _check_methods(methods, check, held_out)
     with hold(out, name=rank_lock(shard.rank)):
         identity = model_identity(model)
@@ -254,7 +255,7 @@ def _evaluate_scored(model: InterpModel, items: Sequence[Item], out: Path, metho
         variants |= {name: (method, settings) for name, method in chosen.items()}
         runs = {name: loglik.run(model, items, out, variant=name, method=method, settings=settings, shard=shard,
                                  batch_size=batch_size, skip_over_context=skip_over_context, progress=progress,
-                                 identity=identity)
+                                 identity=identity, encoded=None if settings.shift else encoded)
                 for name, (method, settings) in variants.items()}
         return _finish(out, items, runs, variants, shard)
 

@@ -198,24 +198,38 @@ def plan_for(model: InterpModel, method: Method | None, encoded: Encoded) -> Edi
     return plan_edits(model, *method.interventions(model, encoded.context, encoded.prompt_range))
 
 
+def encoded_items(model: InterpModel, items: Sequence[Item], form: str) -> dict[str, Encoded]:
+    """Every item's tokens in ``form``, by id."""
+    return {item.id: encode(model, choices_for(item, form)) for item in items}
+
+
+def over_context(model: InterpModel, encoded: dict[str, Encoded], skip: bool) -> set[str]:
+    """The ids whose context and longest option exceed the model's context. Unless ``skip``, any
+    such question stops the run before it scores anything, naming the fix."""
+    context = int(model.cfg.n_ctx)
+    over = {i for i, e in encoded.items() if e.longest > context}
+    if over and not skip:
+        longest = max(over, key=lambda i: encoded[i].longest)
+        raise ValueError(f"{len(over)} of {len(encoded)} questions with their longest option exceed the model's context of "
+                         f"{context} tokens (the longest, {longest}, has {encoded[longest].longest}); pass "
+                         "--skip-over-context to record them as skipped, or use a model with a longer context")
+    return over
+
+
 def run(model: InterpModel, items: Sequence[Item], out: str | Path, *, variant: str, method: Method | None = None,
         settings: Settings, shard: Shard = Shard(), batch_size: int | str = DEFAULT_BATCH_SIZE,
-        skip_over_context: bool = False, progress: bool = True, identity: dict[str, Any] | None = None) -> list[Answer]:
+        skip_over_context: bool = False, progress: bool = True, identity: dict[str, Any] | None = None,
+        encoded: dict[str, Encoded] | None = None) -> list[Answer]:
     """Score every item (this shard's share) in ``settings.scoring``'s form under ``method``,
     appending each chunk's records to ``<variant>.jsonl`` as it is scored; a run started again
-    skips the ids already there (a kill loses at most one chunk). Returns the records in item order."""
+    skips the ids already there (a kill loses at most one chunk). ``encoded``: the items' tokens
+    as :func:`encoded_items` gives them, where the caller has them. Returns the records in item order."""
     out = Path(out)
     form = settings.scoring
     mine, path, done, todo = pending(items, out, variant, settings, shard)
     requests = {item.id: choices_for(item, form) for item in todo}
-    encoded = {item.id: encode(model, requests[item.id]) for item in todo}
-    context = int(model.cfg.n_ctx)
-    over = {i for i, e in encoded.items() if e.longest > context}
-    if over and not skip_over_context:
-        longest = max(over, key=lambda i: encoded[i].longest)
-        raise ValueError(f"{len(over)} of {len(todo)} questions with their longest option exceed the model's context of "
-                         f"{context} tokens (the longest, {longest}, has {encoded[longest].longest}); pass "
-                         "--skip-over-context to record them as skipped, or use a model with a longer context")
+    encoded = {i: encoded[i] for i in requests} if encoded is not None else encoded_items(model, todo, form)
+    over = over_context(model, encoded, skip_over_context)
     out.mkdir(parents=True, exist_ok=True)
     write_settings(out, variant, identity or model_identity(model), method, settings)
     size = batch_size if isinstance(batch_size, int) else DEFAULT_BATCH_SIZE

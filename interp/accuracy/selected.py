@@ -11,6 +11,7 @@ selecting again, and written beside it (:func:`heads_file`, what ``heads=FILE`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Collection, Sequence, TYPE_CHECKING
 
@@ -35,10 +36,12 @@ class HeldOut:
     asked: Collection[tuple[str, tuple[str, ...]]]  # the run's (question, options)
     pairs: tuple[int, int] | None = None  # structured questions: their tables' sizes
 
-    def take(self, n: int) -> list[Item]:
+    @cached_property
+    def questions(self) -> list[Item]:
+        """The first :data:`EXAMPLES` of them, read once (the check that some are left reads them too)."""
         from interp.accuracy.loglik import selection_items
 
-        return selection_items(self.benchmark, self.data, n, exclude=self.asked, pairs=self.pairs)
+        return selection_items(self.benchmark, self.data, EXAMPLES, exclude=self.asked, pairs=self.pairs)
 
     @property
     def source(self) -> str:
@@ -58,7 +61,7 @@ def check_held_out(methods: Sequence[Method], held_out: HeldOut | None) -> None:
                 raise UsageError(f"--method {method.name}: heads=auto are chosen on held-out questions of the "
                                  "benchmark, and none were given (evaluate(..., held_out=...)); give heads=FILE, or "
                                  "held-out questions")
-            if not held_out.take(1):
+            if not held_out.questions:
                 raise UsageError(f"--method {method.name}: no held-out questions are left to choose heads on (the run "
                                  "asks every question of the benchmark); lower --limit, or choose them with `interp "
                                  f"heads --for {method.kind}` on other questions and give heads=FILE")
@@ -67,7 +70,7 @@ def check_held_out(methods: Sequence[Method], held_out: HeldOut | None) -> None:
 def prepare(model: InterpModel, methods: Sequence[Method], names: Sequence[str], out: Path,
             held_out: HeldOut | None, form: str, progress: bool = True) -> list[Method]:
     """``methods`` with every ``heads=auto`` resolved: the heads its variant's settings file
-    records, or else selected now on ``held_out(EXAMPLES)``."""
+    records, or else selected now on ``held_out.questions``."""
     return [_resolved(model, method, name, out, held_out, form, progress) if isinstance(method, HeadsToSelect)
             else method for method, name in zip(methods, names)]
 
@@ -81,7 +84,7 @@ def _resolved(model: InterpModel, method: HeadsToSelect, name: str, out: Path, h
     recorded = read_json(settings).get("method") if settings.is_file() else None
     if recorded and "selection" in recorded:  # a resume: the heads this variant was answered with
         return method_from_record(recorded)
-    items = held_out.take(EXAMPLES) if held_out is not None else []
+    items = held_out.questions if held_out is not None else []
     if not items:
         check_held_out([method], held_out)  # raises, naming what is missing
     refs = [ref for ref in references(model, items, form) if len(ref.ids) <= int(model.cfg.n_ctx)]  # fit the model
