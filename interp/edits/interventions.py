@@ -1,7 +1,9 @@
-"""The paper's attention interventions, and the two that batch or ablate heads, as small values.
+"""The attention interventions as small values: the paper's three, the peer methods' (attention
+temperature, ZeroTuning's sink scaling, a StreamingLLM window, ACT's sink calibration, PASTA's
+steering), :class:`PerRow` (a batch whose rows differ), and :class:`HeadAblation`.
 
 Each is a frozen dataclass (it describes itself, so a report can say exactly what was done) of one
-of the two kinds in :mod:`interp.edits.intervention`: the paper's three edit attention patterns
+of the two kinds in :mod:`interp.edits.intervention`: all but one edit attention patterns
 (:class:`~interp.edits.intervention.PatternIntervention`), their edit functions in
 :mod:`interp.edits.patterns`; :class:`HeadAblation` acts on the heads' outputs. Attach them with
 :func:`interp.edits.plan.intervene`.
