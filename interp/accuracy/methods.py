@@ -202,19 +202,29 @@ class HeadsToSelect:
         """The method on the heads ``selection`` chose (its ``heads``: ``{layer: [head, ...]}``)."""
         build, _ = KINDS[self.kind]
         chosen = build({**dict(self.parameters), "heads": head_set(selection["heads"], f"method {self.name}")})
-        return SelectedHeads(chosen, selection, self.name, self.kind, self.given)
+        return SelectedHeads(chosen, selection, self)
 
 
 @dataclass(frozen=True)
 class SelectedHeads:
     """A method on the heads that selection chose for this run, with how they were chosen (the
-    record a resume and a rescore rebuild it from, without selecting again)."""
+    record a resume and a rescore rebuild it from, without selecting again); named as asked."""
 
     method: Method
     selection: dict[str, Any] = dataclasses.field(compare=False)
-    name: str = ""
-    kind: str = ""
-    given: tuple[tuple[str, Any], ...] = ()
+    asked: HeadsToSelect
+
+    @property
+    def name(self) -> str:
+        return self.asked.name
+
+    @property
+    def kind(self) -> str:
+        return self.asked.kind
+
+    @property
+    def given(self) -> tuple[tuple[str, Any], ...]:
+        return self.asked.given
 
     def interventions(self, model: InterpModel, ids: Sequence[int],
                       prompt_range: tuple[int, int]) -> tuple[Intervention, ...]:
