@@ -134,3 +134,32 @@ def test_ten_options_a_to_j_end_to_end(llama2_random, tmp_path):
         assert record.predictions["forced"] == letters[int(logits[choices].argmax())]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {r["n"] for r in summary["rows"] if r["level"] == "overall"} == {10}
+
+
+def test_a_tokenizer_that_writes_the_letters_alike_gets_no_forced_answer_and_the_page_says_so(stories, tmp_path):
+    """stories260K's 512 tokens write " B" as one token and " A", " C", " D" as a lone space then
+    the letter: after the cue, A, C and D begin alike, and with two options A's first token is a
+    space that begins any word. The run goes on with the stated answers, and the page says why
+    there is no forced row."""
+    import json
+
+    from interp.accuracy.harness import evaluate
+    from interp.accuracy.structured import held_out_items
+    from interp.report.accuracy import accuracy_page
+
+    tokenizer = stories.tokenizer
+    cued_ids = [tokenizer("x" + CUE + " " + x, add_special_tokens=False).input_ids for x in "ABCD"]
+    shared = len(tokenizer("x" + CUE, add_special_tokens=False).input_ids)
+    # The premise, read off the tokenizer here: A's first token after the cue is not A.
+    assert tokenizer.decode([cued_ids[0][shared]]).strip() == "" and len({ids[shared] for ids in cued_ids}) < 4
+
+    # Without the instruction: the paper's does not fit its 512-token context.
+    evaluation = evaluate(stories, held_out_items(2), tmp_path, methods=(), max_new_tokens=8, instruction=False,
+                          progress=False)
+    records = evaluation.runs["cot"]
+    assert len(records) == 4 and not any(r.has_forced for r in records)
+    assert all(set(r.predictions) == {"final", "paper", "strict"} for r in records)
+    assert json.loads((tmp_path / "summary.json").read_text())["modes"] == ["final", "paper", "strict"]
+    page = accuracy_page("t", evaluation.summary, evaluation.runs)
+    first = page.sections[0]
+    assert first.title == "Accuracy and parse rate, final extraction" and "No question has a forced answer" in first.text

@@ -13,6 +13,11 @@ model wrote its last one (the response is cut there): asked a second time after 
 a model answers a question it was never trained on, and often with another letter. Elsewhere the
 cue is appended to the response. The forced pass runs with the variant's interventions active,
 batched, on the prompt as the model read it (its chat template included).
+
+A tokenizer that does not write each option letter as one token of its own after the cue (small
+ones: stories260K's 512 tokens write " A" as a lone space, then A) leaves the choice unreadable
+from one distribution: such a question gets no forced answer, and its stated answers are what the
+page reports.
 """
 
 from __future__ import annotations
@@ -57,32 +62,36 @@ def cued_text(question: Answered) -> str:
     return question.prompt + (question.response[:own] if own >= 0 else question.response) + CUE
 
 
-def cued_tokens(tokenizer, question: Answered) -> tuple[list[int], list[int]]:
+def cued_tokens(tokenizer, question: Answered) -> tuple[list[int], list[int]] | None:
     """The ids to read the next token after, and the id of each option letter there: the tokens
     of ``cued_text + " X"`` for every letter X share a beginning (the text up to the cue, and a
-    lone space token in some tokenizers); the first token after it tells the letters apart."""
+    lone space token in some tokenizers); the first token after it tells the letters apart.
+    ``None`` where that token is not the letter alone for every letter: a lone space that begins
+    some letters (stories260K's " A") would read the start of any word as that letter."""
     text = cued_text(question)
     versions = [chat.encode(tokenizer, f"{text} {letter}") for letter in letters(question.n_options)]
     shared = 0
     while all(len(v) > shared + 1 for v in versions) and len({v[shared] for v in versions}) == 1:
         shared += 1
     choices = [v[shared] for v in versions]
-    if len(set(choices)) != len(choices):
-        raise ValueError(f"the option letters {letters(question.n_options)} tokenize alike after the cue in this "
-                         "tokenizer, so the model's choice among them cannot be read off one next-token distribution")
+    if any(tokenizer.decode([c]).strip() != x for c, x in zip(choices, letters(question.n_options))):
+        return None
     return versions[0][:shared], choices
 
 
 @torch.no_grad()
-def forced_answers(model: InterpModel, questions: Sequence[Answered], batch_size: int = DEFAULT_BATCH_SIZE) -> list[Forced]:
+def forced_answers(model: InterpModel, questions: Sequence[Answered],
+                   batch_size: int = DEFAULT_BATCH_SIZE) -> list[Forced | None]:
     """Each question's forced answer: the option letter the model puts most probability on after
-    its response and the cue, under the question's interventions. Questions with the same
+    its response and the cue, under the question's interventions; ``None`` where the tokenizer
+    cannot tell the letters apart there (:func:`cued_tokens`). Questions with the same
     interventions share batches (left-padded, longest first)."""
     encoded = [cued_tokens(model.tokenizer, q) for q in questions]
+    readable = [i for i, e in enumerate(encoded) if e is not None]
     out: list[Forced | None] = [None] * len(questions)
     pad = model.tokenizer.pad_token_id or 0
     device = next(model.parameters()).device
-    for members in by_interventions(range(len(questions)), lambda i: questions[i].interventions,
+    for members in by_interventions(readable, lambda i: questions[i].interventions,
                                     lambda i: -len(encoded[i][0])):
         plan = questions[members[0]].interventions
         for start in range(0, len(members), batch_size):
@@ -95,4 +104,4 @@ def forced_answers(model: InterpModel, questions: Sequence[Answered], batch_size
                 probabilities = logits[row, choices].softmax(-1)
                 best = int(probabilities.argmax())
                 out[index] = Forced(letters(len(choices))[best], float(probabilities[best]))
-    return out  # type: ignore[return-value]
+    return out

@@ -301,7 +301,7 @@ def add_forced(model: InterpModel, answers: Sequence[Answer], method: Method | N
                prompts: dict[str, Prompt] | None = None, progress: bool = True) -> list[Answer]:
     """Each answered record with the model's forced answer (:mod:`interp.accuracy.forced`) under
     the variant's interventions (``plans`` and ``prompts``, by id, where already made); records
-    that have one, or were skipped, as they are."""
+    that have one, were skipped, or whose option letters the tokenizer writes alike, as they are."""
     todo = [a for a in answers if not a.skipped and not a.has_forced]
     plans, prompts = plans or {}, dict(prompts or {})
     questions = []
@@ -311,7 +311,7 @@ def add_forced(model: InterpModel, answers: Sequence[Answer], method: Method | N
         edit_plan = plans.get(answer.id) or plan(model, method, prompt)
         questions.append(forced.Answered(prompt.text, answer.response or "", len(answer.item.options), edit_plan))
     found = dict(zip((a.id for a in todo), forced.forced_answers(model, questions, batch_size)))
-    return [a.with_forced(found[a.id].letter, found[a.id].probability) if a.id in found else a for a in answers]
+    return [a.with_forced(found[a.id].letter, found[a.id].probability) if found.get(a.id) else a for a in answers]
 
 
 def plan(model: InterpModel, method: Method | None, prompt: Prompt) -> EditPlan:

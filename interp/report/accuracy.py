@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 
 from interp.accuracy import stats
+from interp.accuracy.extraction import MODES
 from interp.accuracy.harness import BASELINE, shifted_name, shown as shown_answer
 from interp.accuracy.record import SCORED, Answer
 from interp.report.figures import caption
@@ -32,6 +33,10 @@ MODE_TEXT = {
     "acc_norm": "acc_norm: the same, each option's log-likelihood divided by its length in characters "
                 "(lm-evaluation-harness's acc_norm: long options are not penalised for their length)",
 }
+# The runner gives every response a forced answer where the tokenizer can tell the letters apart.
+UNFORCED = (" No question has a forced answer: this model's tokenizer does not write each option letter as one "
+            "token of its own after the cue, so its choice among them cannot be read off one next-token "
+            "distribution; accuracy is read from the stated answers only.")
 REVIEW_ROWS = 60
 
 
@@ -207,7 +212,8 @@ def accuracy_page(title: str, summary: dict[str, Any], runs: dict[str, Sequence[
             f"Accuracy and parse rate, {reading(mode)}",
             MODE_TEXT[mode] + ". Accuracy counts an unanswered question as wrong; the parse rate is the share of "
             "responses that gave an answer in this mode. Differences are paired on the same questions, with a "
-            "bootstrap interval and McNemar's exact test." + gap_note(runs[baseline], mode),
+            "bootstrap interval and McNemar's exact test." + gap_note(runs[baseline], mode)
+            + (UNFORCED if mode == modes[0] and mode in MODES else ""),
             figures=[category_bars(rows, f"Accuracy by category, {reading(mode)} (95% bootstrap intervals)")]
             if mode == modes[0] else [],
             tables=[_table(rows)],

@@ -19,6 +19,7 @@ import json
 import math
 import random
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, TYPE_CHECKING
@@ -244,24 +245,16 @@ def _base_name(model: str) -> str:
 def held_out_accuracy(folder: Path, per_family: int, instruction: bool = True,
                       cache: str | Path | None = None) -> dict[str, Any]:
     """Greedy CoT accuracy (final extraction) of the written model on held-out structured
-    questions, per family, in the layout it was trained on. Not the harness: its forced pass
-    needs a tokenizer that tells the option letters apart, which small ones (stories260K's) do not."""
-    from interp.decoding.generation import generate
+    questions, per family, in the layout it was trained on: the harness's baseline, no method."""
+    from interp.accuracy.harness import BASELINE, evaluate
+    from interp.accuracy.structured import held_out_items
     from interp.model.load import load_model
-    from interp.accuracy import stats
-    from interp.accuracy.data import Item
-    from interp.accuracy.record import Answer
-    from interp.accuracy.structured import BENCHMARK, FAMILIES, take
 
-    model = load_model(folder, cache=cache)
-    questions = [q for family in FAMILIES for q in take("held_out", 0, per_family, (family,))]
-    texts = generate(model, [q.prompt if instruction else q.short_prompt for q in questions],
-                            max_new_tokens=96, batch_size=16)
-    answers = [Answer.read(Item(f"{BENCHMARK}/{q.family}/{i}", BENCHMARK, q.family, q.family, q.question, q.options, q.answer),
-                           text, prompt_tokens=0, generated_tokens=0)  # token counts are not reported here
-               for i, (q, text) in enumerate(zip(questions, texts))]
-    return {r["name"]: {"n": r["n"], "accuracy": r["accuracy"], "parse_rate": r["parse_rate"]}
-            for r in stats.accuracy(answers, "final") if r["level"] in ("overall", "category")}
+    with tempfile.TemporaryDirectory() as scratch:
+        summary = evaluate(load_model(folder, cache=cache), held_out_items(per_family), scratch, methods=(),
+                           max_new_tokens=96, batch_size=16, instruction=instruction, progress=False).summary
+    return {r["name"]: {"n": r["n"], "accuracy": r["accuracy"], "parse_rate": r["parse_rate"]} for r in summary["rows"]
+            if r["mode"] == "final" and r["variant"] == BASELINE and r["level"] in ("overall", "category")}
 
 
 def pair(config: FinetuneConfig, out: str | Path, *, progress: bool = True, command: str | None = None,
