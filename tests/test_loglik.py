@@ -173,6 +173,41 @@ def test_a_run_with_a_method_resumes_after_a_kill_and_equals_the_reference(tiny_
     assert not any("Computed tokens" in s.title for s in page.sections)  # nothing was generated
 
 
+def test_an_unfinished_variant_is_left_out_of_the_summaries_until_its_run_finishes(tiny_models, tmp_path,
+                                                                                   monkeypatch):
+    """Two commands on one folder (one still running, or killed): the other's summaries, and the
+    reproduction's reading of the folder, hold only the variants that answered every question."""
+    from interp.reproduction.findings import runs_of
+
+    _, model = tiny_models(2)
+    items = held_out_items(3)
+    method = parse_method("temperature:temperature=0.8")
+    real, calls = loglik.option_logprobs, []
+    monkeypatch.setattr(loglik, "CHUNK", 2)
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # the baseline's 3 chunks and the method's first written
+            raise Dies
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loglik, "option_logprobs", dying)
+    with pytest.raises(Dies):
+        evaluate(model, items, tmp_path, methods=[method], scoring="cloze", progress=False)
+    monkeypatch.setattr(loglik, "option_logprobs", real)
+    partial = "cloze+temperature(temperature=0.8)"
+    assert len(read_results(tmp_path / f"{partial}.jsonl")) == 2  # of 6
+    with pytest.warns(UserWarning, match=r"temperature=0\.8\) has not answered 4 of the baseline's questions"):
+        evaluate(model, items, tmp_path, methods=[parse_method("emulation")], scoring="cloze", progress=False)
+    variants = {r["variant"] for r in json.loads((tmp_path / "summary.json").read_text())["rows"]}
+    assert variants == {"cloze", "cloze+emulation"}
+    with pytest.warns(UserWarning):
+        assert set(runs_of(tmp_path)) == {"cloze", "cloze+emulation"}
+    evaluate(model, items, tmp_path, methods=[method], scoring="cloze", progress=False)
+    variants = {r["variant"] for r in json.loads((tmp_path / "summary.json").read_text())["rows"]}
+    assert variants == {"cloze", "cloze+emulation", partial}
+
+
 def test_every_peer_method_runs_in_the_harness_and_acts(tiny_models, tmp_path):
     _, model = tiny_models(4)
     heads = tmp_path / "heads.json"

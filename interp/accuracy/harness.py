@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence, TYPE_CHECKING
@@ -190,7 +191,8 @@ def _finish(out: Path, items: Sequence[Item], runs: dict[str, list[Answer]],
         for name, (_, settings) in variants.items():
             merged = read_results(merge_shards(out, name, shard.world))
             runs[name] = [merged[item.id] for item in items if not settings.shift or item.permutable]
-    runs |= {name: list(read_results(out / f"{name}.jsonl").values()) for name in variants_in(out) if name not in runs}
+    others = {name: list(read_results(out / f"{name}.jsonl").values()) for name in variants_in(out) if name not in runs}
+    runs |= finished(out, {**runs, **others}, others)
     return Evaluation(runs, write_tables(out, runs))
 
 
@@ -271,6 +273,25 @@ def variants_in(out: Path) -> list[str]:
     return [baseline] + [n for n in names if n != baseline]
 
 
+def finished(out: Path, runs: dict[str, list[Answer]], checked: Sequence[str] | None = None) -> dict[str, list[Answer]]:
+    """``runs`` without the variants among ``checked`` (default: all) that have not answered every
+    question the baseline did (the permutable ones, for a shifted variant): a run in progress, or
+    killed, whose rows would compare other questions. A warning names each one left out and how
+    to finish it."""
+    baseline = baseline_of(list(runs))
+    asked = [a.item for a in runs[baseline]]
+    kept = dict(runs)
+    for name in checked if checked is not None else list(runs):
+        shifted = bool(read_json(out / f"{name}.settings.json")["settings"].get("shift"))
+        missing = {item.id for item in asked if not shifted or item.permutable} - {a.id for a in runs[name]}
+        if name != baseline and missing:
+            del kept[name]
+            warnings.warn(f"{out}: {name} has not answered {len(missing)} of the baseline's questions (its run is "
+                          "unfinished), so the summaries leave it out; run its --method into this folder again to "
+                          "finish it", stacklevel=2)
+    return kept
+
+
 def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                    methods: dict[str, Method] | None = None) -> Evaluation:
     """Re-extract every response of a results folder with the current extractors and rewrite its
@@ -299,6 +320,7 @@ def rescore_folder(out: str | Path, model: InterpModel | None = None, batch_size
             runs[name] = answers
         for name, answers in runs.items():
             write_answers(out / f"{name}.jsonl", answers)
+        runs = finished(out, runs)
         return Evaluation(runs, write_tables(out, runs))
 
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from interp.files import read_json
 from interp.accuracy import stats
 from interp.accuracy.benchmarks import BENCHMARKS, OTHER
-from interp.accuracy.harness import baseline_of, variants_in
+from interp.accuracy.harness import baseline_of, finished, variants_in
 from interp.accuracy.record import ACC_NORM, FORCED, Answer
 from interp.accuracy.runner import read_results
 from interp.analysis.survey import ALTERNATING, ANCHORS_REMOVED, ORIGINAL
@@ -43,8 +43,9 @@ def folders(out: Path) -> list[Folder]:
 
 
 def runs_of(folder: Path) -> dict[str, list[Answer]]:
-    return {name: sorted(read_results(folder / f"{name}.jsonl").values(), key=lambda a: a.id)
-            for name in variants_in(folder)}
+    """A folder's finished variants with their answers (one still running is left out)."""
+    return finished(folder, {name: sorted(read_results(folder / f"{name}.jsonl").values(), key=lambda a: a.id)
+                             for name in variants_in(folder)})
 
 
 def scored(how: str) -> bool:
